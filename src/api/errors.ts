@@ -1,0 +1,164 @@
+// One error hierarchy for everything the service (or the way to it) can do wrong.
+// Callers branch with `instanceof`; every error also carries enough context
+// (status, errorCode, requestId) to be logged without the original response.
+
+import { redactSecrets } from "./redact.js";
+
+export interface RunComfyErrorOptions {
+  status?: number | undefined;
+  errorCode?: number | undefined;
+  requestId?: string | undefined;
+  retryable?: boolean | undefined;
+  body?: unknown;
+  cause?: unknown;
+}
+
+export class RunComfyError extends Error {
+  /** HTTP status of the response that caused this error, when there was one. */
+  readonly status: number | undefined;
+  /** The service's numeric `error_code` (400004, 404001, ...), when it sent one. */
+  readonly errorCode: number | undefined;
+  readonly requestId: string | undefined;
+  /** Whether repeating the same call could succeed (never true for an ambiguous submit). */
+  readonly retryable: boolean;
+  /** The response body, parsed when it was JSON, with any secret redacted. */
+  readonly body: unknown;
+
+  constructor(message: string, options: RunComfyErrorOptions = {}) {
+    super(redactSecrets(message), options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.status = options.status;
+    this.errorCode = options.errorCode;
+    this.requestId = options.requestId;
+    this.retryable = options.retryable ?? false;
+    this.body = redactSecrets(options.body);
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      message: this.message,
+      status: this.status,
+      errorCode: this.errorCode,
+      requestId: this.requestId,
+      retryable: this.retryable,
+      body: this.body,
+    };
+  }
+}
+
+/** 401, or error_code 400004: missing, expired or revoked token, inactive account. */
+export class AuthenticationError extends RunComfyError {}
+/** 403, or error_code 403001: the request belongs to another account. */
+export class PermissionDeniedError extends RunComfyError {}
+/** 404, or error_code 404001: unknown, deleted or expired request (or unknown path). */
+export class NotFoundError extends RunComfyError {}
+/** 402, or error_code 400002. */
+export class InsufficientBalanceError extends RunComfyError {}
+
+export interface FieldProblem {
+  /** Dotted path of the field, e.g. `image_urls.0`, when the service named one. */
+  field: string | undefined;
+  message: string;
+  raw: unknown;
+}
+
+/** 400/422 (and 400001, an unknown model id): the input was refused as it is. */
+export class InvalidInputError extends RunComfyError {
+  readonly detail: FieldProblem[];
+  constructor(message: string, options: RunComfyErrorOptions & { detail?: FieldProblem[] } = {}) {
+    super(message, options);
+    this.detail = options.detail ?? [];
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), detail: this.detail };
+  }
+}
+
+/** 429. `retryAfterMs` is the service's Retry-After when it sent one. */
+export class RateLimitError extends RunComfyError {
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, options: RunComfyErrorOptions & { retryAfterMs?: number | undefined } = {}) {
+    super(message, { retryable: true, ...options });
+    this.retryAfterMs = options.retryAfterMs;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), retryAfterMs: this.retryAfterMs };
+  }
+}
+
+/** 5xx (including gateways' HTML error pages). */
+export class ServerError extends RunComfyError {}
+
+/** Any other HTTP status the service answered with, or a body that could not be understood. */
+export class UnexpectedResponseError extends RunComfyError {}
+
+/** The connection failed (refused, reset, DNS). `beforeSend` is true only when nothing reached the service. */
+export class ConnectionError extends RunComfyError {
+  readonly beforeSend: boolean;
+  constructor(message: string, options: RunComfyErrorOptions & { beforeSend?: boolean } = {}) {
+    super(message, { retryable: true, ...options });
+    this.beforeSend = options.beforeSend ?? false;
+  }
+}
+
+/** A request (or a wait) took longer than allowed. */
+export class TimeoutError extends RunComfyError {}
+
+/** The caller aborted (AbortSignal). Carries the request id when a job exists. */
+export class AbortError extends RunComfyError {}
+
+/**
+ * A submit whose outcome cannot be known: the service may have accepted (and billed) it.
+ * It is never retried automatically; the input and the time let a person decide.
+ */
+export class SubmissionUnknownError extends RunComfyError {
+  readonly modelId: string;
+  readonly input: unknown;
+  readonly at: Date;
+  constructor(
+    message: string,
+    options: RunComfyErrorOptions & { modelId: string; input: unknown; at?: Date },
+  ) {
+    super(message, { ...options, retryable: false });
+    this.modelId = options.modelId;
+    this.input = options.input;
+    this.at = options.at ?? new Date();
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), modelId: this.modelId, at: this.at.toISOString() };
+  }
+}
+
+/** The job ran and the service reports it failed. `jobError` is the service's error, verbatim. */
+export class JobFailedError extends RunComfyError {
+  readonly jobError: unknown;
+  constructor(message: string, options: RunComfyErrorOptions & { jobError: unknown }) {
+    super(message, options);
+    this.jobError = options.jobError;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), jobError: this.jobError };
+  }
+}
+
+/** The job was cancelled (by this client or anyone else). */
+export class JobCancelledError extends RunComfyError {}
+
+/** The service reported a status this client does not know, and the result did not settle it. */
+export class UnknownStatusError extends RunComfyError {
+  readonly rawStatus: string;
+  constructor(message: string, options: RunComfyErrorOptions & { rawStatus: string }) {
+    super(message, options);
+    this.rawStatus = options.rawStatus;
+  }
+}
+
+/** No token was found; `lookedIn` lists every place that was tried, in order. */
+export class MissingTokenError extends RunComfyError {
+  readonly lookedIn: string[];
+  constructor(lookedIn: string[]) {
+    super(`No RunComfy API token found. Looked in: ${lookedIn.join("; ")}.`);
+    this.lookedIn = lookedIn;
+  }
+}

@@ -1,0 +1,76 @@
+// The `dreamina` command line: a thin shell over the SDK. Every command shares the same
+// global flags, the same error output and the same exit codes (see exit-codes.ts).
+// Command modules only declare flags here; heavy modules load inside their actions.
+
+import { Command, CommanderError } from "commander";
+import { VERSION } from "../api/version.js";
+import { registerCommands } from "./commands/index.js";
+import { CliError, EXIT, exitCodeFor } from "./exit-codes.js";
+import { type GlobalOptions, Io } from "./io.js";
+
+/** Runs one command's body and turns whatever it throws into a message and an exit code. */
+export type ActionRunner = (
+  command: Command,
+  body: (io: Io, globals: GlobalOptions) => Promise<number | undefined>,
+) => Promise<void>;
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = new Command()
+    .name("dreamina")
+    .description("Image + prompt to video with Dreamina 3.0 Pro on the RunComfy Model API.")
+    .version(VERSION, "-V, --version")
+    .option("--json", "print one JSON document on stdout")
+    .option(
+      "--base-url <url>",
+      "API base URL (root or ending in /v1); default $RUNCOMFY_MODEL_API_BASE or the service",
+    )
+    .option("--sandbox", "start an in-process sandbox and use it (offline, no token needed)")
+    .option("--journal <path>", "job journal (SQLite); default $DREAMINA_HOME/journal.db")
+    .option(
+      "--token <token>",
+      "API token (prefer $RUNCOMFY_API_TOKEN or token.json: flags end up in shell history)",
+    )
+    .option("-q, --quiet", "no progress output")
+    .option("-v, --verbose", "more detail on stderr")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+
+  const run: ActionRunner = async (command, body) => {
+    const globals = command.optsWithGlobals() as GlobalOptions;
+    const io = new Io(globals);
+    try {
+      exitCode = (await body(io, globals)) ?? EXIT.ok;
+    } catch (error) {
+      exitCode = exitCodeFor(error);
+      reportError(io, error, exitCode);
+    }
+  };
+  registerCommands(program, run);
+
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version exit through here with code 0.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    throw error;
+  }
+  return exitCode;
+}
+
+function reportError(io: Io, error: unknown, exitCode: number): void {
+  const message = error instanceof Error ? error.message : String(error);
+  if (io.json) {
+    const detail =
+      error instanceof CliError
+        ? { details: error.details }
+        : typeof (error as { toJSON?: unknown })?.toJSON === "function"
+          ? (error as { toJSON(): object }).toJSON()
+          : {};
+    io.result({ ok: false, exitCode, error: { name: (error as Error)?.name, message, ...detail } });
+  }
+  io.error(message);
+  if (io.verbose && error instanceof Error && error.stack) io.debug(error.stack);
+}
