@@ -11,6 +11,8 @@ export interface RunComfyErrorOptions {
   retryable?: boolean | undefined;
   body?: unknown;
   cause?: unknown;
+  /** The response's Retry-After, in milliseconds. */
+  retryAfterMs?: number | undefined;
 }
 
 export class RunComfyError extends Error {
@@ -23,6 +25,8 @@ export class RunComfyError extends Error {
   readonly retryable: boolean;
   /** The response body, parsed when it was JSON, with any secret redacted. */
   readonly body: unknown;
+  /** How long the service asked us to wait (Retry-After on a 429 or 5xx), when it said. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(message: string, options: RunComfyErrorOptions = {}) {
     super(redactSecrets(message), options.cause === undefined ? undefined : { cause: options.cause });
@@ -32,6 +36,7 @@ export class RunComfyError extends Error {
     this.requestId = options.requestId;
     this.retryable = options.retryable ?? false;
     this.body = redactSecrets(options.body);
+    this.retryAfterMs = options.retryAfterMs;
   }
 
   toJSON(): Record<string, unknown> {
@@ -43,6 +48,7 @@ export class RunComfyError extends Error {
       requestId: this.requestId,
       retryable: this.retryable,
       body: this.body,
+      retryAfterMs: this.retryAfterMs,
     };
   }
 }
@@ -68,7 +74,7 @@ export class InvalidInputError extends RunComfyError {
   readonly detail: FieldProblem[];
   constructor(message: string, options: RunComfyErrorOptions & { detail?: FieldProblem[] } = {}) {
     super(message, options);
-    this.detail = options.detail ?? [];
+    this.detail = redactSecrets(options.detail ?? []);
   }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), detail: this.detail };
@@ -77,13 +83,8 @@ export class InvalidInputError extends RunComfyError {
 
 /** 429. `retryAfterMs` is the service's Retry-After when it sent one. */
 export class RateLimitError extends RunComfyError {
-  readonly retryAfterMs: number | undefined;
-  constructor(message: string, options: RunComfyErrorOptions & { retryAfterMs?: number | undefined } = {}) {
+  constructor(message: string, options: RunComfyErrorOptions = {}) {
     super(message, { retryable: true, ...options });
-    this.retryAfterMs = options.retryAfterMs;
-  }
-  override toJSON(): Record<string, unknown> {
-    return { ...super.toJSON(), retryAfterMs: this.retryAfterMs };
   }
 }
 

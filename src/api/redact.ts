@@ -10,7 +10,7 @@ export function registerSecret(secret: string | undefined): void {
   if (secret && secret.length >= 6) secrets.add(secret);
 }
 
-/** A copy of `value` (string, array or plain object, deeply) with every registered secret replaced. */
+/** A copy of `value` (string, array or plain object, deeply, keys too) with every registered secret replaced. */
 export function redactSecrets<T>(value: T): T {
   if (secrets.size === 0) return value;
   return redactValue(value, 0) as T;
@@ -30,6 +30,6 @@ function redactValue(value: unknown, depth: number): unknown {
   if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));
   if (Object.getPrototypeOf(value) !== Object.prototype) return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = redactValue(v, depth + 1);
+  for (const [k, v] of Object.entries(value)) out[redactString(k)] = redactValue(v, depth + 1);
   return out;
 }

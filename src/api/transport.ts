@@ -18,7 +18,7 @@ import {
   UnexpectedResponseError,
 } from "./errors.js";
 import { asRecord } from "./parse.js";
-import { registerSecret } from "./redact.js";
+import { redactSecrets, registerSecret } from "./redact.js";
 import { backoffDelay, isRetryableStatus, parseRetryAfter, type RetryPolicy } from "./retry.js";
 import { abortErrorFrom, sleep } from "./sleep.js";
 
@@ -129,8 +129,7 @@ export class Transport {
         error = err;
       }
       if (!this.#mayRetry(spec.kind, error)) throw error;
-      const retryAfterMs = error instanceof RateLimitError ? error.retryAfterMs : undefined;
-      const delayMs = backoffDelay(attempt, retry, retryAfterMs, random);
+      const delayMs = backoffDelay(attempt, retry, error.retryAfterMs, random);
       const outOfTime = Date.now() + delayMs - started > retry.maxElapsedMs;
       if (attempt >= retry.maxAttempts || outOfTime) throw error;
       hooks.onRetry?.({ ...info, delayMs, error });
@@ -162,14 +161,16 @@ export class Transport {
     }
     spec.signal?.addEventListener("abort", onAbort, { once: true });
 
+    // Once the request may have left, an abort on a submit is as ambiguous as a cut connection.
     const fail = (err: unknown): RunComfyError => {
-      if (spec.signal?.aborted) return abortErrorFrom(spec.signal, spec.requestId);
-      const base = timedOut
-        ? new TimeoutError(`${spec.method} ${url} timed out after ${timeoutMs} ms`, {
-            requestId: spec.requestId,
-            retryable: true,
-          })
-        : connectionError(err, spec, url);
+      const base = spec.signal?.aborted
+        ? abortErrorFrom(spec.signal, spec.requestId)
+        : timedOut
+          ? new TimeoutError(`${spec.method} ${url} timed out after ${timeoutMs} ms`, {
+              requestId: spec.requestId,
+              retryable: true,
+            })
+          : connectionError(err, spec, url);
       return this.#submitUnknownIfAmbiguous(spec, base);
     };
 
@@ -187,6 +188,8 @@ export class Transport {
         headers["Content-Type"] = "application/json";
         payload = JSON.stringify(spec.body);
       }
+      // Aborted while the token was fetched: nothing has been sent.
+      if (spec.signal?.aborted) throw abortErrorFrom(spec.signal, spec.requestId);
       let response: Response;
       try {
         response = await this.#config.fetch(url, {
@@ -291,7 +294,12 @@ export function interpretResponse(
   retryAfterMs: number | undefined = parseRetryAfter(headers.get("retry-after")),
 ): RunComfyError | undefined {
   const json = parseJsonObject(text);
-  const options = { status, requestId: spec.requestId, body: json ?? text.slice(0, 2000) };
+  const options = {
+    status,
+    requestId: spec.requestId,
+    body: json ?? redactSecrets(text).slice(0, 2000),
+    retryAfterMs,
+  };
   const errorCodeValue = json ? Number(json.error_code) : Number.NaN;
   const hasErrorCode = json !== undefined && json.error_code !== undefined && json.error_code !== null;
   if (status >= 200 && status < 300 && !hasErrorCode) {
@@ -322,7 +330,7 @@ export function interpretResponse(
   if (code === 404001 || status === 404) return new NotFoundError(`Not found: ${what}`, withCode);
   if (code === 400002 || status === 402)
     return new InsufficientBalanceError(`Insufficient balance: ${what}`, withCode);
-  if (status === 429) return new RateLimitError(`Rate limited: ${what}`, { ...withCode, retryAfterMs });
+  if (status === 429) return new RateLimitError(`Rate limited: ${what}`, withCode);
   if (code === 400001 || status === 400 || status === 422) {
     return new InvalidInputError(`Invalid input: ${what}`, {
       ...withCode,

@@ -8,13 +8,18 @@ import { MissingTokenError } from "../api/errors.js";
 import { registerSecret } from "../api/redact.js";
 import { type Env, TOKEN_ENV_VARS, tokenFromEnv } from "../api/token.js";
 
-/** Candidate token.json paths, in the official tool's order. */
+/**
+ * The token.json the official tool uses: under $RUNCOMFY_CONFIG_DIR, else
+ * $XDG_CONFIG_HOME/runcomfy, else ~/.config/runcomfy. One directory, as the tool picks
+ * it, so a profile chosen with either variable never falls back to another account's token.
+ */
 export function tokenFileCandidates(env: Env = process.env): string[] {
-  if (env.RUNCOMFY_CONFIG_DIR) return [join(env.RUNCOMFY_CONFIG_DIR, "token.json")];
-  const paths: string[] = [];
-  if (env.XDG_CONFIG_HOME) paths.push(join(env.XDG_CONFIG_HOME, "runcomfy", "token.json"));
-  paths.push(join(env.HOME || homedir(), ".config", "runcomfy", "token.json"));
-  return paths;
+  const dir =
+    env.RUNCOMFY_CONFIG_DIR ||
+    (env.XDG_CONFIG_HOME
+      ? join(env.XDG_CONFIG_HOME, "runcomfy")
+      : join(env.HOME || homedir(), ".config", "runcomfy"));
+  return [join(dir, "token.json")];
 }
 
 export interface ResolvedToken {

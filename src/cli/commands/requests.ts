@@ -1,0 +1,98 @@
+// `status`, `result` and `cancel`: one call each against an existing request_id.
+
+import type { Command } from "commander";
+import type { ActionRunner } from "../main.js";
+import { EXIT } from "../exit-codes.js";
+import { openContext } from "../context.js";
+
+export function registerRequestCommands(program: Command, run: ActionRunner): void {
+  program
+    .command("status")
+    .description("show a request's current status (one call, no waiting)")
+    .argument("<request_id>", "the request to look at")
+    .addHelpText("after", "\nExample:\n  dreamina status 3f9c2a7e-... --json")
+    .action((requestId: string, _opts, command: Command) =>
+      run(command, async (io, globals) => {
+        const ctx = await openContext(globals, io);
+        try {
+          const status = await ctx.client.status(requestId);
+          const summary = {
+            requestId: status.requestId,
+            status: status.status,
+            rawStatus: status.rawStatus,
+            queuePosition: status.queuePosition ?? null,
+          };
+          if (io.json) io.result(summary);
+          else {
+            const where = status.queuePosition !== undefined ? `  (queue position ${status.queuePosition})` : "";
+            io.out(`${status.requestId}  ${status.status === "unknown" ? status.rawStatus : status.status}${where}`);
+          }
+          return EXIT.ok;
+        } finally {
+          await ctx.close();
+        }
+      }),
+    );
+
+  program
+    .command("result")
+    .description("show a request's result: state, output URLs, error, cost")
+    .argument("<request_id>", "the request to look at")
+    .option("--no-cost", "do not ask for the job's cost")
+    .addHelpText("after", "\nExample:\n  dreamina result 3f9c2a7e-... --json")
+    .action((requestId: string, opts: { cost: boolean }, command: Command) =>
+      run(command, async (io, globals) => {
+        const ctx = await openContext(globals, io);
+        try {
+          const result = await ctx.client.result(requestId, { includeCost: opts.cost });
+          const summary = {
+            requestId: result.requestId,
+            status: result.status,
+            rawStatus: result.rawStatus,
+            outputUrls: result.outputUrls,
+            video: result.video ?? null,
+            error: result.error ?? null,
+            cost: result.cost ?? null,
+            createdAt: result.createdAt ?? null,
+            finishedAt: result.finishedAt ?? null,
+          };
+          if (io.json) io.result(summary);
+          else {
+            io.out(`${result.requestId}  ${result.status === "unknown" ? result.rawStatus : result.status}`);
+            for (const url of result.outputUrls) io.out(url);
+            if (result.error !== undefined) io.out(`error: ${JSON.stringify(result.error)}`);
+            if (result.cost !== undefined) io.out(`cost: $${result.cost}`);
+          }
+          return result.status === "failed" || result.status === "cancelled" ? EXIT.failure : EXIT.ok;
+        } finally {
+          await ctx.close();
+        }
+      }),
+    );
+
+  program
+    .command("cancel")
+    .description("cancel a queued request (a running job cannot be stopped and stays billed)")
+    .argument("<request_id>", "the request to cancel")
+    .addHelpText("after", "\nExample:\n  dreamina cancel 3f9c2a7e-...")
+    .action((requestId: string, _opts, command: Command) =>
+      run(command, async (io, globals) => {
+        const ctx = await openContext(globals, io);
+        try {
+          const outcome = await ctx.client.cancel(requestId);
+          if (io.json) {
+            io.result({ requestId: outcome.requestId, outcome: outcome.outcome, status: outcome.status ?? null });
+          } else if (outcome.outcome === "cancelled") {
+            io.out(`${outcome.requestId}  cancelled`);
+          } else if (outcome.outcome === "not_cancellable") {
+            io.out(`${outcome.requestId}  not cancellable: it is already running or finished, and is billed`);
+          } else {
+            io.out(`${outcome.requestId}  cancel answered with outcome ${JSON.stringify(outcome.rawOutcome)}`);
+          }
+          return outcome.outcome === "cancelled" ? EXIT.ok : EXIT.failure;
+        } finally {
+          await ctx.close();
+        }
+      }),
+    );
+}
