@@ -58,6 +58,20 @@ export function exitCodeFor(error: unknown): number {
     if (status >= 500) return EXIT.unavailable;
     if (status >= 400) return EXIT.dataError;
   }
-  if ((error as { code?: string })?.code === "ENOENT") return EXIT.noInput;
+  // Node-layer errors, recognised by name so this module stays light to import.
+  const named = error as { name?: string; code?: string; status?: number } | undefined;
+  if (named?.name === "ImageProbeError") {
+    if (named.code === "not_found" && named.status === undefined) return EXIT.noInput;
+    if (named.code === "timeout") return EXIT.tempFail;
+    if (named.code === "network") return EXIT.unavailable;
+    return EXIT.dataError;
+  }
+  if (named?.name === "ImageFitError") return EXIT.dataError;
+  if (named?.name === "DownloadError") {
+    if (named.code === "timeout" || named.code === "cut") return EXIT.tempFail;
+    if (named.code === "exists") return EXIT.dataError;
+    return (named.status ?? 0) >= 500 ? EXIT.unavailable : EXIT.failure;
+  }
+  if (named?.code === "ENOENT") return EXIT.noInput;
   return EXIT.failure;
 }

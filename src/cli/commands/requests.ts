@@ -1,9 +1,9 @@
 // `status`, `result` and `cancel`: one call each against an existing request_id.
 
 import type { Command } from "commander";
-import type { ActionRunner } from "../main.js";
-import { EXIT } from "../exit-codes.js";
 import { openContext } from "../context.js";
+import { EXIT } from "../exit-codes.js";
+import type { ActionRunner } from "../main.js";
 
 export function registerRequestCommands(program: Command, run: ActionRunner): void {
   program
@@ -24,8 +24,11 @@ export function registerRequestCommands(program: Command, run: ActionRunner): vo
           };
           if (io.json) io.result(summary);
           else {
-            const where = status.queuePosition !== undefined ? `  (queue position ${status.queuePosition})` : "";
-            io.out(`${status.requestId}  ${status.status === "unknown" ? status.rawStatus : status.status}${where}`);
+            const where =
+              status.queuePosition !== undefined ? `  (queue position ${status.queuePosition})` : "";
+            io.out(
+              `${status.requestId}  ${status.status === "unknown" ? status.rawStatus : status.status}${where}`,
+            );
           }
           return EXIT.ok;
         } finally {
@@ -81,13 +84,19 @@ export function registerRequestCommands(program: Command, run: ActionRunner): vo
         try {
           const outcome = await ctx.client.cancel(requestId);
           if (io.json) {
-            io.result({ requestId: outcome.requestId, outcome: outcome.outcome, status: outcome.status ?? null });
+            io.result({
+              requestId: outcome.requestId,
+              outcome: outcome.outcome,
+              status: outcome.status ?? null,
+            });
           } else if (outcome.outcome === "cancelled") {
             io.out(`${outcome.requestId}  cancelled`);
           } else if (outcome.outcome === "not_cancellable") {
             io.out(`${outcome.requestId}  not cancellable: it is already running or finished, and is billed`);
           } else {
-            io.out(`${outcome.requestId}  cancel answered with outcome ${JSON.stringify(outcome.rawOutcome)}`);
+            io.out(
+              `${outcome.requestId}  cancel answered with outcome ${JSON.stringify(outcome.rawOutcome)}`,
+            );
           }
           return outcome.outcome === "cancelled" ? EXIT.ok : EXIT.failure;
         } finally {

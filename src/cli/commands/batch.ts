@@ -1,0 +1,302 @@
+// `dreamina batch <manifest> --out DIR`: a whole manifest (JSONL or CSV) of image + prompt
+// rows, validated first, run exactly once (resumable: run the same command again), paced by
+// one shared rate limiter, bounded by a budget, with report.json and report.html in --out.
+
+import { type Command, Option } from "commander";
+import { CliError, EXIT } from "../exit-codes.js";
+import type { Io } from "../io.js";
+import type { ActionRunner } from "../main.js";
+
+interface BatchFlags {
+  out: string;
+  concurrency: string;
+  rps: string;
+  budget?: string;
+  dryRun?: boolean;
+  skipInvalid?: boolean;
+  resubmitUnknown?: boolean;
+  retryFailed?: boolean;
+  cancelQueuedOnExit?: boolean;
+  timeScale?: string;
+  report: boolean;
+  json?: boolean;
+}
+
+function number(name: string, text: string, check: (n: number) => boolean): number {
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isFinite(value) || !check(value)) {
+    throw new CliError(`--${name}: invalid value ${JSON.stringify(text)}`, EXIT.usage);
+  }
+  return value;
+}
+
+export function registerBatch(program: Command, run: ActionRunner): void {
+  program
+    .command("batch")
+    .description("run every row of a manifest (JSONL or CSV) exactly once; resumable")
+    .argument("<manifest>", "a .jsonl (one JSON object a line) or .csv (with a header) file")
+    .requiredOption("--out <dir>", "directory for the videos, report.json and report.html")
+    .option("--concurrency <n>", "jobs in flight at most", "4")
+    .option("--rps <r>", "API requests per second at most, shared by every call (adapts on 429)", "10")
+    .option("--budget <usd>", "stop submitting before the estimated total would exceed this (US$)")
+    .option("--dry-run", "validate and price the manifest; submit nothing")
+    .option("--skip-invalid", "run the valid rows even if some rows are invalid")
+    .option(
+      "--resubmit-unknown",
+      "submit again rows whose earlier submit outcome is unknown (they may then be billed twice)",
+    )
+    .option("--retry-failed", "submit again rows whose job failed on the service in an earlier run")
+    .option("--cancel-queued-on-exit", "on Ctrl-C, cancel the jobs still queued (running ones cannot be)")
+    .option("--no-report", "do not write report.json and report.html")
+    .option("--json", "print one JSON summary on stdout")
+    .addOption(
+      new Option("--time-scale <x>", "the service runs x times faster (a time-scaled sandbox)").hideHelp(),
+    )
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Rows: image (path relative to the manifest, or URL), prompt, and optionally frames (121|241),",
+        "seed, name (output file stem) and id (row key; default: a hash of image, prompt, frames, seed).",
+        "",
+        "Running the same command again resumes: finished rows are skipped (files checked by sha256),",
+        "jobs in flight are picked up by request id, and rows whose submit outcome is unknown are",
+        "listed and left alone unless --resubmit-unknown. Ctrl-C stops submitting and exits 130.",
+        "",
+        "Exit codes: 0 every row done, 1 some row not done, 65 invalid manifest, 66 manifest not",
+        "found, 130 interrupted.",
+        "",
+        "Examples:",
+        "  dreamina batch shots.jsonl --out renders --dry-run",
+        "  dreamina batch shots.csv --out renders --concurrency 8 --budget 20",
+      ].join("\n"),
+    )
+    .action((manifestPath: string, flags: BatchFlags, command: Command) =>
+      run(command, async (io, globals) => {
+        const concurrency = number("concurrency", flags.concurrency, (n) => Number.isInteger(n) && n >= 1);
+        const rps = number("rps", flags.rps, (n) => n > 0);
+        const budgetUsd =
+          flags.budget === undefined ? undefined : number("budget", flags.budget, (n) => n >= 0);
+        const timeScale =
+          flags.timeScale === undefined ? undefined : number("time-scale", flags.timeScale, (n) => n > 0);
+        return batchAction(io, globals, manifestPath, {
+          ...flags,
+          concurrencyN: concurrency,
+          rpsN: rps,
+          budgetUsd,
+          timeScaleN: timeScale,
+        });
+      }),
+    );
+}
+
+interface ParsedFlags extends BatchFlags {
+  concurrencyN: number;
+  rpsN: number;
+  budgetUsd: number | undefined;
+  timeScaleN: number | undefined;
+}
+
+async function batchAction(
+  io: Io,
+  globals: Parameters<Parameters<ActionRunner>[1]>[1],
+  manifestPath: string,
+  flags: ParsedFlags,
+): Promise<number> {
+  const json = Boolean(io.json || flags.json);
+  const { readManifest } = await import("../../batch/manifest.js");
+  let manifest: Awaited<ReturnType<typeof readManifest>>;
+  try {
+    manifest = await readManifest(manifestPath);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new CliError(`manifest not found: ${manifestPath}`, EXIT.noInput);
+    if (code === "EISDIR") throw new CliError(`manifest is a directory: ${manifestPath}`, EXIT.noInput);
+    throw error;
+  }
+
+  const [
+    { runBatch, RateLimiter, BatchProgress, BatchLockedError, formatUsd },
+    { Journal },
+    { defaultJournalPath },
+  ] = await Promise.all([
+    import("../../batch/index.js"),
+    import("../../node/journal.js"),
+    import("../../node/paths.js"),
+  ]);
+  const { openContext } = await import("../context.js");
+  const { RunComfyClient } = await import("../../api/client.js");
+
+  const interrupt = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      io.warn(
+        "interrupted: no new submits; waiting for submits on the wire, then stopping (Ctrl-C again to quit at once)",
+      );
+      interrupt.abort(new Error("interrupted (SIGINT)"));
+    } else {
+      process.exit(EXIT.interrupted);
+    }
+  };
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigint);
+
+  const ctx = await openContext(globals, io);
+  const journal = Journal.open(globals.journal ?? defaultJournalPath());
+  const limiter = new RateLimiter({ rps: flags.rpsN, signal: interrupt.signal });
+  // The context's client has no hooks; this one shares its base URL and token source.
+  let token: (() => Promise<string>) | undefined;
+  if (globals.sandbox) token = async () => "sandbox-token";
+  else {
+    let cached: Promise<string> | undefined;
+    token = async () => {
+      const { resolveToken } = await import("../../node/token-file.js");
+      cached ??= resolveToken(globals.token).then((t) => t.token);
+      return cached;
+    };
+  }
+  const client = new RunComfyClient({ baseUrl: ctx.baseUrl, token, hooks: limiter.hooks() });
+  const progress = new BatchProgress({ live: io.live && !json, silent: io.quiet || flags.dryRun });
+
+  let progressStarted = false;
+  const w = (line: string) => (progressStarted ? progress.log(line) : io.info(line));
+  const invalidLines: string[] = [];
+  try {
+    const batch = runBatch(manifest, {
+      client,
+      journal,
+      outDir: flags.out,
+      concurrency: flags.concurrencyN,
+      budgetUsd: flags.budgetUsd,
+      dryRun: flags.dryRun,
+      skipInvalid: flags.skipInvalid,
+      resubmitUnknown: flags.resubmitUnknown,
+      retryFailed: flags.retryFailed,
+      cancelQueuedOnExit: flags.cancelQueuedOnExit,
+      signal: interrupt.signal,
+      rateLimiter: limiter,
+      timeScale: flags.timeScaleN,
+      report: flags.report,
+    });
+    let planShown = false;
+    for await (const event of batch) {
+      switch (event.type) {
+        case "row-invalid":
+          for (const p of event.problems) {
+            const line = `line ${event.line}: ${p.field ? `${p.field}: ` : ""}${p.message}`;
+            invalidLines.push(line);
+            io.error(line);
+          }
+          break;
+        case "row-validated":
+          if (io.verbose)
+            for (const warning of event.warnings) io.warn(`line ${event.row.line}: ${warning.message}`);
+          break;
+        case "validated":
+          if (event.invalid > 0) {
+            io.info(
+              `${event.invalid} invalid row(s), ${event.valid} valid` +
+                (flags.skipInvalid ? ": running the valid ones (--skip-invalid)" : ": nothing was submitted"),
+            );
+          } else io.debug(`all ${event.valid} rows valid (${event.durationMs} ms)`);
+          break;
+        case "price":
+          if (event.price.note) io.warn(event.price.note);
+          else io.debug(`price: US$${event.price.basePriceUsd} per ${event.price.priceUnit}`);
+          break;
+        case "plan": {
+          planShown = true;
+          if (flags.dryRun) {
+            if (!json) {
+              for (const r of event.rows) {
+                io.out(
+                  `line ${String(r.row.line).padStart(4)}  ${r.action.padEnd(9)} ${formatUsd(r.estimateUsd).padStart(8)}  ${r.row.name}`,
+                );
+              }
+              io.out(
+                `${event.toSubmit} row(s) would be submitted, estimated ${formatUsd(event.estimatedUsd)}` +
+                  (event.alreadyDone ? `; ${event.alreadyDone} already done` : "") +
+                  (event.toReattach ? `; ${event.toReattach} in flight` : "") +
+                  (event.unknown ? `; ${event.unknown} with an unknown submit outcome` : ""),
+              );
+            }
+          } else {
+            io.info(
+              `batch ${event.batchId}${event.resumed ? " (resumed)" : ""}: ${event.toSubmit} to submit ` +
+                `(est. ${formatUsd(event.estimatedUsd)}), ${event.toReattach} in flight, ${event.toDownload} to download, ` +
+                `${event.alreadyDone} already done` +
+                (event.unknown ? `, ${event.unknown} unknown` : "") +
+                (event.failedBefore ? `, ${event.failedBefore} failed before` : ""),
+            );
+            if (event.manifestChanged)
+              io.info("note: the manifest changed since the last run; rows are matched by key");
+            await progress.start(() => batch.counts());
+            progressStarted = true;
+          }
+          break;
+        }
+        case "row-unknown":
+          w(
+            `line ${event.row.line} (${event.row.name}): an earlier submit's outcome is unknown (journal id ` +
+              `${event.localIds.join(", ")}); it may exist and be billed. ` +
+              (event.resubmitting
+                ? "Submitting again (--resubmit-unknown)."
+                : "Left alone; see --resubmit-unknown."),
+          );
+          break;
+        case "row-failed":
+          w(
+            `line ${event.row.line} (${event.row.name}) failed during ${event.phase}: ${event.error.message}`,
+          );
+          break;
+        case "budget-stop":
+          w(
+            `budget: ${formatUsd(event.committedUsd)} committed of ${formatUsd(event.limitUsd)}; the next row ` +
+              `(est. ${formatUsd(event.nextEstimateUsd)}) would exceed it. ${event.notSubmitted} row(s) not submitted.`,
+          );
+          break;
+        case "interrupted":
+          w(
+            `interrupted: ${event.inFlight} job(s) were in flight` +
+              (event.cancelled ? `, ${event.cancelled} cancelled while queued` : "") +
+              "; run the same command again to resume.",
+          );
+          break;
+        default:
+          break;
+      }
+    }
+    const summary = await batch.summary;
+    progress.stop(planShown && !flags.dryRun ? batch.counts() : undefined);
+    if (json) {
+      io.result({ ok: summary.exitCode === 0, ...summary, invalidLines });
+    } else if (!flags.dryRun || summary.exitCode !== 0) {
+      const parts = [
+        `${summary.done}/${summary.valid} done`,
+        summary.failed ? `${summary.failed} failed` : "",
+        summary.unknown ? `${summary.unknown} unknown` : "",
+        summary.invalid ? `${summary.invalid} invalid` : "",
+        summary.notRun ? `${summary.notRun} not run` : "",
+        `cost ${formatUsd(summary.costUsd)}`,
+      ].filter(Boolean);
+      if (!flags.dryRun) io.out(parts.join(", "));
+      if (summary.report) io.out(`report: ${summary.report.html ?? summary.report.json}`);
+      for (const f of summary.failures.slice(0, 20))
+        io.out(`  failed: line ${f.line} ${f.name}: ${f.error.message}`);
+      if (summary.failures.length > 20)
+        io.out(`  ... and ${summary.failures.length - 20} more (see report.json)`);
+    }
+    return summary.exitCode;
+  } catch (error) {
+    if (error instanceof BatchLockedError) throw new CliError(error.message, EXIT.tempFail);
+    throw error;
+  } finally {
+    progress.stop();
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigint);
+    journal.close();
+    await ctx.close();
+  }
+}

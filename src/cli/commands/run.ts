@@ -1,0 +1,302 @@
+// `run`, `submit` and `wait`: the main job (image + prompt in, MP4 out) and its two halves.
+// All three journal every step, so an interrupted job can always be picked up again.
+
+import { readFile } from "node:fs/promises";
+import { type Command, Option } from "commander";
+import type { JobResult } from "../../api/types.js";
+import type { Dreamina, VideoResult } from "../../node/dreamina.js";
+import type { FitOptions } from "../../node/fit.js";
+import { type Context, openContext } from "../context.js";
+import { CliError, EXIT } from "../exit-codes.js";
+import type { Io } from "../io.js";
+import type { ActionRunner } from "../main.js";
+import type { JobProgress } from "../progress.js";
+
+interface InputFlags {
+  image?: string;
+  prompt?: string;
+  promptFile?: string;
+  frames?: string;
+  seed?: string;
+  fit?: boolean | string;
+}
+
+interface OutputFlags {
+  output?: string;
+  download: boolean;
+  force?: boolean;
+  timeout?: string;
+}
+
+function addInputFlags(command: Command): Command {
+  return command
+    .requiredOption("-i, --image <path|url>", "input image: a local JPEG/PNG file or an http(s) URL")
+    .option("-p, --prompt <text>", "what should happen in the video (at most 800 characters)")
+    .option("--prompt-file <path>", "read the prompt from a file")
+    .option("--frames <n>", "121 (about 5 s) or 241 (about 10 s)", "121")
+    .option("--seed <n>", "integer seed; -1 picks one at random", "-1")
+    .addOption(
+      new Option(
+        "--fit [mode]",
+        "fix an image that breaks the model's rules (pad or crop the ratio)",
+      ).choices(["pad", "crop"]),
+    );
+}
+
+function addOutputFlags(command: Command): Command {
+  return command
+    .option("-o, --output <path>", "where to save the video: a file or a directory", ".")
+    .option("--no-download", "do not download the video (print its URL)")
+    .option("--force", "overwrite an existing output file")
+    .option("--timeout <seconds>", "give up waiting after this long (the job is left running)");
+}
+
+/** A number when the text is one; the text otherwise, so that the model rules name it. */
+function numberOrText(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  return value.trim() !== "" && Number.isFinite(n) ? n : (value as unknown as number);
+}
+
+async function readRequest(flags: InputFlags) {
+  if (flags.prompt !== undefined && flags.promptFile !== undefined) {
+    throw new CliError("give either --prompt or --prompt-file, not both", EXIT.usage);
+  }
+  let prompt = flags.prompt;
+  if (flags.promptFile !== undefined) {
+    try {
+      prompt = (await readFile(flags.promptFile, "utf8")).trim();
+    } catch (error) {
+      const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+      throw new CliError(
+        `cannot read --prompt-file ${flags.promptFile}: ${(error as Error).message}`,
+        missing ? EXIT.noInput : EXIT.dataError,
+      );
+    }
+  }
+  if (prompt === undefined) throw new CliError("a prompt is required: --prompt or --prompt-file", EXIT.usage);
+  const fit: FitOptions | undefined =
+    flags.fit === undefined || flags.fit === false
+      ? undefined
+      : { ratio: flags.fit === "crop" ? "crop" : "pad" };
+  return {
+    request: {
+      prompt,
+      image: flags.image as string,
+      frames: numberOrText(flags.frames) as 121 | 241,
+      seed: numberOrText(flags.seed),
+    },
+    fit,
+  };
+}
+
+function timeoutMs(flags: OutputFlags): number | undefined {
+  if (flags.timeout === undefined) return undefined;
+  const seconds = Number(flags.timeout);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new CliError(`--timeout must be a positive number of seconds (got ${flags.timeout})`, EXIT.usage);
+  }
+  return seconds * 1000;
+}
+
+async function openDreamina(ctx: Context): Promise<Dreamina> {
+  const { Dreamina } = await import("../../node/dreamina.js");
+  return new Dreamina({ client: ctx.client, journal: ctx.journalPath });
+}
+
+/**
+ * Ctrl-C once: stop waiting (the wait cancels the job if it is still queued, and says so
+ * if it is not). Twice: leave at once.
+ */
+function interruptible(io: Io, hint: () => string | undefined): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  let count = 0;
+  const onSigint = () => {
+    count += 1;
+    if (count === 1) {
+      io.info("\ninterrupted: stopping (Ctrl-C again to quit at once)");
+      controller.abort(new Error("interrupted"));
+    } else {
+      const resume = hint();
+      if (resume) io.info(resume);
+      process.exit(EXIT.interrupted);
+    }
+  };
+  process.on("SIGINT", onSigint);
+  return { signal: controller.signal, dispose: () => process.off("SIGINT", onSigint) };
+}
+
+function summary(video: VideoResult, started: number) {
+  const file = video.files[0];
+  return {
+    requestId: video.requestId,
+    status: video.result.status,
+    video: video.video ?? null,
+    outputUrls: video.result.outputUrls,
+    files: video.files.map((f) => ({ path: f.path, bytes: f.bytes, sha256: f.sha256 })),
+    file: file?.path ?? null,
+    cost: video.cost ?? null,
+    createdAt: video.result.createdAt ?? null,
+    finishedAt: video.result.finishedAt ?? null,
+    elapsedMs: Date.now() - started,
+  };
+}
+
+function printDone(io: Io, video: VideoResult, started: number): void {
+  if (io.json) {
+    io.result({ ok: true, ...summary(video, started) });
+    return;
+  }
+  const cost = video.cost !== undefined ? `, $${video.cost.toFixed(2)}` : "";
+  io.info(`${video.requestId}  succeeded in ${((Date.now() - started) / 1000).toFixed(1)}s${cost}`);
+  if (video.files.length > 0) for (const f of video.files) io.out(f.path);
+  else for (const url of video.result.outputUrls) io.out(url);
+}
+
+/** Explains, after Ctrl-C or a deadline, what became of the job. */
+function explainStop(io: Io, error: unknown, requestId: string | undefined): void {
+  const cancel = (error as { cancel?: { outcome: string; message: string } }).cancel;
+  if (cancel) io.info(cancel.message);
+  const keepsRunning = !cancel || cancel.outcome !== "cancelled";
+  if (requestId && keepsRunning) io.info(`resume with: dreamina wait ${requestId}`);
+}
+
+async function waitOrRun(
+  io: Io,
+  globals: Parameters<Parameters<ActionRunner>[1]>[1],
+  work: (
+    ctx: Context,
+    dreamina: Dreamina,
+    progress: JobProgress,
+    signal: AbortSignal,
+    ids: { requestId?: string },
+  ) => Promise<VideoResult>,
+): Promise<number> {
+  const ctx = await openContext(globals, io);
+  const dreamina = await openDreamina(ctx);
+  const { JobProgress } = await import("../progress.js");
+  const progress = await JobProgress.create(io);
+  const ids: { requestId?: string } = {};
+  const started = Date.now();
+  const interrupt = interruptible(io, () =>
+    ids.requestId ? `resume with: dreamina wait ${ids.requestId}` : undefined,
+  );
+  try {
+    const video = await work(ctx, dreamina, progress, interrupt.signal, ids);
+    progress.stop();
+    printDone(io, video, started);
+    return EXIT.ok;
+  } catch (error) {
+    progress.stop();
+    const name = (error as Error)?.name;
+    if (name === "WaitAbortedError" || name === "WaitTimeoutError") explainStop(io, error, ids.requestId);
+    if (name === "SubmissionUnknownError") {
+      io.info(
+        "the submit's outcome is unknown: the job may exist and be billed. It is recorded in the journal " +
+          "(dreamina jobs --state submission_unknown) and was not sent again.",
+      );
+    }
+    throw error;
+  } finally {
+    interrupt.dispose();
+    dreamina.close();
+    await ctx.close();
+  }
+}
+
+export function registerRunCommands(program: Command, run: ActionRunner): void {
+  const runCommand = program
+    .command("run")
+    .description("generate a video: check the input, submit, wait, download the MP4");
+  addOutputFlags(addInputFlags(runCommand))
+    .addHelpText(
+      "after",
+      "\nExamples:\n" +
+        '  dreamina run --image photo.jpg --prompt "slow dolly-in, golden hour" -o out.mp4\n' +
+        '  dreamina run --sandbox --image examples/golden-hour-street.jpg --prompt "a car drives by" -o out.mp4\n' +
+        "  dreamina run --image https://example.com/cat.png --prompt-file prompt.txt --frames 241 --json",
+    )
+    .action((flags: InputFlags & OutputFlags, command: Command) =>
+      run(command, async (io, globals) => {
+        const { request, fit } = await readRequest(flags);
+        const deadline = timeoutMs(flags);
+        return waitOrRun(io, globals, async (ctx, dreamina, progress, signal, ids) =>
+          dreamina.run(request, {
+            fit,
+            output: flags.output,
+            download: flags.download,
+            force: flags.force,
+            signal,
+            timeoutMs: deadline,
+            timeScale: ctx.timeScale,
+            onPrepared: (prepared) => {
+              for (const w of prepared.report.warnings) io.warn(`${w.path}: ${w.message}`);
+            },
+            onSubmitted: (submit) => {
+              ids.requestId = submit.requestId;
+              progress.note(`submitted ${submit.requestId}`);
+            },
+            onUpdate: (update) => progress.update(update),
+            onDownloadProgress: (p) => progress.download(p),
+          }),
+        );
+      }),
+    );
+
+  addInputFlags(program.command("submit").description("check the input and submit it; print the request id"))
+    .addHelpText(
+      "after",
+      "\nExample:\n" +
+        '  id=$(dreamina submit --image photo.jpg --prompt "waves roll in")\n' +
+        "  dreamina wait $id -o out.mp4",
+    )
+    .action((flags: InputFlags, command: Command) =>
+      run(command, async (io, globals) => {
+        const { request, fit } = await readRequest(flags);
+        const ctx = await openContext(globals, io);
+        const dreamina = await openDreamina(ctx);
+        try {
+          const submitted = await dreamina.submit(request, { fit });
+          if (io.json) io.result({ ok: true, requestId: submitted.requestId, ...urls(submitted.submit.raw) });
+          else io.out(submitted.requestId);
+          return EXIT.ok;
+        } finally {
+          dreamina.close();
+          await ctx.close();
+        }
+      }),
+    );
+
+  const waitCommand = program
+    .command("wait")
+    .description("wait for any request (from any process, at any time) and download its video")
+    .argument("<request_id>", "the request to wait for");
+  addOutputFlags(waitCommand)
+    .addHelpText("after", "\nExample:\n  dreamina wait 3f9c2a7e-... -o out.mp4")
+    .action((requestId: string, flags: OutputFlags, command: Command) =>
+      run(command, async (io, globals) => {
+        const deadline = timeoutMs(flags);
+        return waitOrRun(io, globals, async (ctx, dreamina, progress, signal, ids) => {
+          ids.requestId = requestId;
+          return dreamina.wait(requestId, {
+            output: flags.output,
+            download: flags.download,
+            force: flags.force,
+            signal,
+            timeoutMs: deadline,
+            timeScale: ctx.timeScale,
+            onUpdate: (update) => progress.update(update),
+            onDownloadProgress: (p) => progress.download(p),
+          });
+        });
+      }),
+    );
+}
+
+function urls(raw: JobResult["raw"]): Record<string, unknown> {
+  return {
+    statusUrl: raw.status_url ?? null,
+    resultUrl: raw.result_url ?? null,
+    cancelUrl: raw.cancel_url ?? null,
+  };
+}

@@ -1,0 +1,229 @@
+// `dreamina validate`: the model's rules applied to an image (and prompt, frames, seed)
+// without calling the API, every violation listed. `--fit OUT` writes a fixed copy and
+// checks that instead. sharp and the probe load inside the action, not at start-up.
+
+import { type Command, Option } from "commander";
+import type { ImageFacts, ValidationReport, Violation } from "../../model/validate.js";
+import type { ProbeResult } from "../../node/probe.js";
+import { CliError, EXIT } from "../exit-codes.js";
+import type { Io } from "../io.js";
+import type { ActionRunner } from "../main.js";
+
+interface ValidateFlags {
+  image: string;
+  prompt?: string;
+  frames?: string;
+  seed?: string;
+  fit?: string;
+  ratio: "pad" | "crop";
+  background: string;
+  timeout: string;
+}
+
+export function registerValidate(program: Command, run: ActionRunner): void {
+  program
+    .command("validate")
+    .description("check an image, prompt, frames and seed against the model's rules (offline: no API call)")
+    .requiredOption("-i, --image <path|url>", "the input image: a local file, an http(s) URL or a data URI")
+    .option("-p, --prompt <text>", "the prompt (at most 800 characters); not checked when omitted")
+    .option("--frames <n>", "121 (about 5 s) or 241 (about 10 s)")
+    .option("--seed <n>", "an integer; -1 for random")
+    .option(
+      "--fit <out>",
+      "write a copy of the image fixed to comply (JPEG/PNG, size, ratio) to OUT, and validate it",
+    )
+    .addOption(
+      new Option("--ratio <how>", "with --fit: bring the ratio in by padding or by a centre crop")
+        .choices(["pad", "crop"])
+        .default("pad"),
+    )
+    .option(
+      "--background <blur|colour>",
+      "with --fit and --ratio pad: the fill, blur or a colour like '#000'",
+      "blur",
+    )
+    .option("--timeout <ms>", "time limit for probing a URL", "20000")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Exit codes: 0 valid, 65 invalid (every violation is listed), 66 image not found.",
+        "",
+        "Examples:",
+        "  dreamina validate --image photo.jpg --prompt 'a slow pan' --frames 241",
+        "  dreamina validate --image https://example.com/p.png --json",
+        "  dreamina validate --image panorama.webp --fit panorama-fixed.jpg",
+      ].join("\n"),
+    )
+    .action((flags: ValidateFlags, command: Command) => run(command, (io) => validateCommand(flags, io)));
+}
+
+function integerFlag(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value.trim());
+  if (value.trim() === "" || !Number.isFinite(number)) {
+    throw new CliError(`--${name} must be a number (got ${JSON.stringify(value)})`, EXIT.usage);
+  }
+  return number; // 120 or 1.5 are numbers the rules then reject, with the rule's message
+}
+
+async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
+  const frames = integerFlag(flags.frames, "frames");
+  const seed = integerFlag(flags.seed, "seed");
+  const timeoutMs = integerFlag(flags.timeout, "timeout") ?? 20_000;
+  const [{ ImageProbeError, probeImage }, { validate }] = await Promise.all([
+    import("../../node/probe.js"),
+    import("../../model/validate.js"),
+  ]);
+
+  const problems: Violation[] = [];
+  let probe: ProbeResult | undefined;
+  try {
+    probe = await probeImage(flags.image, { timeoutMs });
+  } catch (error) {
+    if (!(error instanceof ImageProbeError)) throw error;
+    switch (error.code) {
+      case "not_found":
+      case "not_a_file":
+      case "unreadable":
+        throw new CliError(error.message, EXIT.noInput, { code: error.code });
+      case "timeout":
+        throw new CliError(error.message, EXIT.tempFail, { code: error.code });
+      case "network":
+        throw new CliError(error.message, EXIT.unavailable, { code: error.code });
+      case "aborted":
+        throw new CliError(error.message, EXIT.interrupted, { code: error.code });
+      case "http_error":
+        if ((error.status ?? 0) >= 500 || error.status === 429) {
+          throw new CliError(error.message, error.status === 429 ? EXIT.tempFail : EXIT.unavailable, {
+            code: error.code,
+          });
+        }
+      // 4xx other than 404: the URL itself is the problem, like a page or a truncated file.
+      // falls through
+      default:
+        problems.push({ path: "image_urls[0]", rule: error.code, message: error.message });
+    }
+  }
+
+  let fit: Record<string, unknown> | undefined;
+  let checked: ProbeResult | undefined = probe;
+  if (flags.fit && probe) {
+    const out = flags.fit;
+    const [{ fitImage, ImageFitError }, { loadImageBytes }, { rename, writeFile }] = await Promise.all([
+      import("../../node/fit.js"),
+      import("../../node/image-input.js"),
+      import("node:fs/promises"),
+    ]);
+    const bytes = await loadImageBytes(flags.image, probe, { timeoutMs });
+    const format = /\.jpe?g$/i.test(out) ? "jpeg" : /\.png$/i.test(out) ? "png" : undefined;
+    let result: Awaited<ReturnType<typeof fitImage>>;
+    try {
+      result = await fitImage(bytes, {
+        ratio: flags.ratio,
+        background: flags.background,
+        ...(format ? { format } : {}),
+      });
+    } catch (error) {
+      if (error instanceof ImageFitError) {
+        throw new CliError(
+          `cannot fit the image: ${error.message}`,
+          error.code === "bad_option" ? EXIT.usage : EXIT.dataError,
+        );
+      }
+      throw error;
+    }
+    // Written beside the target and renamed, so OUT is never a half-written image.
+    const part = `${out}.part`;
+    await writeFile(part, result.bytes);
+    await rename(part, out);
+    checked = await probeImage(out);
+    fit = {
+      out,
+      changed: result.changed,
+      changes: result.changes,
+      format: result.format,
+      width: result.width,
+      height: result.height,
+      sizeBytes: result.bytes.length,
+    };
+  }
+
+  // A local image is sent as a data URI; a placeholder of that form stands for it here.
+  const isUrl = /^https?:\/\//i.test(flags.image.trim());
+  const imageRef = isUrl && !fit ? flags.image.trim() : `data:image/${checked?.format ?? "jpeg"};base64,`;
+  const input: Record<string, unknown> = { image_urls: [imageRef] };
+  if (flags.prompt !== undefined) input.prompt = flags.prompt;
+  if (frames !== undefined) input.frames = frames;
+  if (seed !== undefined) input.seed = seed;
+
+  const facts: ImageFacts | undefined = checked;
+  const report: ValidationReport = validate(input, facts ? { image: facts } : {});
+  report.violations = report.violations.filter((v) => !(v.path === "prompt" && v.rule === "required"));
+  if (!facts) report.warnings = report.warnings.filter((w) => w.rule !== "not_inspected");
+  report.violations.push(...problems);
+  for (const warning of [...(probe?.warnings ?? []), ...(fit ? (checked?.warnings ?? []) : [])]) {
+    report.warnings.push({ path: "image_urls[0]", rule: "probe", message: warning });
+  }
+  report.valid = report.violations.length === 0;
+  const exitCode = report.valid ? EXIT.ok : EXIT.dataError;
+
+  if (io.json) {
+    io.result({
+      ok: report.valid,
+      valid: report.valid,
+      exitCode,
+      image: probe ? summary(probe) : null,
+      fit: fit ? { ...fit, image: checked ? summary(checked) : null } : null,
+      promptChecked: flags.prompt !== undefined,
+      violations: report.violations,
+      warnings: report.warnings,
+    });
+    return exitCode;
+  }
+  if (probe) io.out(`image    ${describe(probe)}`);
+  if (fit) {
+    io.out(`fit      ${fit.changed ? `wrote ${fit.out}` : `${fit.out} (already compliant, copied as is)`}`);
+    for (const change of fit.changes as string[]) io.out(`         - ${change}`);
+    if (checked) io.out(`checked  ${describe(checked)}`);
+  }
+  if (flags.prompt === undefined) io.out("prompt   not given, not checked");
+  for (const w of report.warnings) io.out(`${io.style("yellow", "warning")}  ${w.path}: ${w.message}`);
+  if (report.valid) {
+    io.out(io.style("green", "valid"));
+  } else {
+    const n = report.violations.length;
+    io.out(io.style("red", `invalid: ${n} violation${n > 1 ? "s" : ""}`));
+    for (const v of report.violations) io.out(`  ${v.path}  ${v.rule}  ${v.message}${detail(v)}`);
+  }
+  return exitCode;
+}
+
+function summary(probe: ProbeResult) {
+  return {
+    kind: probe.kind,
+    source: probe.source,
+    format: probe.format,
+    width: probe.width ?? null,
+    height: probe.height ?? null,
+    sizeBytes: probe.sizeBytes ?? null,
+    orientation: probe.orientation ?? null,
+    bytesRead: probe.bytesRead,
+  };
+}
+
+function describe(probe: ProbeResult): string {
+  const size = probe.width !== undefined ? ` ${probe.width}x${probe.height}` : "";
+  const bytes =
+    probe.sizeBytes !== undefined ? `, ${probe.sizeBytes.toLocaleString("en-US")} bytes` : ", size unknown";
+  const turn = probe.orientation && probe.orientation !== 1 ? `, EXIF orientation ${probe.orientation}` : "";
+  return `${probe.source} (${probe.kind}): ${probe.format.toUpperCase()}${size}${bytes}${turn}`;
+}
+
+function detail(v: Violation): string {
+  const parts: string[] = [];
+  if (v.limit !== undefined) parts.push(`limit ${JSON.stringify(v.limit)}`);
+  if (v.actual !== undefined)
+    parts.push(`actual ${typeof v.actual === "number" ? v.actual : JSON.stringify(v.actual)}`);
+  return parts.length ? `  (${parts.join(", ")})` : "";
+}

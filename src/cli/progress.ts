@@ -1,0 +1,144 @@
+// What a person sees while one job runs. On a terminal: a live line (state, queue position,
+// elapsed, expected remaining), then a download bar, drawn by cli-progress. Elsewhere: one
+// plain line per state change. With -q or --json: nothing (results go to stdout at the end).
+
+import type { SingleBar } from "cli-progress";
+import type { DownloadProgress } from "../node/download.js";
+import type { JobUpdate } from "../run/wait.js";
+import type { Io } from "./io.js";
+
+function seconds(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return "?";
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+}
+
+function describe(update: JobUpdate): string {
+  const state = update.status === "unknown" ? update.rawStatus : update.status;
+  const parts = [state];
+  if (update.queuePosition !== undefined) parts.push(`queue position ${update.queuePosition}`);
+  parts.push(`${seconds(update.elapsedMs)} elapsed`);
+  if (update.expectedRemainingMs !== undefined && update.expectedRemainingMs > 0) {
+    parts.push(`~${seconds(update.expectedRemainingMs)} left`);
+  }
+  return parts.join(" · ");
+}
+
+export class JobProgress {
+  readonly #io: Io;
+  #bar: SingleBar | undefined;
+  #barKind: "wait" | "download" | undefined;
+  #lastLine = "";
+  #lastState = "";
+  #cliProgress: typeof import("cli-progress") | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #latest: JobUpdate | undefined;
+  #latestAt = 0;
+  #barStartedAt = 0;
+
+  private constructor(io: Io, cliProgress: typeof import("cli-progress") | undefined) {
+    this.#io = io;
+    this.#cliProgress = cliProgress;
+  }
+
+  static async create(io: Io): Promise<JobProgress> {
+    const enabled = io.live && !io.json;
+    return new JobProgress(io, enabled ? (await import("cli-progress")).default : undefined);
+  }
+
+  /** A fixed note (submitted, warnings...), printed above any live line. */
+  note(line: string): void {
+    if (this.#io.json) return;
+    if (this.#bar) {
+      this.#bar.stop();
+      this.#bar = undefined;
+      this.#barKind = undefined;
+    }
+    this.#io.info(line);
+  }
+
+  update(update: JobUpdate): void {
+    if (this.#io.json || this.#io.quiet) return;
+    this.#latest = update;
+    this.#latestAt = Date.now();
+    if (this.#cliProgress) {
+      this.#ensureBar("wait");
+      this.#bar?.update(0, { line: describe(update) });
+      // Keep the elapsed time ticking between polls.
+      this.#timer ??= setInterval(() => this.#tick(), 1000).unref();
+      return;
+    }
+    const state = update.status === "unknown" ? update.rawStatus : update.status;
+    const key = `${state}:${update.queuePosition ?? ""}`;
+    if (key !== this.#lastState) {
+      this.#lastState = key;
+      const line = `${update.requestId}  ${describe(update)}`;
+      if (line !== this.#lastLine) this.#io.info(line);
+      this.#lastLine = line;
+    }
+  }
+
+  download(progress: DownloadProgress): void {
+    if (this.#io.json || this.#io.quiet) return;
+    if (this.#cliProgress) {
+      this.#stopTimer();
+      this.#ensureBar("download", progress.total ?? 0);
+      if (progress.total !== undefined) this.#bar?.setTotal(progress.total);
+      const elapsed = Math.max(0.001, (Date.now() - this.#barStartedAt) / 1000);
+      this.#bar?.update(progress.received, {
+        value_mb: (progress.received / 1e6).toFixed(1),
+        total_mb: progress.total === undefined ? "?" : (progress.total / 1e6).toFixed(1),
+        speed: `${(progress.received / 1e6 / elapsed).toFixed(1)} MB/s`,
+      });
+      return;
+    }
+    if (progress.total !== undefined && progress.received === progress.total) {
+      this.#io.info(`downloaded ${(progress.total / 1e6).toFixed(2)} MB`);
+    }
+  }
+
+  stop(): void {
+    this.#stopTimer();
+    this.#bar?.stop();
+    this.#bar = undefined;
+    this.#barKind = undefined;
+  }
+
+  #tick(): void {
+    if (!this.#latest || this.#barKind !== "wait") return;
+    const drift = Date.now() - this.#latestAt;
+    const shifted: JobUpdate = {
+      ...this.#latest,
+      elapsedMs: this.#latest.elapsedMs + drift,
+      expectedRemainingMs:
+        this.#latest.expectedRemainingMs === undefined ? undefined : this.#latest.expectedRemainingMs - drift,
+    };
+    this.#bar?.update(0, { line: describe(shifted) });
+  }
+
+  #stopTimer(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #ensureBar(kind: "wait" | "download", total = 0): void {
+    const lib = this.#cliProgress;
+    if (!lib || this.#barKind === kind) return;
+    this.#bar?.stop();
+    const format =
+      kind === "wait" ? "{line}" : "downloading [{bar}] {percentage}% · {value_mb}/{total_mb} MB · {speed}";
+    this.#bar = new lib.SingleBar(
+      {
+        format,
+        stream: this.#io.stderr,
+        hideCursor: true,
+        clearOnComplete: false,
+        barsize: 30,
+      },
+      lib.Presets.shades_classic,
+    );
+    this.#bar.start(total, 0, { line: "", value_mb: "0.0", total_mb: "?", speed: "" });
+    this.#barStartedAt = Date.now();
+    this.#barKind = kind;
+  }
+}

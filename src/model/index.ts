@@ -1,0 +1,5 @@
+// The model's rules, runtime-neutral: shared by the SDK, the CLI and the sandbox.
+export * from "./image-header.js";
+export * from "./input.js";
+export * from "./schema.js";
+export * from "./validate.js";

@@ -1,0 +1,676 @@
+// Downloading an output video from the CDN: streamed to `<file>.part`, resumed with Range
+// after a cut (in this process or from a `.part` an earlier process left), verified (length,
+// MP4 structure, sha256) and only then renamed into place, so a file with the final name is
+// always complete.
+//
+// Output URLs are on a public CDN: no token, no cookies, ever. The headers are built here from
+// nothing, so there is no way for an Authorization header to reach another origin.
+
+import { createHash, type Hash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import {
+  type FileHandle,
+  link,
+  mkdir,
+  open,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+  writeFile,
+} from "node:fs/promises";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import { abortErrorFrom, sleep } from "../api/sleep.js";
+import { checkMp4File, describeNonMp4, Mp4StructureError } from "./mp4.js";
+
+export interface DownloadProgress {
+  received: number;
+  /** Undefined when the server did not say. */
+  total: number | undefined;
+}
+
+export interface DownloadOptions {
+  /**
+   * A file path, or an existing directory (or a path ending in "/") in which the name is taken
+   * from the URL. Default: the current directory.
+   */
+  dest?: string | undefined;
+  /** Overwrite an existing file. Without it an explicit file that exists is an error, and in a directory a free name is chosen. */
+  force?: boolean | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((progress: DownloadProgress) => void) | undefined;
+  /** Give up on a response that sends nothing for this long (then resume). Default 30 s. */
+  timeoutMs?: number | undefined;
+  /** Resumptions after a cut without progress in between. Default 5. */
+  retries?: number | undefined;
+  /** First wait before resuming, doubled each time (max 10 s). Default 500 ms. */
+  retryDelayMs?: number | undefined;
+  fetch?: typeof fetch | undefined;
+  /** Check the MP4 structure and ensure a `.mp4` name. Default true. */
+  expectMp4?: boolean | undefined;
+}
+
+export interface DownloadResult {
+  path: string;
+  bytes: number;
+  sha256: string;
+  /** True when the file was assembled from more than one response (a Range resume). */
+  resumed: boolean;
+  /** The URL asked for. */
+  url: string;
+}
+
+export type DownloadErrorCode =
+  | "bad_url"
+  | "exists"
+  | "http_status"
+  | "not_mp4"
+  | "size_mismatch"
+  | "cut"
+  | "timeout";
+
+export class DownloadError extends Error {
+  readonly code: DownloadErrorCode;
+  readonly url: string;
+  /** The HTTP status, when the error came from one. */
+  readonly status: number | undefined;
+  constructor(
+    code: DownloadErrorCode,
+    message: string,
+    url: string,
+    options: { status?: number; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "DownloadError";
+    this.code = code;
+    this.url = url;
+    this.status = options.status;
+  }
+}
+
+/** What we remember next to a `.part` so that another process can resume it safely. */
+interface PartMeta {
+  url: string;
+  etag: string | undefined;
+  lastModified: string | undefined;
+  total: number | undefined;
+}
+
+/** Writes are gathered into blocks this big: few syscalls, bounded memory (two blocks at most). */
+const WRITE_BLOCK = 1 << 20;
+/**
+ * Every this many bytes a datasync is started in the background, so the disk writes back while
+ * the network keeps delivering and the final fsync (before the rename) has little left to do:
+ * the total is then about max(network, disk), not their sum.
+ */
+const SYNC_EVERY = 32 << 20;
+
+export async function download(url: string, options: DownloadOptions = {}): Promise<DownloadResult> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new DownloadError("bad_url", `not a URL: ${JSON.stringify(url)}`, url);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new DownloadError("bad_url", `only http(s) URLs can be downloaded (got ${parsed.protocol})`, url);
+  }
+  const expectMp4 = options.expectMp4 ?? true;
+  const path = await chooseTarget(parsed, options.dest, options.force ?? false, expectMp4);
+  const part = `${path}.part`;
+  const metaPath = `${path}.part.json`;
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const retries = Math.max(0, options.retries ?? 5);
+  const idleMs = options.timeoutMs ?? 30_000;
+  const baseDelay = options.retryDelayMs ?? 500;
+  const signal = options.signal;
+
+  let meta: PartMeta | undefined;
+  let received = 0;
+  let hash = createHash("sha256");
+  // A `.part` from an earlier process is resumed only if we know what it is a part of.
+  const leftover = await readLeftover(part, metaPath, url);
+  if (leftover) {
+    meta = leftover.meta;
+    received = leftover.size;
+    hash = await hashFile(part, signal);
+  } else {
+    await rm(part, { force: true });
+    await rm(metaPath, { force: true });
+  }
+
+  let resumed = false;
+  let failures = 0;
+  let lastError: unknown;
+  for (;;) {
+    if (signal?.aborted) throw abortErrorFrom(signal);
+    const before = received;
+    try {
+      const outcome = await attempt();
+      if (outcome === "done") break;
+    } catch (error) {
+      if (signal?.aborted) throw abortErrorFrom(signal);
+      if (!(error instanceof RetryableCut)) {
+        // What we have is not a prefix of a good file: do not resume onto it next time.
+        if (error instanceof DownloadError && (error.code === "not_mp4" || error.code === "size_mismatch")) {
+          await rm(part, { force: true });
+          await rm(metaPath, { force: true });
+        }
+        throw error;
+      }
+      lastError = error.cause ?? error;
+      if (received > before) failures = 0;
+      failures++;
+      if (failures > retries) {
+        const timedOut = error.timedOut;
+        throw new DownloadError(
+          timedOut ? "timeout" : "cut",
+          `${timedOut ? "download stalled" : "download cut"} at ${received}${meta?.total ? ` of ${meta.total}` : ""} bytes ` +
+            `after ${retries} resumption${retries === 1 ? "" : "s"} (the .part file is kept; run again to resume): ${describeError(lastError)}`,
+          url,
+          { cause: lastError },
+        );
+      }
+      await sleep(Math.min(10_000, baseDelay * 2 ** (failures - 1)), signal);
+    }
+  }
+
+  const total = received;
+  if (expectMp4) {
+    try {
+      await checkMp4File(part);
+    } catch (error) {
+      // A damaged file must not be resumed onto next time.
+      await rm(part, { force: true });
+      await rm(metaPath, { force: true });
+      if (error instanceof Mp4StructureError) {
+        throw new DownloadError("not_mp4", `downloaded file is not a valid MP4: ${error.message}`, url, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+  await moveIntoPlace(part, path, options.force ?? false, url);
+  await rm(metaPath, { force: true });
+  return { path, bytes: total, sha256: hash.digest("hex"), resumed, url };
+
+  /** One request; "done" when the part holds the whole file. Throws RetryableCut for a cut. */
+  async function attempt(): Promise<"done" | "again"> {
+    const headers: Record<string, string> = {
+      // Byte offsets only mean something on the identity encoding.
+      "accept-encoding": "identity",
+      accept: expectMp4 ? "video/mp4, */*;q=0.5" : "*/*",
+    };
+    const validator = meta?.etag && !meta.etag.startsWith("W/") ? meta.etag : meta?.lastModified;
+    const ranged = received > 0;
+    if (ranged) {
+      headers.range = `bytes=${received}-`;
+      if (validator) headers["if-range"] = validator;
+    }
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let idleTimer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const armIdle = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => {
+        timedOut = true;
+        controller.abort(new Error(`no data for ${idleMs} ms`));
+      }, idleMs);
+    };
+    armIdle();
+    let handle: FileHandle | undefined;
+    let pending: Promise<unknown> = Promise.resolve();
+    let syncing: Promise<unknown> | undefined;
+    try {
+      let response: Response;
+      try {
+        response = await fetchImpl(url, {
+          headers,
+          signal: controller.signal,
+          redirect: "follow",
+          credentials: "omit",
+        });
+      } catch (error) {
+        throw new RetryableCut(error, timedOut);
+      }
+      const status = response.status;
+      if (status === 416 && ranged) {
+        // Nothing left to send: the part may already be complete (a crash just before rename).
+        const total = parseContentRangeTotal(response.headers.get("content-range"));
+        await response.body?.cancel();
+        if (
+          total !== undefined &&
+          total === received &&
+          (meta?.total === undefined || meta.total === total)
+        ) {
+          return "done";
+        }
+        await restart();
+        return "again";
+      }
+      if (status >= 500 || status === 408 || status === 429) {
+        await response.body?.cancel();
+        throw new RetryableCut(new Error(`HTTP ${status}`), false);
+      }
+      if (status !== 200 && status !== 206) {
+        await response.body?.cancel();
+        throw new DownloadError(
+          "http_status",
+          `HTTP ${status} ${response.statusText} for ${url}`.trim(),
+          url,
+          {
+            status,
+          },
+        );
+      }
+      const type = response.headers.get("content-type") ?? "";
+      if (expectMp4 && /^\s*(text\/html|application\/xhtml)/i.test(type)) {
+        const head = await readHead(response);
+        throw new DownloadError(
+          "not_mp4",
+          `the server answered with ${describeNonMp4(head)} (Content-Type ${type}) instead of a video; ` +
+            `the URL may have expired or be wrong`,
+          url,
+          { status },
+        );
+      }
+      const etag = response.headers.get("etag") ?? undefined;
+      const lastModified = response.headers.get("last-modified") ?? undefined;
+      const length = parseLength(response.headers.get("content-length"));
+
+      let expectedEnd: number | undefined;
+      if (status === 206 && ranged) {
+        const range = parseContentRange(response.headers.get("content-range"));
+        const changed =
+          (meta?.etag !== undefined && etag !== undefined && etag !== meta.etag) ||
+          (meta?.total !== undefined && range?.total !== undefined && range.total !== meta.total);
+        if (!range || range.start !== received || changed) {
+          // Not the continuation of what we have: start again from zero.
+          await response.body?.cancel();
+          await restart();
+          return "again";
+        }
+        expectedEnd = range.total ?? range.end + 1;
+        if (length !== undefined && length !== range.end - range.start + 1) {
+          await response.body?.cancel();
+          throw new DownloadError(
+            "size_mismatch",
+            `Content-Length ${length} does not match Content-Range ${range.start}-${range.end}`,
+            url,
+          );
+        }
+        resumed = true;
+        handle = await open(part, "a");
+      } else {
+        // 200 (or a 206 we did not ask for): the whole file from byte 0. If we asked for a range,
+        // the server ignored it or the file changed (If-Range did not match): start again.
+        let start = 0;
+        let total = length;
+        if (status === 206) {
+          const range = parseContentRange(response.headers.get("content-range"));
+          start = range?.start ?? -1;
+          total = range?.total;
+        }
+        if (start !== 0) {
+          await response.body?.cancel();
+          throw new DownloadError(
+            "http_status",
+            `unexpected partial response (${response.headers.get("content-range")})`,
+            url,
+            { status },
+          );
+        }
+        received = 0;
+        resumed = false;
+        hash = createHash("sha256");
+        meta = { url, etag, lastModified, total };
+        await writeFile(metaPath, JSON.stringify(meta));
+        handle = await open(part, "w");
+        expectedEnd = total;
+      }
+      if (meta && expectedEnd !== undefined && meta.total === undefined) meta.total = expectedEnd;
+
+      options.onProgress?.({ received, total: expectedEnd });
+      const body = response.body;
+      if (!body) throw new RetryableCut(new Error("response without a body"), false);
+
+      // Blocks are written while the next one fills: the write of one overlaps the network read
+      // of the next, and memory stays at two blocks whatever the size of the file.
+      let block: Buffer[] = [];
+      let blockBytes = 0;
+      const file = handle;
+      const flush = async () => {
+        if (blockBytes === 0) return;
+        const data = block.length === 1 ? block[0]! : Buffer.concat(block, blockBytes);
+        block = [];
+        blockBytes = 0;
+        await pending;
+        pending = file.write(data);
+        // Awaited at the next flush; marked handled now so a failure is not reported twice.
+        pending.catch(() => {});
+        unsynced += data.length;
+        if (unsynced >= SYNC_EVERY && !syncing) {
+          unsynced = 0;
+          const written = pending;
+          syncing = written
+            .then(() => file.datasync())
+            .finally(() => {
+              syncing = undefined;
+            });
+          syncing.catch(() => {});
+        }
+      };
+      let unsynced = 0;
+      let cut: unknown;
+      try {
+        for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+          armIdle();
+          const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          if (expectedEnd !== undefined && received + buffer.length > expectedEnd) {
+            throw new DownloadError(
+              "size_mismatch",
+              `the server sent more than the ${expectedEnd} bytes it announced`,
+              url,
+            );
+          }
+          if (expectMp4 && received === 0 && buffer.length >= 8 && !looksLikeMp4Start(buffer)) {
+            throw new DownloadError(
+              "not_mp4",
+              `the server sent ${describeNonMp4(buffer)} instead of an MP4 (Content-Type ${type || "none"})`,
+              url,
+              { status },
+            );
+          }
+          hash.update(buffer);
+          block.push(buffer);
+          blockBytes += buffer.length;
+          received += buffer.length;
+          if (blockBytes >= WRITE_BLOCK) await flush();
+          options.onProgress?.({ received, total: expectedEnd });
+        }
+      } catch (error) {
+        if (error instanceof DownloadError) throw error;
+        cut = error;
+      }
+      // Whatever arrived before a cut is kept: it is where the resume starts.
+      await flush();
+      await pending;
+      await file.sync();
+      if (cut !== undefined) throw new RetryableCut(cut, timedOut);
+      if (expectedEnd !== undefined && received < expectedEnd) {
+        throw new RetryableCut(new Error(`body ended at ${received} of ${expectedEnd} bytes`), false);
+      }
+      return "done";
+    } finally {
+      clearTimeout(idleTimer);
+      signal?.removeEventListener("abort", onAbort);
+      await pending.catch(() => {});
+      await syncing?.catch(() => {});
+      await handle?.close();
+    }
+  }
+
+  async function restart(): Promise<void> {
+    received = 0;
+    hash = createHash("sha256");
+    meta = undefined;
+    resumed = false;
+    await rm(part, { force: true });
+    await rm(metaPath, { force: true });
+  }
+}
+
+/** A failure after which asking again (with Range) may work. */
+class RetryableCut extends Error {
+  override readonly cause: unknown;
+  readonly timedOut: boolean;
+  constructor(cause: unknown, timedOut: boolean) {
+    super(describeError(cause));
+    this.cause = cause;
+    this.timedOut = timedOut;
+  }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = error.cause instanceof Error ? ` (${error.cause.message})` : "";
+    return `${error.message}${cause}`;
+  }
+  return String(error);
+}
+
+/** Boxes an MP4 (or a fragmented one) can start with. */
+const FIRST_BOXES = new Set([
+  "ftyp",
+  "styp",
+  "free",
+  "skip",
+  "wide",
+  "pdin",
+  "moov",
+  "mdat",
+  "moof",
+  "sidx",
+  "uuid",
+]);
+
+/** A plausible first box header: a known type and a size that is 0, 1 or at least a header. */
+function looksLikeMp4Start(head: Buffer): boolean {
+  const size = head.readUInt32BE(0);
+  return FIRST_BOXES.has(head.toString("latin1", 4, 8)) && (size === 0 || size === 1 || size >= 8);
+}
+
+async function readHead(response: Response): Promise<Uint8Array> {
+  try {
+    const reader = response.body?.getReader();
+    const first = await reader?.read();
+    await reader?.cancel();
+    return first?.value ?? new Uint8Array();
+  } catch {
+    return new Uint8Array();
+  }
+}
+
+function parseLength(value: string | null): number | undefined {
+  if (value === null || !/^\s*\d+\s*$/.test(value)) return undefined;
+  return Number(value);
+}
+
+function parseContentRange(
+  value: string | null,
+): { start: number; end: number; total: number | undefined } | undefined {
+  const match = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(value ?? "");
+  if (!match) return undefined;
+  const start = Number(match[1]);
+  const end = Number(match[2]);
+  if (end < start) return undefined;
+  return { start, end, total: match[3] === "*" ? undefined : Number(match[3]) };
+}
+
+/** From a 416's `Content-Range: bytes * /<total>`. */
+function parseContentRangeTotal(value: string | null): number | undefined {
+  const match = /^\s*bytes\s+\*\/(\d+)\s*$/i.exec(value ?? "");
+  return match ? Number(match[1]) : undefined;
+}
+
+async function readLeftover(
+  part: string,
+  metaPath: string,
+  url: string,
+): Promise<{ meta: PartMeta; size: number } | undefined> {
+  let size: number;
+  try {
+    size = (await stat(part)).size;
+  } catch {
+    return undefined;
+  }
+  try {
+    const meta = JSON.parse(await readFile(metaPath, "utf8")) as PartMeta;
+    // Same file only: the same URL, and a validator to confirm the server still has that version.
+    if (meta.url !== url || (!meta.etag && !meta.lastModified) || size === 0) return undefined;
+    if (meta.total !== undefined && size > meta.total) return undefined;
+    return { meta, size };
+  } catch {
+    return undefined;
+  }
+}
+
+async function hashFile(path: string, signal: AbortSignal | undefined): Promise<Hash> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path, { highWaterMark: WRITE_BLOCK, signal })) {
+    hash.update(chunk as Buffer);
+  }
+  return hash;
+}
+
+async function moveIntoPlace(part: string, path: string, force: boolean, url: string): Promise<void> {
+  if (force) {
+    await rename(part, path);
+  } else {
+    // link() fails if the name was taken meanwhile (another process): never clobber silently.
+    try {
+      await link(part, path);
+      await unlink(part);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") {
+        throw new DownloadError(
+          "exists",
+          `${path} appeared while downloading; the download is kept in ${part}`,
+          url,
+        );
+      }
+      // Filesystems without hard links: check, then rename.
+      if (code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "EXDEV") {
+        if (await exists(path)) {
+          throw new DownloadError(
+            "exists",
+            `${path} appeared while downloading; the download is kept in ${part}`,
+            url,
+          );
+        }
+        await rename(part, path);
+      } else {
+        throw error;
+      }
+    }
+  }
+  await syncDir(dirname(path));
+}
+
+async function syncDir(dir: string): Promise<void> {
+  // Makes the rename itself durable; not supported everywhere (Windows), which is fine.
+  try {
+    const handle = await open(dir, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {}
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---- naming ----------------------------------------------------------------------------------
+
+const WINDOWS_RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i;
+const MAX_NAME_BYTES = 200;
+
+/**
+ * A safe file name from untrusted text: no path separators or traversal, no control or bidi
+ * characters, not hidden, not empty, not a Windows device name, at most 200 bytes, and (unless
+ * `ensureExt` is empty) ending in `.mp4`.
+ */
+export function sanitizeFileName(raw: string, ensureExt = ".mp4", fallback = "video"): string {
+  let name = raw
+    .normalize("NFC")
+    .replace(/[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g, "")
+    .replace(/[/\\<>:"|?*]/g, "_")
+    .trim();
+  // No leading dots (hidden files, "..") and no trailing dots or spaces (Windows drops them).
+  name = name.replace(/^[.\s]+/, "").replace(/[.\s]+$/, "");
+  if (WINDOWS_RESERVED.test(name)) name = `_${name}`;
+  if (name === "" || name === "_") name = fallback;
+  if (ensureExt && !name.toLowerCase().endsWith(ensureExt.toLowerCase())) name += ensureExt;
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
+    const ext = extname(name);
+    let stem = name.slice(0, name.length - ext.length);
+    while (Buffer.byteLength(stem + ext) > MAX_NAME_BYTES) stem = Array.from(stem).slice(0, -1).join("");
+    name = stem + ext;
+  }
+  return name;
+}
+
+/** The sanitized last path segment of `url`. */
+export function fileNameFromUrl(url: string | URL, ensureExt = ".mp4"): string {
+  let segment = "";
+  try {
+    const parsed = typeof url === "string" ? new URL(url) : url;
+    segment =
+      parsed.pathname
+        .split("/")
+        .filter((s) => s !== "")
+        .pop() ?? "";
+  } catch {}
+  let decoded = segment;
+  try {
+    decoded = decodeURIComponent(segment);
+  } catch {}
+  // A decoded segment may contain "/" or "\" (from %2F): keep only its last part.
+  decoded = decoded.split(/[/\\]/).pop() ?? "";
+  return sanitizeFileName(decoded, ensureExt);
+}
+
+async function chooseTarget(
+  url: URL,
+  dest: string | undefined,
+  force: boolean,
+  expectMp4: boolean,
+): Promise<string> {
+  const raw = dest ?? ".";
+  const full = resolve(raw);
+  let isDir = raw.endsWith("/") || raw.endsWith("\\");
+  try {
+    isDir ||= (await stat(full)).isDirectory();
+  } catch {}
+  if (!isDir) {
+    await mkdir(dirname(full), { recursive: true });
+    if (!force && (await exists(full))) {
+      throw new DownloadError("exists", `${full} already exists (use force to overwrite)`, url.href);
+    }
+    return full;
+  }
+  await mkdir(full, { recursive: true });
+  const name = fileNameFromUrl(url, expectMp4 ? ".mp4" : "");
+  const first = join(full, name);
+  if (force) return first;
+  const ext = extname(name);
+  const stem = basename(name, ext);
+  for (let n = 0; n < 10_000; n++) {
+    const candidate = n === 0 ? first : join(full, `${stem} (${n})${ext}`);
+    if (!(await exists(candidate)) && !(await partOfAnotherUrl(candidate, url.href))) return candidate;
+  }
+  throw new DownloadError("exists", `no free name for ${name} in ${full}`, url.href);
+}
+
+/** Whether `<path>.part` is another URL's download in progress (or left over): not ours to take. */
+async function partOfAnotherUrl(path: string, url: string): Promise<boolean> {
+  try {
+    const meta = JSON.parse(await readFile(`${path}.part.json`, "utf8")) as PartMeta;
+    return meta.url !== url;
+  } catch {
+    return false;
+  }
+}

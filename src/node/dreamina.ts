@@ -1,0 +1,262 @@
+// The Node SDK in one object: image + prompt in, MP4 on disk out, with every step written
+// to the journal so that a paid job is never lost (an intent row before the POST, the
+// request id after it, every status, the result, the downloaded files).
+
+import { RunComfyClient, type RunComfyClientOptions } from "../api/client.js";
+import { SubmissionUnknownError } from "../api/errors.js";
+import type { JobResult, SubmitResult } from "../api/types.js";
+import { MODEL_ID } from "../model/input.js";
+import { PreflightError } from "../run/errors.js";
+import { runJob } from "../run/run.js";
+import { type JobUpdate, updates, type WaitOptions, wait } from "../run/wait.js";
+import { type DownloadProgress, type DownloadResult, download } from "./download.js";
+import type { FitOptions } from "./fit.js";
+import { type PreparedInput, type PrepareInputParams, prepareInput } from "./image-input.js";
+import { Journal } from "./journal.js";
+import { resolveToken } from "./token-file.js";
+
+export interface DreaminaOptions extends RunComfyClientOptions {
+  /** A client to use instead of building one from the options above. */
+  client?: RunComfyClient;
+  /**
+   * The journal: a path, an open Journal, or `false` for none (not recommended: an
+   * interrupted job can then only be found again by its request id).
+   * Default: `$DREAMINA_HOME/journal.db`.
+   */
+  journal?: string | Journal | false;
+}
+
+export type VideoRequest = PrepareInputParams;
+
+export interface WaitVideoOptions
+  extends Pick<
+    WaitOptions,
+    | "signal"
+    | "timeoutMs"
+    | "pollSchedule"
+    | "timeScale"
+    | "cancelOnAbort"
+    | "cancelOnTimeout"
+    | "onPollError"
+  > {
+  /** A file path or a directory for the video. Default: the current directory. */
+  output?: string | undefined;
+  /** Download the video. Default true. */
+  download?: boolean | undefined;
+  /** Overwrite an existing output file. */
+  force?: boolean | undefined;
+  /** Ask for the job's cost. Default true. */
+  includeCost?: boolean | undefined;
+  onUpdate?: ((update: JobUpdate) => void) | undefined;
+  onDownloadProgress?: ((progress: DownloadProgress) => void) | undefined;
+}
+
+export interface RunVideoOptions extends WaitVideoOptions {
+  /** Fix an image that breaks the model's rules instead of refusing it. */
+  fit?: boolean | FitOptions | undefined;
+  /** Called once the input is prepared and checked (warnings included), before anything is sent. */
+  onPrepared?: ((prepared: PreparedInput) => void) | undefined;
+  /** Called once the service accepted the job. */
+  onSubmitted?: ((submit: SubmitResult) => void) | undefined;
+}
+
+export interface VideoResult {
+  requestId: string;
+  /** The journal row, when there is a journal. */
+  localId: number | undefined;
+  result: JobResult;
+  /** The video URL (on the output CDN). */
+  video: string | undefined;
+  files: DownloadResult[];
+  cost: number | undefined;
+}
+
+export class Dreamina {
+  readonly client: RunComfyClient;
+  readonly #journalOption: string | Journal | false | undefined;
+  #journal: Journal | undefined;
+
+  constructor(options: DreaminaOptions = {}) {
+    const { client, journal, ...clientOptions } = options;
+    this.client =
+      client ??
+      new RunComfyClient({
+        ...clientOptions,
+        baseUrl: clientOptions.baseUrl ?? process.env.RUNCOMFY_MODEL_API_BASE,
+        // The full Node look-up (environment, then the official tool's token.json).
+        token: clientOptions.token ?? (async () => (await resolveToken()).token),
+      });
+    this.#journalOption = journal;
+  }
+
+  /** The journal in use (opened on first use), or undefined with `journal: false`. */
+  get journal(): Journal | undefined {
+    if (this.#journalOption === false) return undefined;
+    if (!this.#journal) {
+      this.#journal =
+        this.#journalOption instanceof Journal ? this.#journalOption : Journal.open(this.#journalOption);
+    }
+    return this.#journal;
+  }
+
+  /** Check the request locally (every model rule; local files become data URIs). Sends nothing. */
+  async prepare(request: VideoRequest, options: { fit?: boolean | FitOptions | undefined } = {}) {
+    const prepared = await prepareInput(request, { fit: options.fit });
+    if (!prepared.report.valid) throw new PreflightError(prepared.report);
+    return prepared;
+  }
+
+  /** Submit only: the request id is journaled and returned; nothing waits. */
+  async submit(
+    request: VideoRequest,
+    options: { fit?: boolean | FitOptions; signal?: AbortSignal } = {},
+  ): Promise<{ requestId: string; localId: number | undefined; submit: SubmitResult }> {
+    const prepared = await this.prepare(request, options);
+    const journal = this.journal;
+    const localId = journal?.beginSubmit({
+      modelId: MODEL_ID,
+      input: prepared.input,
+      baseUrl: this.client.baseUrl,
+    });
+    let submit: SubmitResult;
+    try {
+      submit = await this.client.submit(MODEL_ID, prepared.input, { signal: options.signal });
+    } catch (error) {
+      if (localId !== undefined) recordSubmitError(journal, localId, error);
+      throw error;
+    }
+    if (localId !== undefined) journal?.submitAccepted(localId, submit);
+    return { requestId: submit.requestId, localId, submit };
+  }
+
+  /** Preflight, submit, wait, result and download: the whole job. */
+  async run(request: VideoRequest, options: RunVideoOptions = {}): Promise<VideoResult> {
+    const prepared = await this.prepare(request, options);
+    options.onPrepared?.(prepared);
+    const journal = this.journal;
+    let localId: number | undefined;
+    let requestId: string | undefined;
+    try {
+      const job = await runJob(this.client, prepared.input, {
+        ...this.#waitOptions(options, prepared.input.frames),
+        image: prepared.fitted ? undefined : prepared.image,
+        skipValidation: true, // prepare() already checked every rule, image facts included
+        beforeSubmit: (input) => {
+          localId = journal?.beginSubmit({ modelId: MODEL_ID, input, baseUrl: this.client.baseUrl });
+        },
+        onSubmitted: (submit) => {
+          requestId = submit.requestId;
+          if (localId !== undefined) journal?.submitAccepted(localId, submit);
+          options.onSubmitted?.(submit);
+        },
+        onSubmitError: (error) => {
+          if (localId !== undefined) recordSubmitError(journal, localId, error);
+        },
+        onUpdate: (update) => this.#recordUpdate(update, options),
+        onResult: (result) => this.#recordResult(result),
+      });
+      return await this.#finish(job.requestId, localId, job.result, options);
+    } catch (error) {
+      if (requestId) journal?.recordError(requestId, error);
+      throw error;
+    }
+  }
+
+  /** Attach to any request (from any process, at any time), wait for it and download the video. */
+  async wait(requestId: string, options: WaitVideoOptions = {}): Promise<VideoResult> {
+    const journal = this.journal;
+    const row = journal?.get(requestId);
+    try {
+      const result = await wait(this.client, requestId, {
+        ...this.#waitOptions(options, row?.frames),
+        submittedAt: row?.submittedAt ? Date.parse(row.submittedAt) : undefined,
+        onUpdate: (update) => this.#recordUpdate(update, options),
+        onResult: (result) => this.#recordResult(result),
+      });
+      return await this.#finish(requestId, row?.localId, result, options);
+    } catch (error) {
+      journal?.recordError(requestId, error);
+      throw error;
+    }
+  }
+
+  /** Status changes of a request as an async iterator (ends with the terminal one). */
+  updates(requestId: string, options: Omit<WaitOptions, "onUpdate"> = {}): AsyncIterable<JobUpdate> {
+    return updates(this.client, requestId, options);
+  }
+
+  close(): void {
+    // A journal passed in by the caller is theirs to close.
+    if (!(this.#journalOption instanceof Journal)) this.#journal?.close();
+    this.#journal = undefined;
+  }
+
+  #waitOptions(options: WaitVideoOptions, frames: number | undefined): WaitOptions {
+    return {
+      signal: options.signal,
+      timeoutMs: options.timeoutMs,
+      pollSchedule: options.pollSchedule,
+      timeScale: options.timeScale,
+      cancelOnAbort: options.cancelOnAbort,
+      cancelOnTimeout: options.cancelOnTimeout,
+      onPollError: options.onPollError,
+      includeCost: options.includeCost ?? true,
+      prior: this.journal?.runTimePrior(MODEL_ID, frames),
+    };
+  }
+
+  #recordUpdate(update: JobUpdate, options: WaitVideoOptions): void {
+    if (!update.result) {
+      this.journal?.recordStatus(update.requestId, {
+        status: update.status,
+        rawStatus: update.rawStatus,
+        queuePosition: update.queuePosition,
+        at: update.at,
+      });
+    }
+    options.onUpdate?.(update);
+  }
+
+  #recordResult(result: JobResult): void {
+    this.journal?.recordResult(result.requestId, {
+      status: result.status,
+      rawStatus: result.rawStatus,
+      outputUrls: result.outputUrls,
+      error: result.error,
+      cost: result.cost,
+      createdAt: result.createdAt,
+      finishedAt: result.finishedAt,
+      raw: result.raw,
+    });
+  }
+
+  async #finish(
+    requestId: string,
+    localId: number | undefined,
+    result: JobResult,
+    options: WaitVideoOptions,
+  ): Promise<VideoResult> {
+    const files: DownloadResult[] = [];
+    if (options.download !== false && result.video) {
+      const file = await download(result.video, {
+        dest: options.output,
+        force: options.force,
+        signal: options.signal,
+        onProgress: options.onDownloadProgress,
+      });
+      this.journal?.recordFile(requestId, {
+        path: file.path,
+        url: file.url,
+        bytes: file.bytes,
+        sha256: file.sha256,
+      });
+      files.push(file);
+    }
+    return { requestId, localId, result, video: result.video, files, cost: result.cost };
+  }
+}
+
+function recordSubmitError(journal: Journal | undefined, localId: number, error: unknown): void {
+  if (error instanceof SubmissionUnknownError) journal?.submitUnknown(localId, error);
+  else journal?.submitRejected(localId, error);
+}
