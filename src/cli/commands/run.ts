@@ -157,7 +157,7 @@ function printDone(io: Io, video: VideoResult, started: number): void {
 function explainStop(io: Io, error: unknown, requestId: string | undefined): void {
   const cancel = (error as { cancel?: { outcome: string; message: string } }).cancel;
   if (cancel) io.info(cancel.message);
-  const keepsRunning = !cancel || cancel.outcome !== "cancelled";
+  const keepsRunning = cancel?.outcome !== "cancelled";
   if (requestId && keepsRunning) io.info(`resume with: dreamina wait ${requestId}`);
 }
 
