@@ -75,7 +75,7 @@ export function makeJobs(count: number, seed: number): SimJob[] {
 /** The prior a journal full of such jobs would give (what "with history" means). */
 export function matchingPrior(frames: number, scale = 1): RunTimePrior {
   const mean = RUN_MEAN_MS[frames]! / scale;
-  return { meanMs: mean, stdMs: mean * RUN_SPREAD, count: 50 };
+  return { meanMs: mean, stdMs: mean * RUN_SPREAD, samples: 50 };
 }
 
 function observe(job: SimJob, t: number, scale = 1): PollObservation {
@@ -289,7 +289,7 @@ async function runReal(options: RealOptions): Promise<boolean> {
     return {
       meanMs: m.meanMs / options.timeScale,
       stdMs: m.jitterMs / Math.sqrt(3) / options.timeScale,
-      count: 50,
+      samples: 50,
     };
   };
   let sandbox: SandboxHandle;

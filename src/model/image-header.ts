@@ -102,8 +102,10 @@ function ascii(bytes: Uint8Array, at: number, length: number): string {
 const u16be = (b: Uint8Array, i: number) => (b[i]! << 8) | b[i + 1]!;
 const u16le = (b: Uint8Array, i: number) => b[i]! | (b[i + 1]! << 8);
 const u24le = (b: Uint8Array, i: number) => b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16);
-const u32be = (b: Uint8Array, i: number) => ((b[i]! << 24) >>> 0) + ((b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!);
-const u32le = (b: Uint8Array, i: number) => ((b[i + 3]! << 24) >>> 0) + ((b[i + 2]! << 16) | (b[i + 1]! << 8) | b[i]!);
+const u32be = (b: Uint8Array, i: number) =>
+  ((b[i]! << 24) >>> 0) + ((b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!);
+const u32le = (b: Uint8Array, i: number) =>
+  ((b[i + 3]! << 24) >>> 0) + ((b[i + 2]! << 16) | (b[i + 1]! << 8) | b[i]!);
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] as const;
 /** Enough bytes to tell every format above apart (ftyp brands, RIFF chunk, markup). */
@@ -128,7 +130,8 @@ function sniff(bytes: Uint8Array): ImageHeader {
     const dibSize = u32le(bytes, 14);
     if ([12, 40, 52, 56, 64, 108, 124].includes(dibSize)) {
       if (bytes.length < 26) return { format: "bmp", status: "need_more", needBytes: 26 };
-      if (dibSize === 12) return { format: "bmp", status: "complete", width: u16le(bytes, 18), height: u16le(bytes, 20) };
+      if (dibSize === 12)
+        return { format: "bmp", status: "complete", width: u16le(bytes, 18), height: u16le(bytes, 20) };
       const height = u32le(bytes, 22) | 0; // negative means top-down rows
       return { format: "bmp", status: "complete", width: u32le(bytes, 18) | 0, height: Math.abs(height) };
     }
@@ -179,7 +182,11 @@ function sniffJpeg(bytes: Uint8Array): ImageHeader {
     while (pos < bytes.length && bytes[pos] === 0xff && bytes[pos + 1] === 0xff) pos++;
     if (pos + 2 > bytes.length) return { ...result, needBytes: pos + 2 };
     if (bytes[pos] !== 0xff) {
-      return { ...result, status: "corrupt", problem: `no JPEG marker at byte ${pos} before the frame header` };
+      return {
+        ...result,
+        status: "corrupt",
+        problem: `no JPEG marker at byte ${pos} before the frame header`,
+      };
     }
     const marker = bytes[pos + 1]!;
     // Standalone markers: TEM and RSTn carry no length.
@@ -188,13 +195,22 @@ function sniffJpeg(bytes: Uint8Array): ImageHeader {
       continue;
     }
     if (marker === 0xd8 || marker === 0xd9 || marker === 0xda || marker === 0x00) {
-      const what = marker === 0xda ? "image data starts" : marker === 0xd9 ? "the image ends" : "a stray marker appears";
-      return { ...result, status: "corrupt", problem: `${what} (marker 0x${hex(marker)}) before any frame header (SOF)` };
+      const what =
+        marker === 0xda ? "image data starts" : marker === 0xd9 ? "the image ends" : "a stray marker appears";
+      return {
+        ...result,
+        status: "corrupt",
+        problem: `${what} (marker 0x${hex(marker)}) before any frame header (SOF)`,
+      };
     }
     if (pos + 4 > bytes.length) return { ...result, needBytes: pos + 4 };
     const length = u16be(bytes, pos + 2);
     if (length < 2) {
-      return { ...result, status: "corrupt", problem: `JPEG segment 0x${hex(marker)} has an impossible length ${length}` };
+      return {
+        ...result,
+        status: "corrupt",
+        problem: `JPEG segment 0x${hex(marker)} has an impossible length ${length}`,
+      };
     }
     const end = pos + 2 + length;
     // SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC) which share the range.
@@ -215,7 +231,11 @@ function sniffJpeg(bytes: Uint8Array): ImageHeader {
       };
       if (width === 0 || height === 0) {
         // Height 0 means "defined later by a DNL marker": legal but practically unseen.
-        return { ...header, status: "corrupt", problem: `JPEG frame header declares a ${width}x${height} image` };
+        return {
+          ...header,
+          status: "corrupt",
+          problem: `JPEG frame header declares a ${width}x${height} image`,
+        };
       }
       return header;
     }
@@ -343,7 +363,9 @@ function sniffText(bytes: Uint8Array): ImageHeader | undefined {
   // Text: no control characters and valid UTF-8 (JSON errors, "Access denied", a URL list...).
   for (const b of sample) if ((b < 0x20 && b !== 9 && b !== 10 && b !== 13) || b === 0x7f) return undefined;
   if (!isUtf8Prefix(sample)) return undefined;
-  return head.includes("<html") ? { format: "html", status: "complete" } : { format: "text", status: "complete" };
+  return head.includes("<html")
+    ? { format: "html", status: "complete" }
+    : { format: "text", status: "complete" };
 }
 
 /** Valid UTF-8, allowing a sequence cut at the end of the sample. */

@@ -2,7 +2,7 @@
 // answers with the same rules). Every problem is reported at once, and `validate` never
 // throws, whatever value it is given: it is the first thing to see user input.
 
-import { type ImageFormat, formatName, sniffImage } from "./image-header.js";
+import { formatName, type ImageFormat, sniffImage } from "./image-header.js";
 import { parseDataUri } from "./input.js";
 import { imageValidations, inputSchema } from "./schema.js";
 
@@ -64,7 +64,12 @@ export function validate(input: unknown, options: ValidateOptions = {}): Validat
   return { valid: violations.length === 0, violations, warnings };
 }
 
-function checkInput(input: unknown, options: ValidateOptions, violations: Violation[], warnings: Violation[]): void {
+function checkInput(
+  input: unknown,
+  options: ValidateOptions,
+  violations: Violation[],
+  warnings: Violation[],
+): void {
   if (!isPlainRecord(input)) {
     violations.push({
       path: "input",
@@ -143,7 +148,11 @@ function checkPrompt(prompt: unknown, violations: Violation[], warnings: Violati
     });
   }
   if (prompt.trim() === "") {
-    warnings.push({ path: "prompt", rule: "empty", message: "prompt is empty: the video will be driven by the image alone" });
+    warnings.push({
+      path: "prompt",
+      rule: "empty",
+      message: "prompt is empty: the video will be driven by the image alone",
+    });
   }
 }
 
@@ -277,7 +286,8 @@ function checkSeed(seed: unknown, violations: Violation[]): void {
 function checkFrames(frames: unknown, violations: Violation[]): void {
   const allowed: readonly number[] = props.frames.enum;
   if (typeof frames === "number" && allowed.includes(frames)) return;
-  const hint = typeof frames === "string" && allowed.includes(Number(frames)) ? " (a number, not a string)" : "";
+  const hint =
+    typeof frames === "string" && allowed.includes(Number(frames)) ? " (a number, not a string)" : "";
   violations.push({
     path: "frames",
     rule: "enum",
@@ -301,7 +311,11 @@ function checkDataUri(uri: string, violations: Violation[], warnings: Violation[
   }
   const header = sniffImage(data.bytes, { final: true });
   if (!data.base64) {
-    warnings.push({ path: IMAGE_PATH, rule: "base64", message: `${IMAGE_PATH} is a data URI without ;base64` });
+    warnings.push({
+      path: IMAGE_PATH,
+      rule: "base64",
+      message: `${IMAGE_PATH} is a data URI without ;base64`,
+    });
   }
   if (ACCEPTED_FORMATS.includes(header.format) && !ACCEPTED_MIME.has(data.mime)) {
     warnings.push({
@@ -342,9 +356,17 @@ function checkDataUri(uri: string, violations: Violation[], warnings: Violation[
 }
 
 // The schema's image rules: `validation_rule` is a metric followed by a comparison.
-const RULE = /^\s*(file_size_mb|file_size_kb|file_size_bytes|width_pixels|height_pixels|width\/height|height\/width)\s*(<=|>=|==|!=|<|>|=)\s*$/;
+const RULE =
+  /^\s*(file_size_mb|file_size_kb|file_size_bytes|width_pixels|height_pixels|width\/height|height\/width)\s*(<=|>=|==|!=|<|>|=)\s*$/;
 
-type Metric = "file_size_mb" | "file_size_kb" | "file_size_bytes" | "width_pixels" | "height_pixels" | "width/height" | "height/width";
+type Metric =
+  | "file_size_mb"
+  | "file_size_kb"
+  | "file_size_bytes"
+  | "width_pixels"
+  | "height_pixels"
+  | "width/height"
+  | "height/width";
 type Operator = "<" | "<=" | ">" | ">=" | "=" | "==" | "!=";
 
 export interface ParsedRule {
@@ -359,7 +381,8 @@ export function parseValidationRule(rule: string): ParsedRule | undefined {
 
 /** A metric as an exact fraction (numerator, denominator), so "4.7 MB" and "0.33" compare without float error. */
 function metricValue(metric: Metric, facts: ImageFacts): [bigint, bigint] | undefined {
-  const int = (n: number | undefined) => (typeof n === "number" && Number.isSafeInteger(n) && n >= 0 ? BigInt(n) : undefined);
+  const int = (n: number | undefined) =>
+    typeof n === "number" && Number.isSafeInteger(n) && n >= 0 ? BigInt(n) : undefined;
   const size = int(facts.sizeBytes);
   const width = int(facts.width);
   const height = int(facts.height);
@@ -442,7 +465,7 @@ export function checkImageFacts(facts: ImageFacts, path = IMAGE_PATH): Validatio
   const warnings: Violation[] = [];
   const format: unknown = facts?.format;
   if (!ACCEPTED_FORMATS.includes(format as ImageFormat)) {
-    const name = typeof format === "string" ? formatName(format as ImageFormat) ?? format : "unknown";
+    const name = typeof format === "string" ? (formatName(format as ImageFormat) ?? format) : "unknown";
     violations.push({
       path,
       rule: "format",
@@ -538,7 +561,8 @@ export function imageLimits(): ImageLimits {
     const strict = parsed.operator === "<" || parsed.operator === ">";
     const upper = parsed.operator === "<" || parsed.operator === "<=";
     const lower = parsed.operator === ">" || parsed.operator === ">=";
-    const scale = parsed.metric === "file_size_mb" ? 1_000_000n : parsed.metric === "file_size_kb" ? 1_000n : 1n;
+    const scale =
+      parsed.metric === "file_size_mb" ? 1_000_000n : parsed.metric === "file_size_kb" ? 1_000n : 1n;
     // The largest (smallest) integer that passes: exact, from the fraction.
     const [num, den] = [fraction[0] * scale, fraction[1]];
     const largest = Number(strict ? ceilDiv(num, den) - 1n : num / den);

@@ -55,7 +55,11 @@ const ratioBelow = (w: number, h: number, [p, q]: [bigint, bigint]) => BigInt(w)
 const ratioAbove = (w: number, h: number, [p, q]: [bigint, bigint]) => BigInt(w) * q > p * BigInt(h);
 
 /** Whether a width x height satisfies every dimension rule (exact arithmetic). */
-export function dimensionsComply(width: number, height: number, limits: ImageLimits = imageLimits()): boolean {
+export function dimensionsComply(
+  width: number,
+  height: number,
+  limits: ImageLimits = imageLimits(),
+): boolean {
   return (
     width >= limits.minWidth &&
     width <= limits.maxWidth &&
@@ -134,7 +138,8 @@ const JPEG_QUALITIES = [90, 84, 78, 70, 62, 54, 46, 38];
 
 export async function fitImage(input: Uint8Array, options: FitOptions = {}): Promise<FitResult> {
   const ratio = options.ratio ?? "pad";
-  if (ratio !== "pad" && ratio !== "crop") throw new ImageFitError("bad_option", `ratio must be "pad" or "crop"`);
+  if (ratio !== "pad" && ratio !== "crop")
+    throw new ImageFitError("bad_option", `ratio must be "pad" or "crop"`);
   if (options.format !== undefined && options.format !== "jpeg" && options.format !== "png") {
     throw new ImageFitError("bad_option", `format must be "jpeg" or "png"`);
   }
@@ -182,17 +187,30 @@ export async function fitImage(input: Uint8Array, options: FitOptions = {}): Pro
   const inputFormat = meta.format === "heif" ? header.format : (meta.format ?? header.format);
   // GIFs and some WebPs decode with an alpha channel that is fully opaque: only real transparency counts.
   const hasAlpha = Boolean(meta.hasAlpha) && !(await source().stats()).isOpaque;
-  const wantPng = options.format === "png" || (options.format === undefined && (header.format === "png" || hasAlpha));
+  const wantPng =
+    options.format === "png" || (options.format === undefined && (header.format === "png" || hasAlpha));
   let format: FitFormat = wantPng ? "png" : "jpeg";
   if ((meta.pages ?? 1) > 1) changes.push(`took the first of ${meta.pages} frames`);
   const orientation = meta.orientation ?? 1;
   const swap = orientation >= 5 && orientation <= 8;
   let width = swap ? meta.height : meta.width;
   let height = swap ? meta.width : meta.height;
-  if (orientation !== 1) changes.push(`applied EXIF orientation ${orientation} (${meta.width}x${meta.height} shown as ${width}x${height})`);
+  if (orientation !== 1)
+    changes.push(
+      `applied EXIF orientation ${orientation} (${meta.width}x${meta.height} shown as ${width}x${height})`,
+    );
 
   const background = options.background ?? "blur";
-  let raw = await render(sharp, source, planFit(width, height, ratio, limits), width, height, background, hasAlpha && format === "png", changes);
+  let raw = await render(
+    sharp,
+    source,
+    planFit(width, height, ratio, limits),
+    width,
+    height,
+    background,
+    hasAlpha && format === "png",
+    changes,
+  );
   for (let attempt = 0; ; attempt++) {
     width = raw.info.width;
     height = raw.info.height;
@@ -202,7 +220,8 @@ export async function fitImage(input: Uint8Array, options: FitOptions = {}): Pro
         changes.push(`a PNG could not get under ${limits.maxBytes + 1} bytes, so it became a JPEG`);
         format = encoded.format;
       }
-      if (inputFormat !== format) changes.push(`converted ${formatName(header.format)} to ${formatName(format)}`);
+      if (inputFormat !== format)
+        changes.push(`converted ${formatName(header.format)} to ${formatName(format)}`);
       changes.push(`encoded as ${encoded.note} (${input.length} → ${encoded.bytes.length} bytes)`);
       const check = checkImageFacts({ format, width, height, sizeBytes: encoded.bytes.length });
       if (!check.valid) {
@@ -214,11 +233,21 @@ export async function fitImage(input: Uint8Array, options: FitOptions = {}): Pro
       return { bytes: new Uint8Array(encoded.bytes), format, width, height, changed: true, changes };
     }
     // Quality alone did not reach the byte limit: 85% of the size, still within the rules.
-    const plan = planFit(Math.max(1, Math.round(width * 0.85)), Math.max(1, Math.round(height * 0.85)), "pad", limits);
+    const plan = planFit(
+      Math.max(1, Math.round(width * 0.85)),
+      Math.max(1, Math.round(height * 0.85)),
+      "pad",
+      limits,
+    );
     if (attempt >= 6 || plan.width >= width) {
-      throw new ImageFitError("cannot_fit", `the image cannot be made smaller than ${limits.maxBytes + 1} bytes`);
+      throw new ImageFitError(
+        "cannot_fit",
+        `the image cannot be made smaller than ${limits.maxBytes + 1} bytes`,
+      );
     }
-    changes.push(`scaled ${width}x${height} → ${plan.width}x${plan.height} to get under ${limits.maxBytes + 1} bytes`);
+    changes.push(
+      `scaled ${width}x${height} → ${plan.width}x${plan.height} to get under ${limits.maxBytes + 1} bytes`,
+    );
     const { channels } = raw.info;
     raw = await sharp(raw.data, { raw: { width, height, channels: channels as 1 | 2 | 3 | 4 } })
       .resize(plan.width, plan.height, { fit: "fill" })
@@ -248,7 +277,9 @@ async function render(
       changes.push(`scaled ${width}x${height} → ${W}x${H}`);
     } else if (plan.mode === "crop") {
       pipeline = pipeline.resize(W, H, { fit: "cover", position: "centre" });
-      changes.push(`cropped the centre of ${width}x${height} (scaled if needed) → ${W}x${H} (ratio within the limits)`);
+      changes.push(
+        `cropped the centre of ${width}x${height} (scaled if needed) → ${W}x${H} (ratio within the limits)`,
+      );
     } else if (plan.mode === "pad") {
       const scaled = W !== width && H !== height;
       changes.push(
@@ -263,19 +294,26 @@ async function render(
           .blur(2)
           .modulate({ brightness: 0.8 })
           .toBuffer();
-        pipeline = sharp(small).resize(W, H, { fit: "fill" }).composite([{ input: content, gravity: "centre" }]);
+        pipeline = sharp(small)
+          .resize(W, H, { fit: "fill" })
+          .composite([{ input: content, gravity: "centre" }]);
       } else {
         pipeline = pipeline.resize(W, H, { fit: "contain", background });
       }
     }
-    if (!keepAlpha) pipeline = pipeline.flatten({ background: background === "blur" ? "#ffffff" : background });
+    if (!keepAlpha)
+      pipeline = pipeline.flatten({ background: background === "blur" ? "#ffffff" : background });
     const out = await pipeline.raw().toBuffer({ resolveWithObject: true });
     return { data: out.data, info: out.info };
   } catch (error) {
     if (error instanceof ImageFitError) throw error;
     const message = (error as Error).message;
     if (/colou?r|background/i.test(message)) {
-      throw new ImageFitError("bad_option", `bad background colour ${JSON.stringify(background)}: ${message}`, { cause: error });
+      throw new ImageFitError(
+        "bad_option",
+        `bad background colour ${JSON.stringify(background)}: ${message}`,
+        { cause: error },
+      );
     }
     throw new ImageFitError("decode_failed", `cannot process the image: ${message}`, { cause: error });
   }
@@ -290,13 +328,16 @@ async function encode(
   background: string,
 ): Promise<{ bytes: Buffer; format: FitFormat; note: string } | undefined> {
   const image = () =>
-    sharp(raw.data, { raw: { width: raw.info.width, height: raw.info.height, channels: raw.info.channels as 1 | 2 | 3 | 4 } });
+    sharp(raw.data, {
+      raw: { width: raw.info.width, height: raw.info.height, channels: raw.info.channels as 1 | 2 | 3 | 4 },
+    });
   if (format === "png") {
     const lossless = await image().png({ compressionLevel: 9, adaptiveFiltering: true }).toBuffer();
     if (lossless.length <= maxBytes) return { bytes: lossless, format, note: "PNG" };
     for (const quality of [90, 70]) {
       const palette = await image().png({ compressionLevel: 9, palette: true, quality }).toBuffer();
-      if (palette.length <= maxBytes) return { bytes: palette, format, note: `palette PNG (quality ${quality})` };
+      if (palette.length <= maxBytes)
+        return { bytes: palette, format, note: `palette PNG (quality ${quality})` };
     }
     if (pngRequired) return undefined;
   }

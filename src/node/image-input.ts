@@ -56,7 +56,8 @@ export async function prepareInput(
   const fitOptions = options.fit === true ? {} : options.fit || undefined;
   const needsFit =
     fitOptions !== undefined &&
-    (!checkImageFacts(probe).valid || (fitOptions.format !== undefined && fitOptions.format !== probe.format));
+    (!checkImageFacts(probe).valid ||
+      (fitOptions.format !== undefined && fitOptions.format !== probe.format));
   if (probe.kind === "url" && !needsFit) {
     imageUrl = typeof params.image === "string" ? params.image.trim() : probe.source;
   } else {
@@ -65,7 +66,13 @@ export async function prepareInput(
       const { fitImage } = await import("./fit.js");
       fitted = await fitImage(bytes, fitOptions);
       imageUrl = toDataUri(fitted.bytes, fitted.format);
-      facts = { format: fitted.format, width: fitted.width, height: fitted.height, sizeBytes: fitted.bytes.length, source: probe.source };
+      facts = {
+        format: fitted.format,
+        width: fitted.width,
+        height: fitted.height,
+        sizeBytes: fitted.bytes.length,
+        source: probe.source,
+      };
     } else {
       imageUrl = toDataUri(bytes, probe.format);
     }
@@ -126,7 +133,9 @@ async function allBytes(image: PrepareInputParams["image"], probe: ProbeResult):
       at += bytesRead;
     }
     if (at !== size) {
-      throw new ImageProbeError("truncated", `${probe.source} changed while it was being read`, { source: probe.source });
+      throw new ImageProbeError("truncated", `${probe.source} changed while it was being read`, {
+        source: probe.source,
+      });
     }
   } finally {
     await handle.close();
@@ -142,21 +151,33 @@ async function download(probe: ProbeResult, options: ProbeOptions): Promise<Uint
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   let response: Response;
   try {
-    response = await fetchImpl(url, { signal, redirect: "follow", headers: { "accept-encoding": "identity" } });
+    response = await fetchImpl(url, {
+      signal,
+      redirect: "follow",
+      headers: { "accept-encoding": "identity" },
+    });
   } catch (error) {
     const code = timeout.aborted ? "timeout" : options.signal?.aborted ? "aborted" : "network";
-    throw new ImageProbeError(code, `${url}: download failed (${(error as Error).message})`, { source: url, cause: error });
+    throw new ImageProbeError(code, `${url}: download failed (${(error as Error).message})`, {
+      source: url,
+      cause: error,
+    });
   }
   if (!response.ok || !response.body) {
     void response.body?.cancel().catch(() => {});
-    throw new ImageProbeError("http_error", `${url}: HTTP ${response.status}`, { source: url, status: response.status });
+    throw new ImageProbeError("http_error", `${url}: HTTP ${response.status}`, {
+      source: url,
+      status: response.status,
+    });
   }
   const chunks: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
     total += chunk.length;
     if (total > MAX_INLINE_BYTES) {
-      throw new ImageProbeError("unreadable", `${url} is larger than ${MAX_INLINE_BYTES} bytes`, { source: url });
+      throw new ImageProbeError("unreadable", `${url} is larger than ${MAX_INLINE_BYTES} bytes`, {
+        source: url,
+      });
     }
     chunks.push(chunk);
   }

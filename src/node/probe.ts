@@ -45,7 +45,13 @@ export class ImageProbeError extends Error {
   }
 
   toJSON(): Record<string, unknown> {
-    return { name: this.name, code: this.code, message: this.message, source: this.source, status: this.status };
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      source: this.source,
+      status: this.status,
+    };
   }
 }
 
@@ -160,9 +166,13 @@ function finish(
   }
   if (header.format === "text" || header.format === "unknown") {
     const what = header.format === "text" ? "text" : "not an image format this tool recognises";
-    throw new ImageProbeError("unsupported_format", `${describeSource(source)} is ${what}; JPEG or PNG is required`, {
-      source,
-    });
+    throw new ImageProbeError(
+      "unsupported_format",
+      `${describeSource(source)} is ${what}; JPEG or PNG is required`,
+      {
+        source,
+      },
+    );
   }
   if (header.status === "need_more") {
     throw new ImageProbeError(
@@ -203,11 +213,15 @@ function probeDataUri(uri: string): ProbeResult {
 function tailWarnings(header: ImageHeader, tail: Uint8Array): string[] {
   const n = tail.length;
   if (header.format === "jpeg" && n >= 2 && !(tail[n - 2] === 0xff && tail[n - 1] === 0xd9)) {
-    return ["the JPEG does not end with its end-of-image marker: it is truncated, or has data appended after the image"];
+    return [
+      "the JPEG does not end with its end-of-image marker: it is truncated, or has data appended after the image",
+    ];
   }
   const iend = [0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82];
   if (header.format === "png" && n >= 8 && !iend.every((b, i) => tail[n - 8 + i] === b)) {
-    return ["the PNG does not end with its IEND chunk: it is truncated, or has data appended after the image"];
+    return [
+      "the PNG does not end with its IEND chunk: it is truncated, or has data appended after the image",
+    ];
   }
   return [];
 }
@@ -222,7 +236,8 @@ async function probeFile(path: string, options: ProbeOptions): Promise<ProbeResu
   }
   try {
     const stat = await handle.stat();
-    if (!stat.isFile()) throw new ImageProbeError("not_a_file", `${path} is not a regular file`, { source: path });
+    if (!stat.isFile())
+      throw new ImageProbeError("not_a_file", `${path} is not a regular file`, { source: path });
     const size = stat.size;
     let buffer = new Uint8Array(0);
     let header: ImageHeader;
@@ -249,7 +264,14 @@ async function probeFile(path: string, options: ProbeOptions): Promise<ProbeResu
       bytesRead += n;
     }
     const warnings = header.status === "complete" ? tailWarnings(header, tail) : [];
-    return finish(header, { kind: "file", source: path, sizeBytes: size, bytesRead, warnings, bytes: buffer });
+    return finish(header, {
+      kind: "file",
+      source: path,
+      sizeBytes: size,
+      bytesRead,
+      warnings,
+      bytes: buffer,
+    });
   } finally {
     await handle.close();
   }
@@ -260,9 +282,13 @@ function fileError(error: unknown, path: string): ImageProbeError {
   if (code === "ENOENT" || code === "ENOTDIR") {
     return new ImageProbeError("not_found", `${path}: no such file`, { source: path, cause: error });
   }
-  if (code === "EISDIR") return new ImageProbeError("not_a_file", `${path} is a directory`, { source: path, cause: error });
+  if (code === "EISDIR")
+    return new ImageProbeError("not_a_file", `${path} is a directory`, { source: path, cause: error });
   const message = error instanceof Error ? error.message : String(error);
-  return new ImageProbeError("unreadable", `${path} cannot be read: ${message}`, { source: path, cause: error });
+  return new ImageProbeError("unreadable", `${path} cannot be read: ${message}`, {
+    source: path,
+    cause: error,
+  });
 }
 
 async function probeBlob(blob: Blob, options: ProbeOptions): Promise<ProbeResult> {
@@ -365,12 +391,16 @@ async function probeUrl(url: string, options: ProbeOptions): Promise<ProbeResult
     }
     const next = new URL(location, current);
     if (next.protocol !== "https:" && next.protocol !== "http:") {
-      throw new ImageProbeError("bad_source", `${current} redirects to a ${next.protocol} URL`, { source: url });
+      throw new ImageProbeError("bad_source", `${current} redirects to a ${next.protocol} URL`, {
+        source: url,
+      });
     }
     current = next;
   }
   if (redirects > 0) {
-    warnings.push(`the URL redirects (${redirects} hop${redirects > 1 ? "s" : ""}) to ${current}; the service has to follow the redirect too`);
+    warnings.push(
+      `the URL redirects (${redirects} hop${redirects > 1 ? "s" : ""}) to ${current}; the service has to follow the redirect too`,
+    );
   }
   checkStatus(response, url);
 
@@ -434,7 +464,8 @@ async function probeUrl(url: string, options: ProbeOptions): Promise<ProbeResult
   }
   if (contentType && header.status === "complete") {
     const declared = contentType.split(";")[0]!.trim().toLowerCase();
-    const expected = header.format === "jpeg" ? "image/jpeg" : header.format === "png" ? "image/png" : undefined;
+    const expected =
+      header.format === "jpeg" ? "image/jpeg" : header.format === "png" ? "image/png" : undefined;
     if (expected && declared !== expected && !(expected === "image/jpeg" && declared === "image/jpg")) {
       warnings.push(`the server labels this ${formatName(header.format)} image as ${declared}`);
     }
@@ -460,10 +491,14 @@ function checkStatus(response: Response, url: string): void {
     throw new ImageProbeError("not_found", `${url}: not found (HTTP ${status})`, { source: url, status });
   }
   if (status === 416) {
-    throw new ImageProbeError("truncated", `${url}: the server has no bytes to give (HTTP 416): an empty file?`, {
-      source: url,
-      status,
-    });
+    throw new ImageProbeError(
+      "truncated",
+      `${url}: the server has no bytes to give (HTTP 416): an empty file?`,
+      {
+        source: url,
+        status,
+      },
+    );
   }
   const hint =
     status === 401 || status === 403
@@ -524,7 +559,12 @@ async function readBody(
   }
 }
 
-function networkError(error: unknown, url: string, timeout: AbortSignal, options: ProbeOptions): ImageProbeError {
+function networkError(
+  error: unknown,
+  url: string,
+  timeout: AbortSignal,
+  options: ProbeOptions,
+): ImageProbeError {
   if (timeout.aborted) {
     return new ImageProbeError("timeout", `${url}: no answer within ${options.timeoutMs ?? 20_000} ms`, {
       source: url,

@@ -30,15 +30,13 @@ export interface RunTimePrior {
   meanMs: number;
   /** Standard deviation of the run time, ms. */
   stdMs: number;
-  /** How many past jobs the mean and std come from (few samples widen the estimate). */
-  count?: number | undefined;
-  /** Same as `count` (the journal's name for it); `count` wins when both are given. Neither: 1. */
+  /** How many past jobs the mean and std come from (few samples widen the estimate). Default 1. */
   samples?: number | undefined;
 }
 
 /** How many jobs a prior stands on. */
 function sampleCount(prior: RunTimePrior): number {
-  return prior.count ?? prior.samples ?? 1;
+  return prior.samples ?? 1;
 }
 
 /** One status response, as the poller saw it. */

@@ -15,7 +15,7 @@ import {
   type RunTimePrior,
 } from "../../src/run/schedule.js";
 
-const PRIOR: RunTimePrior = { meanMs: 60_000, stdMs: 9_000, count: 40 };
+const PRIOR: RunTimePrior = { meanMs: 60_000, stdMs: 9_000, samples: 40 };
 
 /** A job seen running from its first check at 1 s (started between submit and then). */
 function running(elapsedMs: number, random = 0.5, prior: RunTimePrior | undefined = PRIOR): PollState {
@@ -46,7 +46,7 @@ const state = fc
       fc.record({
         meanMs: fc.integer({ min: 1, max: 600_000 }),
         stdMs: fc.integer({ min: 0, max: 200_000 }),
-        count: fc.integer({ min: 0, max: 500 }),
+        samples: fc.integer({ min: 0, max: 500 }),
       }),
       { nil: undefined },
     ),
@@ -186,7 +186,7 @@ describe("schedule properties", () => {
           const scaledState: PollState = {
             elapsedMs: t / k,
             history: running(t, r).history.map((o) => ({ ...o, atMs: o.atMs / k })),
-            prior: { meanMs: PRIOR.meanMs / k, stdMs: PRIOR.stdMs / k, count: PRIOR.count },
+            prior: { meanMs: PRIOR.meanMs / k, stdMs: PRIOR.stdMs / k, samples: PRIOR.samples },
             random: r,
             timeScale: k,
           };
@@ -198,13 +198,13 @@ describe("schedule properties", () => {
   });
 
   test("a few samples widen the prior (denser over a wider window)", () => {
-    const confident = defaultPollSchedule(running(40_000, 0.5, { ...PRIOR, count: 100 }));
-    const unsure = defaultPollSchedule(running(40_000, 0.5, { ...PRIOR, count: 1 }));
+    const confident = defaultPollSchedule(running(40_000, 0.5, { ...PRIOR, samples: 100 }));
+    const unsure = defaultPollSchedule(running(40_000, 0.5, { ...PRIOR, samples: 1 }));
     assert.ok(unsure < confident, `${unsure} < ${confident}`);
   });
 
   test("a bad prior is ignored (falls back to the bounded back-off)", () => {
-    const bad = defaultPollSchedule(running(10_000, 0.5, { meanMs: Number.NaN, stdMs: 1, count: 3 }));
+    const bad = defaultPollSchedule(running(10_000, 0.5, { meanMs: Number.NaN, stdMs: 1, samples: 3 }));
     const none = defaultPollSchedule({ ...running(10_000, 0.5), prior: undefined });
     assert.equal(bad, none);
   });
@@ -226,10 +226,4 @@ describe("benchmark targets (simulation, reduced)", () => {
     const report = runSimulation(2_000, 7);
     for (const c of report.checks) assert.ok(c.pass, `${c.name}: ${c.detail}`);
   });
-});
-
-test("a prior may say `samples` (the journal's name) instead of `count`", () => {
-  const a = defaultPollSchedule(running(40_000, 0.5, { meanMs: 60_000, stdMs: 9_000, count: 2 }));
-  const b = defaultPollSchedule(running(40_000, 0.5, { meanMs: 60_000, stdMs: 9_000, samples: 2 }));
-  assert.equal(a, b);
 });

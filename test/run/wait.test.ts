@@ -47,7 +47,7 @@ describe("wait", () => {
     const result = await wait(server.client(), rid, {
       pollSchedule: fast,
       includeCost: true,
-      prior: { meanMs: 60_000, stdMs: 9_000, count: 10 },
+      prior: { meanMs: 60_000, stdMs: 9_000, samples: 10 },
       onUpdate: (u) => {
         seen.push(u);
       },

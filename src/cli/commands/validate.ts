@@ -99,8 +99,9 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
             code: error.code,
           });
         }
-      // 4xx other than 404: the URL itself is the problem, like a page or a truncated file.
-      // falls through
+        // Any other 4xx: the URL itself is the problem, like a page or a truncated file.
+        problems.push({ path: "image_urls[0]", rule: error.code, message: error.message });
+        break;
       default:
         problems.push({ path: "image_urls[0]", rule: error.code, message: error.message });
     }
@@ -160,7 +161,11 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
   const facts: ImageFacts | undefined = checked;
   const report: ValidationReport = validate(input, facts ? { image: facts } : {});
   report.violations = report.violations.filter((v) => !(v.path === "prompt" && v.rule === "required"));
-  if (!facts) report.warnings = report.warnings.filter((w) => w.rule !== "not_inspected");
+  if (!facts) {
+    // The probe already said why there are no facts; whatever was said about the placeholder is noise.
+    report.violations = report.violations.filter((v) => v.path !== "image_urls[0]");
+    report.warnings = report.warnings.filter((w) => w.path !== "image_urls[0]");
+  }
   report.violations.push(...problems);
   for (const warning of [...(probe?.warnings ?? []), ...(fit ? (checked?.warnings ?? []) : [])]) {
     report.warnings.push({ path: "image_urls[0]", rule: "probe", message: warning });
