@@ -22,6 +22,7 @@ import Database from "better-sqlite3";
 import { redactSecrets } from "../api/redact.js";
 import type { JobStatusValue } from "../api/types.js";
 import { defaultJournalPath } from "./paths.js";
+import type { RunTimePrior } from "../run/schedule.js";
 
 type Db = Database.Database;
 
@@ -178,12 +179,8 @@ export interface ListParams {
   since?: TimeInput | undefined;
 }
 
-export interface RunTimePrior {
-  meanMs: number;
-  stdMs: number;
-  /** Jobs the estimate was made from (before trimming outliers). */
-  samples: number;
-}
+/** The polling schedule's own type: the journal is where its numbers come from. */
+export type { RunTimePrior };
 
 export interface JournalOptions {
   /** How long a writer waits for another process's lock. Default 10 s. */
