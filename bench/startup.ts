@@ -36,7 +36,9 @@ export async function main(): Promise<boolean> {
   console.log(`| dreamina --version | ${ours.toFixed(1)} |`);
   console.log(`| dreamina run --help | ${help.toFixed(1)} |`);
   const pass = ratio <= 2;
-  console.log(`dreamina --version / node -e 0 = ${ratio.toFixed(2)}x (target <= 2x): ${pass ? "PASS" : "FAIL"}`);
+  console.log(
+    `dreamina --version / node -e 0 = ${ratio.toFixed(2)}x (target <= 2x): ${pass ? "PASS" : "FAIL"}`,
+  );
   return pass;
 }
 

@@ -21,8 +21,8 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { redactSecrets } from "../api/redact.js";
 import type { JobStatusValue } from "../api/types.js";
-import { defaultJournalPath } from "./paths.js";
 import type { RunTimePrior } from "../run/schedule.js";
+import { defaultJournalPath } from "./paths.js";
 
 type Db = Database.Database;
 

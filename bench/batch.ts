@@ -1,0 +1,310 @@
+// Batch bench: `node --import tsx bench/batch.ts`.
+//
+// 1. 1,000 rows against the sandbox (32 workers, time-scaled so a job takes about 1 s), the
+//    batch run with concurrency 32 in a CHILD process, so that the client's CPU and memory are
+//    measured without the sandbox's. Targets: wall time within 10 % of the ideal
+//    (rows × mean job time / workers), client peak RSS < 200 MB, client CPU < 10 ms per row.
+// 2. Validation of a 10,000-row manifest of local images (every rule, images probed): rows/s.
+//
+// The child mode (`--client <json>`) is this same file run with different arguments.
+
+import { spawn } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+interface ClientParams {
+  baseUrl: string;
+  manifest: string;
+  out: string;
+  journal: string;
+  concurrency: number;
+  timeScale: number;
+  rps: number;
+}
+
+interface ClientReport {
+  wallMs: number;
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  maxRssMb: number;
+  done: number;
+  failed: number;
+  unknown: number;
+  requests: number;
+  throttled: number;
+}
+
+/** The child: runs the batch through the SDK and prints one JSON line with its own usage. */
+export async function clientMain(params: ClientParams): Promise<void> {
+  const [{ runBatch, readManifest, RateLimiter }, { RunComfyClient }, { Journal }] = await Promise.all([
+    import("../src/batch/index.js"),
+    import("../src/api/client.js"),
+    import("../src/node/journal.js"),
+  ]);
+  const manifest = await readManifest(params.manifest);
+  const journal = Journal.open(params.journal);
+  const limiter = new RateLimiter({ rps: params.rps, burst: 64 });
+  const client = new RunComfyClient({ baseUrl: params.baseUrl, token: "bench", hooks: limiter.hooks() });
+  const peak = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+  const sampler = process.env.BENCH_MEM
+    ? setInterval(() => {
+        const m = process.memoryUsage();
+        for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], m[k] / 1e6);
+      }, 100)
+    : undefined;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const run = runBatch(manifest, {
+    client,
+    journal,
+    outDir: params.out,
+    concurrency: params.concurrency,
+    timeScale: params.timeScale,
+    rateLimiter: limiter,
+    validateConcurrency: 32,
+  });
+  const marks: Record<string, number> = {};
+  const mark = (name: string) => {
+    const c = process.cpuUsage(cpu0);
+    marks[name] = Math.round((c.user + c.system) / 1000);
+  };
+  for await (const event of run) {
+    if (event.type === "plan" || event.type === "report" || event.type === "summary") mark(event.type);
+  }
+  if (process.env.BENCH_MEM) process.stderr.write(`cpu marks (ms): ${JSON.stringify(marks)}\n`);
+  const summary = await run.summary;
+  const wallMs = performance.now() - t0;
+  if (sampler) {
+    clearInterval(sampler);
+    process.stderr.write(`memory peaks (MB): ${JSON.stringify(peak)}\n`);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const usage = process.resourceUsage();
+  journal.close();
+  const stats = limiter.stats();
+  const report: ClientReport = {
+    wallMs,
+    cpuUserMs: cpu.user / 1000,
+    cpuSystemMs: cpu.system / 1000,
+    maxRssMb: usage.maxRSS / 1024,
+    done: summary.done,
+    failed: summary.failed,
+    unknown: summary.unknown,
+    requests: stats.requests,
+    throttled: stats.throttled,
+  };
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+async function makeImages(dir: string, count: number): Promise<string[]> {
+  const sharp = (await import("sharp")).default;
+  await mkdir(join(dir, "images"), { recursive: true });
+  const names: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const width = 480 + (i % 5) * 16;
+    const height = 360 + (i % 3) * 16;
+    const raw = Buffer.alloc(width * height * 3);
+    for (let p = 0; p < raw.length; p += 3) {
+      raw[p] = (p / 3) % 256;
+      raw[p + 1] = (i * 41) % 256;
+      raw[p + 2] = ((p / 3 / width) * 3) % 256;
+    }
+    const name = `images/src${i}.jpg`;
+    await writeFile(
+      join(dir, name),
+      await sharp(raw, { raw: { width, height, channels: 3 } })
+        .jpeg()
+        .toBuffer(),
+    );
+    names.push(name);
+  }
+  return names;
+}
+
+/**
+ * The client as it ships is plain JavaScript, not TypeScript compiled on the fly: measuring it
+ * under tsx would count the loader's own thread (≈35 MB, and its CPU while it compiles the
+ * lazily imported modules). esbuild (tsx's own compiler) bundles this file for the child;
+ * without it, the child runs under tsx and the table says so.
+ */
+async function clientCommand(
+  dir: string,
+): Promise<{ argv: string[]; how: string; cleanup: () => Promise<void> }> {
+  const self = fileURLToPath(import.meta.url);
+  try {
+    const esbuild = await import("esbuild");
+    // Inside node_modules/.cache, so the bundle's bare imports (better-sqlite3, sharp...) resolve.
+    const cache = join(
+      fileURLToPath(new URL("..", import.meta.url)),
+      "node_modules",
+      ".cache",
+      "dreamina-bench",
+    );
+    await mkdir(cache, { recursive: true });
+    const outfile = join(cache, `client-${process.pid}.mjs`);
+    await esbuild.build({
+      entryPoints: [self],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      outfile,
+      external: [
+        "better-sqlite3",
+        "sharp",
+        "cli-progress",
+        "csv-parse",
+        "commander",
+        "esbuild",
+        "@ffmpeg-installer/*",
+      ],
+      banner: {
+        js: 'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);',
+      },
+      logLevel: "silent",
+    });
+    void dir;
+    return { argv: [outfile], how: "bundled JS (esbuild)", cleanup: () => rm(outfile, { force: true }) };
+  } catch {
+    return {
+      argv: ["--import", "tsx", self],
+      how: "tsx (esbuild unavailable: includes the loader's overhead)",
+      cleanup: async () => {},
+    };
+  }
+}
+
+function row(pass: boolean, label: string, value: string, target: string): string {
+  return `| ${label.padEnd(34)} | ${value.padStart(16)} | ${target.padEnd(18)} | ${pass ? "PASS" : "FAIL"} |`;
+}
+
+export async function main(): Promise<boolean> {
+  const { startSandbox } = await import("../src/sandbox/index.js");
+  const rows = Number(process.env.BENCH_ROWS ?? 1000);
+  const workers = 32;
+  const concurrency = 32;
+  const timeScale = 60; // the sandbox's 60 ± 15 s (121 frames) becomes 1 ± 0.25 s
+  const dir = await mkdtemp(join(tmpdir(), "dreamina-bench-batch-"));
+  const lines: string[] = [];
+  let ok = true;
+  try {
+    const images = await makeImages(dir, 4);
+    // Fixed seeds: the sandbox renders each (image, seed) once and serves the cache after.
+    const manifest = join(dir, "bench.jsonl");
+    await writeFile(
+      manifest,
+      `${Array.from({ length: rows }, (_, i) =>
+        JSON.stringify({ image: images[i % images.length], prompt: `bench row ${i}`, seed: 1 + (i % 2) }),
+      ).join("\n")}\n`,
+    );
+    const command = await clientCommand(dir);
+    const sandbox = await startSandbox({ quiet: true, workers, timeScale, renderShortSide: 160 });
+    let report: ClientReport;
+    try {
+      const params: ClientParams = {
+        baseUrl: sandbox.url,
+        manifest,
+        out: join(dir, "out"),
+        journal: join(dir, "journal.db"),
+        concurrency,
+        timeScale,
+        rps: 5000,
+      };
+      report = await new Promise<ClientReport>((resolve, reject) => {
+        const child = spawn(process.execPath, [...command.argv, "--client", JSON.stringify(params)], {
+          stdio: ["ignore", "pipe", "inherit"],
+        });
+        let out = "";
+        child.stdout.on("data", (d) => {
+          out += d;
+        });
+        child.on("exit", (code) => {
+          try {
+            if (code !== 0 && code !== 1) throw new Error(`client exited ${code}`);
+            resolve(JSON.parse(out.trim().split("\n").pop() ?? "") as ClientReport);
+          } catch (error) {
+            reject(error);
+          }
+        });
+      });
+      const jobs = sandbox.jobs();
+      const meanJobMs = jobs.reduce((s, j) => s + j.runMs, 0) / Math.max(1, jobs.length);
+      const ideal = (rows * meanJobMs) / workers;
+      const overhead = report.wallMs / ideal - 1;
+      const cpuPerRow = (report.cpuUserMs + report.cpuSystemMs) / rows;
+      const polls = sandbox.requests().filter((r) => r.route === "status").length;
+      lines.push(
+        `${rows} rows, ${workers} sandbox workers, concurrency ${concurrency}, mean job ${(meanJobMs / 1000).toFixed(2)} s; ` +
+          `${report.done} done, ${report.failed} failed, ${report.unknown} unknown; ${report.requests} API requests ` +
+          `(${(polls / rows).toFixed(1)} status polls per row); client run as ${command.how}`,
+      );
+      lines.push("");
+      lines.push(`| ${"measure".padEnd(34)} | ${"value".padStart(16)} | ${"target".padEnd(18)} | result |`);
+      lines.push(`|${"-".repeat(36)}|${"-".repeat(18)}|${"-".repeat(20)}|--------|`);
+      const checks: [boolean, string, string, string][] = [
+        [report.done === rows, "rows done", `${report.done}/${rows}`, "all"],
+        [
+          overhead <= 0.1,
+          "wall time vs ideal",
+          `${(report.wallMs / 1000).toFixed(1)} s / ${(ideal / 1000).toFixed(1)} s (+${(overhead * 100).toFixed(1)} %)`,
+          "within 10 %",
+        ],
+        [report.maxRssMb < 200, "client peak RSS", `${report.maxRssMb.toFixed(0)} MB`, "< 200 MB"],
+        [cpuPerRow < 10, "client CPU per row", `${cpuPerRow.toFixed(2)} ms`, "< 10 ms"],
+      ];
+      for (const [pass, label, value, target] of checks) {
+        ok &&= pass;
+        lines.push(row(pass, label, value, target));
+      }
+    } finally {
+      await sandbox.close();
+      await command.cleanup();
+    }
+
+    // Validation of 10,000 rows of local images (distinct files, as a real manifest would have).
+    const validationRows = Number(process.env.BENCH_VALIDATION_ROWS ?? 10_000);
+    const sources = await makeImages(join(dir, "v"), 20);
+    await mkdir(join(dir, "v", "many"), { recursive: true });
+    const files: string[] = [];
+    for (let i = 0; i < validationRows; i++) {
+      const name = `many/${i}.jpg`;
+      await copyFile(join(dir, "v", sources[i % sources.length]!), join(dir, "v", name));
+      files.push(name);
+    }
+    const vManifest = join(dir, "v", "validate.jsonl");
+    await writeFile(
+      vManifest,
+      `${files.map((f, i) => JSON.stringify({ image: f, prompt: `validation row ${i}`, seed: i })).join("\n")}\n`,
+    );
+    const { readManifest, validateRows } = await import("../src/batch/index.js");
+    const t0 = performance.now();
+    const parsed = await readManifest(vManifest);
+    const results = await validateRows(parsed.rows, { concurrency: 32 });
+    const ms = performance.now() - t0;
+    const valid = results.filter((r) => r.valid).length;
+    const perSecond = (validationRows / ms) * 1000;
+    const pass = valid === validationRows && perSecond >= 1000;
+    ok &&= pass;
+    lines.push(
+      row(pass, `validate ${validationRows} local rows`, `${perSecond.toFixed(0)} rows/s`, ">= 1000 rows/s"),
+    );
+    lines.push(`  (${(ms / 1000).toFixed(2)} s, ${valid} valid)`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+  return ok;
+}
+
+const at = process.argv.indexOf("--client");
+const invokedDirectly = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
+if (invokedDirectly || at >= 0) {
+  if (at >= 0) {
+    await clientMain(JSON.parse(process.argv[at + 1] ?? "{}") as ClientParams);
+  } else {
+    const ok = await main();
+    process.exitCode = ok ? 0 : 1;
+  }
+}

@@ -1,0 +1,54 @@
+// The batch SDK: run a manifest of image + prompt rows exactly once, resumably, with a shared
+// rate limiter, a budget, and reports. Node only (journal, files, sharp for thumbnails).
+export { Budget, type BudgetSnapshot } from "./budget.js";
+export {
+  deriveRowKey,
+  MANIFEST_FIELDS,
+  type Manifest,
+  type ManifestProblem,
+  type ManifestRow,
+  parseManifest,
+  readManifest,
+} from "./manifest.js";
+export { BatchProgress, formatDuration, formatUsd, plainLine } from "./progress.js";
+export {
+  type Clock,
+  RateLimiter,
+  type RateLimiterOptions,
+  type RateLimiterStats,
+  RateLimiterStoppedError,
+  systemClock,
+} from "./rate-limiter.js";
+export {
+  type BatchReport,
+  escapeHtml,
+  makeThumbnails,
+  type ReportRow,
+  type ReportRowStatus,
+  renderHtml,
+  writeHtmlReport,
+  writeJsonReport,
+} from "./report.js";
+export {
+  type BatchCounts,
+  type BatchEvent,
+  type BatchRun,
+  type BatchSummary,
+  type ErrorInfo,
+  FALLBACK_PRICE,
+  type PlanAction,
+  type Price,
+  type RowRef,
+  type RunBatchOptions,
+  runBatch,
+  sha256File,
+} from "./runner.js";
+export {
+  BATCH_MODULE,
+  type BatchInfo,
+  BatchLockedError,
+  type BatchRowRecord,
+  BatchState,
+  MARKER_FILE,
+} from "./state.js";
+export { type RowValidation, rowInput, validateRow, validateRows } from "./validate-rows.js";

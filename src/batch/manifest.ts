@@ -1,0 +1,347 @@
+// Batch manifests: JSONL (one JSON object a line) or CSV (a header line, then rows; parsed
+// by csv-parse, so quotes, commas and newlines inside fields work). Every row keeps the line
+// it starts on, so every problem can be reported as "line N".
+//
+// Row fields: image (a path relative to the manifest, or an http(s)/data URL), prompt,
+// optional frames, seed, name (output file stem) and id (the row key; by default a hash of
+// the row's effective input, so reordering or appending rows never changes a row's key).
+
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { basename, dirname, extname, isAbsolute, resolve } from "node:path";
+import { parse as parseCsv } from "csv-parse/sync";
+
+export const MANIFEST_FIELDS = ["image", "prompt", "frames", "seed", "name", "id"] as const;
+const DEFAULT_FRAMES = 121;
+const DEFAULT_SEED = -1;
+
+export interface ManifestRow {
+  /** 1-based line of the manifest where the row starts. */
+  line: number;
+  /** The row key: `id` when given, else derived from the row's content. */
+  key: string;
+  /** Whether `key` came from the manifest's `id`. */
+  keyGiven: boolean;
+  /** As written in the manifest. */
+  image: string;
+  /** An absolute path for a local file, or the URL as written. */
+  imageSource: string;
+  imageIsUrl: boolean;
+  prompt: string;
+  frames: number | undefined;
+  seed: number | undefined;
+  /** Output file stem (without `.mp4`). */
+  name: string;
+  /** Fields this tool does not know (kept, and warned about). */
+  extra: Record<string, unknown>;
+}
+
+export interface ManifestProblem {
+  line: number;
+  /** The field at fault, when there is one. */
+  field?: string | undefined;
+  message: string;
+}
+
+export interface Manifest {
+  /** Absolute path, or undefined when parsed from text. */
+  path: string | undefined;
+  format: "jsonl" | "csv";
+  /** sha256 of the manifest's bytes. */
+  digest: string;
+  rows: ManifestRow[];
+  /** Lines that could not become a row, and rows that clash with each other. */
+  problems: ManifestProblem[];
+  warnings: ManifestProblem[];
+}
+
+export interface ParseManifestOptions {
+  format?: "jsonl" | "csv" | undefined;
+  /** Directory that relative image paths are resolved against (the manifest's). */
+  baseDir?: string | undefined;
+  path?: string | undefined;
+}
+
+/** Reads and parses a manifest file; the format follows the extension (.csv, else JSONL). */
+export async function readManifest(
+  path: string,
+  options: { format?: "jsonl" | "csv" } = {},
+): Promise<Manifest> {
+  const absolute = resolve(path);
+  const text = await readFile(absolute);
+  const format = options.format ?? (extname(absolute).toLowerCase() === ".csv" ? "csv" : "jsonl");
+  return parseManifest(text, { format, baseDir: dirname(absolute), path: absolute });
+}
+
+export function parseManifest(content: string | Uint8Array, options: ParseManifestOptions = {}): Manifest {
+  const bytes = typeof content === "string" ? Buffer.from(content, "utf8") : Buffer.from(content);
+  const digest = createHash("sha256").update(bytes).digest("hex");
+  let text = bytes.toString("utf8");
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const format = options.format ?? guessFormat(text);
+  const baseDir = options.baseDir ?? process.cwd();
+  const problems: ManifestProblem[] = [];
+  const warnings: ManifestProblem[] = [];
+  const records = format === "csv" ? csvRecords(text, problems) : jsonlRecords(text, problems);
+  const rows: ManifestRow[] = [];
+  for (const { line, record } of records) {
+    const row = toRow(line, record, baseDir, problems, warnings);
+    if (row) rows.push(row);
+  }
+  checkClashes(rows, problems);
+  problems.sort((a, b) => a.line - b.line);
+  return { path: options.path, format, digest, rows, problems, warnings };
+}
+
+function guessFormat(text: string): "jsonl" | "csv" {
+  const first = text.split(/\r?\n/).find((l) => l.trim() !== "" && !l.trim().startsWith("#"));
+  return first?.trim().startsWith("{") ? "jsonl" : "csv";
+}
+
+interface RawRecord {
+  line: number;
+  record: Record<string, unknown>;
+}
+
+function jsonlRecords(text: string, problems: ManifestProblem[]): RawRecord[] {
+  const out: RawRecord[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const raw = (lines[i] ?? "").replace(/\r$/, "");
+    const trimmed = raw.trim();
+    if (trimmed === "" || trimmed.startsWith("#") || trimmed.startsWith("//")) continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(trimmed);
+    } catch (error) {
+      problems.push({ line: i + 1, message: `not valid JSON: ${(error as Error).message}` });
+      continue;
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      problems.push({ line: i + 1, message: "each line must be a JSON object" });
+      continue;
+    }
+    out.push({ line: i + 1, record: value as Record<string, unknown> });
+  }
+  return out;
+}
+
+interface CsvInfoRecord {
+  record: Record<string, string>;
+  info: { lines: number; records: number; error?: unknown; invalid_field_length?: number };
+}
+
+function csvRecords(text: string, problems: ManifestProblem[]): RawRecord[] {
+  // Lines where each record starts: csv-parse reports the line a record ends on, so the start
+  // is one past the previous record's end (skipping blank lines and comments in between).
+  let parsed: CsvInfoRecord[];
+  try {
+    parsed = parseCsv(text, {
+      columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()),
+      info: true,
+      skip_empty_lines: true,
+      comment: "#",
+      comment_no_infix: true,
+      relax_column_count: true,
+      trim: false,
+      bom: true,
+    }) as unknown as CsvInfoRecord[];
+  } catch (error) {
+    const err = error as Error & { lines?: number };
+    problems.push({ line: err.lines ?? 1, message: `CSV cannot be read: ${err.message}` });
+    return [];
+  }
+  const lineStarts = recordStartLines(text, parsed);
+  const out: RawRecord[] = [];
+  parsed.forEach((entry, index) => {
+    const line = lineStarts[index] ?? entry.info.lines;
+    const record: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(entry.record)) {
+      if (k === "" && (v === "" || v === undefined)) continue;
+      record[k] = v;
+    }
+    out.push({ line, record });
+  });
+  return out;
+}
+
+/** The first non-blank, non-comment line after the previous record's last line. */
+function recordStartLines(text: string, parsed: CsvInfoRecord[]): number[] {
+  const lines = text.split("\n");
+  const isSkippable = (n: number) => {
+    const l = (lines[n - 1] ?? "").replace(/\r$/, "");
+    return l.trim() === "" || l.startsWith("#");
+  };
+  // The header ends on the first non-skippable line.
+  let previousEnd = 1;
+  while (previousEnd <= lines.length && isSkippable(previousEnd)) previousEnd++;
+  return parsed.map((entry) => {
+    let start = previousEnd + 1;
+    while (start < entry.info.lines && isSkippable(start)) start++;
+    previousEnd = entry.info.lines;
+    return start;
+  });
+}
+
+function text(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === "string") return value.trim() === "" ? undefined : value;
+  if (typeof value === "number") return String(value);
+  return undefined;
+}
+
+function integer(
+  value: unknown,
+  field: string,
+  line: number,
+  problems: ManifestProblem[],
+): number | undefined | null {
+  if (value === undefined || value === null || (typeof value === "string" && value.trim() === "")) {
+    return undefined;
+  }
+  const n = typeof value === "number" ? value : typeof value === "string" ? Number(value.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(n)) {
+    problems.push({ line, field, message: `${field} must be an integer (got ${JSON.stringify(value)})` });
+    return null;
+  }
+  return n;
+}
+
+const URL_PATTERN = /^(https?:|data:)/i;
+const KNOWN: ReadonlySet<string> = new Set(MANIFEST_FIELDS);
+// Aliases people are likely to write.
+const ALIASES: Record<string, string> = { image_url: "image", image_path: "image", path: "image", key: "id" };
+
+function toRow(
+  line: number,
+  input: Record<string, unknown>,
+  baseDir: string,
+  problems: ManifestProblem[],
+  warnings: ManifestProblem[],
+): ManifestRow | undefined {
+  const record: Record<string, unknown> = {};
+  const extra: Record<string, unknown> = {};
+  for (const [k0, v] of Object.entries(input)) {
+    const k = ALIASES[k0] ?? k0;
+    if (KNOWN.has(k)) record[k] = v;
+    else extra[k0] = v;
+  }
+  if (Object.keys(extra).length > 0) {
+    warnings.push({ line, message: `unknown field(s) ignored: ${Object.keys(extra).join(", ")}` });
+  }
+  const before = problems.length;
+  const image = text(record.image);
+  if (!image) problems.push({ line, field: "image", message: "image is required (a path or a URL)" });
+  const prompt = typeof record.prompt === "string" ? record.prompt : "";
+  if (record.prompt !== undefined && record.prompt !== null && typeof record.prompt !== "string") {
+    problems.push({ line, field: "prompt", message: "prompt must be a string" });
+  } else if (prompt.trim() === "") {
+    problems.push({ line, field: "prompt", message: "prompt is required" });
+  }
+  const frames = integer(record.frames, "frames", line, problems);
+  const seed = integer(record.seed, "seed", line, problems);
+  const id = text(record.id);
+  let name = text(record.name);
+  if (name !== undefined) {
+    name = name.trim().replace(/\.mp4$/i, "");
+    if (!safeStem(name)) {
+      problems.push({
+        line,
+        field: "name",
+        message: `name must be a plain file name (no path separators, no leading dot): ${JSON.stringify(name)}`,
+      });
+    }
+  }
+  if (problems.length > before || !image) return undefined;
+
+  const imageIsUrl = URL_PATTERN.test(image);
+  const imageSource = imageIsUrl || isAbsolute(image) ? image : resolve(baseDir, image);
+  const key = id ?? deriveRowKey({ image, prompt, frames: frames ?? undefined, seed: seed ?? undefined });
+  return {
+    line,
+    key,
+    keyGiven: id !== undefined,
+    image,
+    imageSource,
+    imageIsUrl,
+    prompt,
+    frames: frames ?? undefined,
+    seed: seed ?? undefined,
+    name: name ?? defaultName(image, imageIsUrl, key),
+    extra,
+  };
+}
+
+/** A key for a row without an `id`: the hash of its effective input (defaults filled in). */
+export function deriveRowKey(row: { image: string; prompt: string; frames?: number; seed?: number }): string {
+  const canonical = JSON.stringify([
+    row.image,
+    row.prompt,
+    row.frames ?? DEFAULT_FRAMES,
+    row.seed ?? DEFAULT_SEED,
+  ]);
+  return `r-${createHash("sha256").update(canonical).digest("hex").slice(0, 20)}`;
+}
+
+function safeStem(name: string): boolean {
+  if (name === "" || name.length > 150) return false;
+  if (name.startsWith(".")) return false;
+  return !/[/\\\u0000-\u001f<>:"|?*]/.test(name);
+}
+
+function defaultName(image: string, isUrl: boolean, key: string): string {
+  let stem = "video";
+  if (!isUrl) stem = basename(image, extname(image));
+  else if (!/^data:/i.test(image)) {
+    try {
+      const last = new URL(image).pathname.split("/").filter(Boolean).pop() ?? "";
+      stem = basename(decodeURIComponent(last), extname(last)) || "video";
+    } catch {
+      stem = "video";
+    }
+  }
+  stem = stem
+    .replace(/[^A-Za-z0-9._-]+/g, "_")
+    .replace(/^[._]+/, "")
+    .slice(0, 60);
+  return `${stem || "video"}-${key.replace(/^r-/, "").slice(0, 10)}`;
+}
+
+/** Two rows with the same key, or writing to the same file, cannot both run. */
+function checkClashes(rows: ManifestRow[], problems: ManifestProblem[]): void {
+  const byKey = new Map<string, ManifestRow>();
+  const byName = new Map<string, ManifestRow>();
+  const clashing = new Set<ManifestRow>();
+  for (const row of rows) {
+    const sameKey = byKey.get(row.key);
+    if (sameKey) {
+      problems.push({
+        line: row.line,
+        field: row.keyGiven ? "id" : undefined,
+        message: row.keyGiven
+          ? `id ${JSON.stringify(row.key)} is already used on line ${sameKey.line}`
+          : `duplicate of line ${sameKey.line} (same image, prompt, frames and seed); give one an id to run both`,
+      });
+      clashing.add(row);
+      continue;
+    }
+    byKey.set(row.key, row);
+    const nameKey = row.name.toLowerCase();
+    const sameName = byName.get(nameKey);
+    if (sameName) {
+      problems.push({
+        line: row.line,
+        field: "name",
+        message: `output name ${JSON.stringify(row.name)} is already used on line ${sameName.line}`,
+      });
+      clashing.add(row);
+      continue;
+    }
+    byName.set(nameKey, row);
+  }
+  if (clashing.size > 0) {
+    const kept = rows.filter((r) => !clashing.has(r));
+    rows.length = 0;
+    rows.push(...kept);
+  }
+}

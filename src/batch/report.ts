@@ -1,0 +1,255 @@
+// The batch's reports, written into --out: `report.json` (every row: status, request_id,
+// timings, cost, file, sha256, error) and `report.html`, a self-contained contact sheet that
+// opens from disk: per row a small JPEG thumbnail of the input (a data URI made by sharp,
+// loaded lazily), the prompt (HTML-escaped), the status and a playable <video> whose src is
+// relative to the report. Both are written to a temporary name and renamed into place.
+
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { join, relative, sep } from "node:path";
+
+export type ReportRowStatus =
+  | "done"
+  | "failed"
+  | "invalid"
+  | "unknown"
+  | "pending"
+  | "interrupted"
+  | "budget"
+  | "skipped";
+
+export interface ReportRow {
+  line: number;
+  key: string;
+  name: string;
+  image: string;
+  prompt: string;
+  frames: number | undefined;
+  seed: number | undefined;
+  status: ReportRowStatus;
+  requestId: string | undefined;
+  /** ISO timestamps as this client saw them. */
+  timings: {
+    createdAt?: string | undefined;
+    submittedAt?: string | undefined;
+    startedAt?: string | undefined;
+    finishedAt?: string | undefined;
+    downloadedAt?: string | undefined;
+    /** finishedAt − submittedAt, ms. */
+    durationMs?: number | undefined;
+  };
+  estimateUsd: number | undefined;
+  costUsd: number | undefined;
+  /** Path relative to the output directory. */
+  file: string | undefined;
+  bytes: number | undefined;
+  sha256: string | undefined;
+  error: unknown;
+}
+
+export interface BatchReport {
+  batchId: string;
+  manifest: string | undefined;
+  manifestDigest: string | undefined;
+  outDir: string;
+  generatedAt: string;
+  interrupted: boolean;
+  budget: { limitUsd: number | undefined; stopped: boolean };
+  price: { basePriceUsd: number; priceUnit: string; source: string };
+  totals: {
+    rows: number;
+    done: number;
+    failed: number;
+    invalid: number;
+    unknown: number;
+    notRun: number;
+    estimatedUsd: number;
+    costUsd: number;
+  };
+  rows: ReportRow[];
+}
+
+export async function writeJsonReport(outDir: string, report: BatchReport): Promise<string> {
+  const path = join(outDir, "report.json");
+  // Absent values are written as null, so every row has every field.
+  await atomicWrite(path, `${JSON.stringify(report, (_k, v) => (v === undefined ? null : v), 2)}\n`);
+  return path;
+}
+
+export interface HtmlReportOptions {
+  /** Thumbnail box, px. Default 160. */
+  thumbSize?: number;
+  /** Thumbnails made at once. Default 8. */
+  concurrency?: number;
+  /** Skip thumbnails (sharp missing, or not wanted). */
+  thumbnails?: boolean;
+}
+
+export async function writeHtmlReport(
+  outDir: string,
+  report: BatchReport,
+  images: ReadonlyMap<string, string>,
+  options: HtmlReportOptions = {},
+): Promise<string> {
+  const path = join(outDir, "report.html");
+  const thumbs =
+    options.thumbnails === false ? new Map<string, string>() : await makeThumbnails(images, options);
+  await atomicWrite(path, renderHtml(report, thumbs));
+  return path;
+}
+
+/**
+ * Thumbnails as JPEG data URIs, keyed like `images` (row key → local path or data URI).
+ * Rows sharing an image share one thumbnail. Failures leave the row without one.
+ */
+export async function makeThumbnails(
+  images: ReadonlyMap<string, string>,
+  options: HtmlReportOptions = {},
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let sharp: typeof import("sharp");
+  try {
+    sharp = (await import("sharp")).default;
+  } catch {
+    return out;
+  }
+  const size = options.thumbSize ?? 160;
+  const bySource = new Map<string, string[]>();
+  for (const [key, source] of images) {
+    if (/^https?:/i.test(source)) continue; // never fetched for a report: stays self-contained
+    const list = bySource.get(source) ?? [];
+    list.push(key);
+    bySource.set(source, list);
+  }
+  const sources = [...bySource.keys()];
+  let next = 0;
+  const worker = async () => {
+    while (next < sources.length) {
+      const source = sources[next++]!;
+      try {
+        const input = source.startsWith("data:")
+          ? Buffer.from(source.slice(source.indexOf(",") + 1), "base64")
+          : await readFile(source);
+        const jpeg = await sharp(input, { failOn: "none" })
+          .rotate()
+          .resize(size, size, { fit: "inside", withoutEnlargement: true })
+          .jpeg({ quality: 60, mozjpeg: true })
+          .toBuffer();
+        const uri = `data:image/jpeg;base64,${jpeg.toString("base64")}`;
+        for (const key of bySource.get(source) ?? []) out.set(key, uri);
+      } catch {
+        // No thumbnail for this one.
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 8) }, worker));
+  return out;
+}
+
+const HTML_ESCAPES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;",
+};
+
+export function escapeHtml(text: unknown): string {
+  return String(text ?? "").replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
+}
+
+/** A path relative to the report, as a URL: each segment percent-encoded. */
+export function relativeHref(outDir: string, file: string): string {
+  const rel = relative(outDir, join(outDir, file));
+  return rel
+    .split(sep)
+    .map((s) => encodeURIComponent(s))
+    .join("/");
+}
+
+function errorText(error: unknown): string {
+  if (error === undefined || error === null) return "";
+  if (typeof error === "string") return error;
+  const message = (error as { message?: unknown }).message;
+  if (typeof message === "string") return message;
+  return JSON.stringify(error);
+}
+
+export function renderHtml(report: BatchReport, thumbs: ReadonlyMap<string, string>): string {
+  const t = report.totals;
+  const cards = report.rows
+    .map((row) => {
+      const thumb = thumbs.get(row.key);
+      const image = thumb
+        ? `<img class="thumb" alt="input" src="${escapeHtml(thumb)}">`
+        : /^https?:/i.test(row.image)
+          ? `<a class="thumb none" href="${escapeHtml(row.image)}">remote image</a>`
+          : `<div class="thumb none">no preview</div>`;
+      const video =
+        row.status === "done" && row.file
+          ? `<video controls preload="metadata" src="${escapeHtml(relativeHref(report.outDir, row.file))}"></video>`
+          : `<div class="video none">${escapeHtml(row.status)}</div>`;
+      const meta = [
+        `line ${row.line}`,
+        row.frames ? `${row.frames} frames` : "",
+        row.seed !== undefined ? `seed ${row.seed}` : "",
+        row.costUsd !== undefined ? `$${row.costUsd.toFixed(2)}` : "",
+        row.timings.durationMs !== undefined ? `${(row.timings.durationMs / 1000).toFixed(1)} s` : "",
+      ]
+        .filter(Boolean)
+        .join(" · ");
+      const error = errorText(row.error);
+      return `<article class="card ${escapeHtml(row.status)}">
+  <div class="media">${image}${video}</div>
+  <h2><span class="status">${escapeHtml(row.status)}</span> ${escapeHtml(row.name)}</h2>
+  <p class="prompt">${escapeHtml(row.prompt)}</p>
+  <p class="meta">${escapeHtml(meta)}</p>
+  ${row.requestId ? `<p class="meta">request ${escapeHtml(row.requestId)}</p>` : ""}
+  ${error ? `<p class="error">${escapeHtml(error)}</p>` : ""}
+</article>`;
+    })
+    .join("\n");
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>dreamina batch ${escapeHtml(report.batchId)}</title>
+<style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; background: #fafafa; color: #222; }
+header p { margin: .2rem 0; color: #555; }
+main { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 1rem; margin-top: 1rem; }
+.card { background: #fff; border: 1px solid #ddd; border-left: 5px solid #999; border-radius: 6px; padding: .7rem; }
+.card.done { border-left-color: #2a9d4b; } .card.failed, .card.invalid { border-left-color: #d33; }
+.card.unknown { border-left-color: #e0a000; }
+.media { display: flex; gap: .5rem; align-items: flex-start; }
+.thumb { width: 160px; max-height: 160px; object-fit: contain; background: #eee; flex: none; }
+video, .video { width: 240px; max-height: 240px; background: #111; }
+.none { display: flex; align-items: center; justify-content: center; min-height: 90px; color: #888; background: #eee; }
+h2 { font-size: 15px; margin: .5rem 0 .2rem; word-break: break-all; }
+.status { text-transform: uppercase; font-size: 11px; padding: 1px 5px; border-radius: 3px; background: #eee; }
+.done .status { background: #d7f2de; } .failed .status, .invalid .status { background: #fbdcdc; }
+.prompt { white-space: pre-wrap; margin: .3rem 0; }
+.meta { color: #666; font-size: 12px; margin: .1rem 0; word-break: break-all; }
+.error { color: #b00; font-size: 12px; white-space: pre-wrap; word-break: break-word; }
+</style>
+</head>
+<body>
+<header>
+<h1>dreamina batch</h1>
+<p>batch ${escapeHtml(report.batchId)}${report.manifest ? ` · manifest ${escapeHtml(report.manifest)}` : ""}</p>
+<p>${t.rows} rows: ${t.done} done, ${t.failed} failed, ${t.invalid} invalid, ${t.unknown} unknown, ${t.notRun} not run · cost $${t.costUsd.toFixed(2)} (estimated $${t.estimatedUsd.toFixed(2)})${report.interrupted ? " · interrupted" : ""}</p>
+<p>generated ${escapeHtml(report.generatedAt)}</p>
+</header>
+<main>
+${cards}
+</main>
+</body>
+</html>
+`;
+}
+
+async function atomicWrite(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, path);
+}

@@ -1,0 +1,1400 @@
+// runBatch: a whole manifest, exactly once, as an async iterator of events.
+//
+//   1. validate every row (all of the model's rules, images probed with bounded parallelism);
+//      invalid rows are reported with their line numbers and nothing is submitted unless all
+//      rows are valid or `skipInvalid` is set;
+//   2. price the batch (the model's base price, or a documented fallback) and plan it against
+//      the journal: rows already done are skipped (their files checked by sha256, fetched
+//      again when missing or damaged), rows in flight are re-attached by request id, rows whose
+//      submit outcome is unknown are listed and left alone unless `resubmitUnknown`;
+//      `dryRun` stops here;
+//   3. run: at most `concurrency` jobs in flight (submit → terminal result), downloads beside
+//      them; every submit is journaled before the POST (batch id + row key), every status
+//      change and result after; a budget stops submitting before it would be exceeded;
+//   4. write report.json and report.html into the output directory.
+//
+// An abort (Ctrl-C) stops submitting; submits already on the wire are allowed to finish so
+// their request ids are journaled (aborting them would make their outcome unknown); waits and
+// downloads stop, queued jobs are cancelled only with `cancelQueuedOnExit`, and everything is
+// left resumable.
+
+import { createHash } from "node:crypto";
+import { setMaxListeners } from "node:events";
+import { createReadStream } from "node:fs";
+import { access } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { RunComfyClient } from "../api/client.js";
+import { AbortError, SubmissionUnknownError } from "../api/errors.js";
+import type { JobResult } from "../api/types.js";
+import { estimateCostUsd, MODEL_ID } from "../model/input.js";
+import { download } from "../node/download.js";
+import type { Journal, JournalRecord } from "../node/journal.js";
+import { WaitAbortedError } from "../run/errors.js";
+import { runJob } from "../run/run.js";
+import { createPollSchedule, type PollSchedule, type RunTimePrior } from "../run/schedule.js";
+import { type JobUpdate, wait } from "../run/wait.js";
+import { Budget } from "./budget.js";
+import { Channel, Semaphore } from "./channel.js";
+import { prepareRowInput } from "./input.js";
+import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
+import type { RateLimiter, RateLimiterStats } from "./rate-limiter.js";
+import {
+  type BatchReport,
+  type ReportRow,
+  type ReportRowStatus,
+  writeHtmlReport,
+  writeJsonReport,
+} from "./report.js";
+import { BatchState } from "./state.js";
+import { type RowValidation, validateRows } from "./validate-rows.js";
+
+/**
+ * Used when the models endpoint cannot be read: the sandbox's (and, at the time of writing,
+ * the service's published) price for this model, US$ 0.12 per second of video.
+ */
+export const FALLBACK_PRICE = { basePriceUsd: 0.12, priceUnit: "second" } as const;
+
+export interface Price {
+  basePriceUsd: number;
+  priceUnit: string;
+  source: "service" | "default" | "given";
+  /** Why the fallback was used. */
+  note?: string | undefined;
+}
+
+export interface RunBatchOptions {
+  client: RunComfyClient;
+  journal: Journal;
+  /** Where videos and reports go (created if needed). Also identifies the batch. */
+  outDir: string;
+  /** Jobs in flight at most (submitted and not finished). Default 4. */
+  concurrency?: number | undefined;
+  /** US dollars: no submit that would take the committed total above this. */
+  budgetUsd?: number | undefined;
+  dryRun?: boolean | undefined;
+  skipInvalid?: boolean | undefined;
+  /** Submit again rows whose earlier submit outcome is unknown (they may be billed twice). */
+  resubmitUnknown?: boolean | undefined;
+  /** Submit again rows whose job failed on the service in an earlier run. */
+  retryFailed?: boolean | undefined;
+  /** On abort, cancel jobs still queued (running jobs cannot be stopped). */
+  cancelQueuedOnExit?: boolean | undefined;
+  /** Interrupt: stop submitting, stop waiting, leave a resumable state. */
+  signal?: AbortSignal | undefined;
+  /** The limiter plugged into the client's hooks, for its statistics. */
+  rateLimiter?: RateLimiter | undefined;
+  /** Images probed at once during validation. Default 16. */
+  validateConcurrency?: number | undefined;
+  /** Downloads at once. Default: concurrency. */
+  downloadConcurrency?: number | undefined;
+  /** A time-scaled sandbox runs this many times faster: the poll schedule follows. */
+  timeScale?: number | undefined;
+  pollSchedule?: PollSchedule | undefined;
+  /** Skip the models call. */
+  price?: { basePriceUsd: number; priceUnit: string } | undefined;
+  /** Write report.json / report.html. Default true (not on a dry run). */
+  report?: boolean | undefined;
+  /** Thumbnails in report.html. Default true. */
+  thumbnails?: boolean | undefined;
+  /** Manifest identity and parse problems when `rows` is a plain array. */
+  manifest?: Pick<Manifest, "path" | "digest" | "problems"> | undefined;
+  /** Give up waiting for one job after this long (it is left alone, the row fails). */
+  waitTimeoutMs?: number | undefined;
+}
+
+export interface RowRef {
+  line: number;
+  key: string;
+  name: string;
+}
+
+export interface Problem {
+  field?: string | undefined;
+  rule?: string | undefined;
+  message: string;
+}
+
+export type BatchEvent =
+  | { type: "validation-start"; total: number }
+  | { type: "row-validated"; row: RowRef; warnings: Problem[] }
+  | { type: "row-invalid"; line: number; row: RowRef | undefined; problems: Problem[] }
+  | { type: "validated"; valid: number; invalid: number; durationMs: number }
+  | { type: "price"; price: Price }
+  | {
+      type: "plan";
+      batchId: string;
+      resumed: boolean;
+      manifestChanged: boolean;
+      toSubmit: number;
+      toReattach: number;
+      toDownload: number;
+      alreadyDone: number;
+      unknown: number;
+      failedBefore: number;
+      estimatedUsd: number;
+      rows: { row: RowRef; action: PlanAction; estimateUsd: number }[];
+    }
+  | { type: "row-skipped"; row: RowRef; reason: "done" }
+  | { type: "row-unknown"; row: RowRef; localIds: number[]; since: string; resubmitting: boolean }
+  | { type: "submitted"; row: RowRef; requestId: string }
+  | { type: "reattached"; row: RowRef; requestId: string }
+  | { type: "status"; row: RowRef; requestId: string; status: string; queuePosition: number | undefined }
+  | {
+      type: "downloaded";
+      row: RowRef;
+      requestId: string;
+      path: string;
+      bytes: number;
+      sha256: string;
+      resumed: boolean;
+    }
+  | {
+      type: "row-done";
+      row: RowRef;
+      requestId: string;
+      costUsd: number | undefined;
+      file: string;
+      sha256: string;
+    }
+  | {
+      type: "row-failed";
+      row: RowRef;
+      requestId: string | undefined;
+      phase: "submit" | "wait" | "download";
+      error: ErrorInfo;
+    }
+  | {
+      type: "budget-stop";
+      limitUsd: number;
+      committedUsd: number;
+      nextEstimateUsd: number;
+      notSubmitted: number;
+    }
+  | { type: "interrupted"; inFlight: number; cancelled: number }
+  | { type: "report"; json: string; html: string | undefined }
+  | { type: "summary"; summary: BatchSummary };
+
+export type PlanAction = "submit" | "reattach" | "download" | "done" | "unknown" | "resubmit" | "failed";
+
+export interface ErrorInfo {
+  name: string;
+  message: string;
+  /** The service's job error, verbatim, when the job itself failed. */
+  jobError?: unknown;
+  code?: string | undefined;
+  status?: number | undefined;
+}
+
+export interface BatchCounts {
+  total: number;
+  invalid: number;
+  /** Waiting for a slot (or stopped by the budget / an interrupt before submitting). */
+  pending: number;
+  queued: number;
+  running: number;
+  downloading: number;
+  done: number;
+  failed: number;
+  unknown: number;
+  /** Done in an earlier run. */
+  skipped: number;
+  spentUsd: number;
+  committedUsd: number;
+  startedAtMs: number;
+  /** Rows settled (done or failed) by this run: the throughput's numerator. */
+  finishedThisRun: number;
+}
+
+export interface BatchSummary {
+  batchId: string | undefined;
+  outDir: string;
+  dryRun: boolean;
+  rows: number;
+  valid: number;
+  invalid: number;
+  done: number;
+  failed: number;
+  unknown: number;
+  notRun: number;
+  alreadyDone: number;
+  submitted: number;
+  reattached: number;
+  resubmitted: string[];
+  estimatedUsd: number;
+  costUsd: number;
+  spentUsd: number;
+  budget: { limitUsd: number | undefined; stopped: boolean; committedUsd: number };
+  price: Price | undefined;
+  interrupted: boolean;
+  durationMs: number;
+  rateLimiter: RateLimiterStats | undefined;
+  report: { json: string; html: string | undefined } | undefined;
+  /** 0 all rows done; 1 some not; 65 invalid manifest; 130 interrupted. */
+  exitCode: number;
+  failures: { line: number; key: string; name: string; requestId: string | undefined; error: ErrorInfo }[];
+  unknownRows: { line: number; key: string; name: string; localIds: number[] }[];
+}
+
+export interface BatchRun extends AsyncIterable<BatchEvent> {
+  counts(): BatchCounts;
+  /** The summary, once the run has ended. */
+  readonly summary: Promise<BatchSummary>;
+}
+
+type Phase =
+  | "pending"
+  | "submitting"
+  | "queued"
+  | "running"
+  | "downloading"
+  | "done"
+  | "failed"
+  | "unknown"
+  | "invalid";
+
+interface RowRun {
+  row: ManifestRow;
+  ref: RowRef;
+  validation: RowValidation | undefined;
+  phase: Phase;
+  action: PlanAction | undefined;
+  estimateUsd: number;
+  requestId: string | undefined;
+  localId: number | undefined;
+  costUsd: number | undefined;
+  file: string | undefined;
+  bytes: number | undefined;
+  sha256: string | undefined;
+  error: ErrorInfo | undefined;
+  errorPhase: "submit" | "wait" | "download" | undefined;
+  /** Set by an interrupt while the submit is on the wire: abort as soon as it settles. */
+  abortAfterSubmit: boolean;
+  controller: AbortController | undefined;
+  outputUrl: string | undefined;
+  submittedAt: number | undefined;
+  downloadedAt: number | undefined;
+  unknownLocalIds: number[];
+  notRunReason: ReportRowStatus | undefined;
+  lastStatusKey: string | undefined;
+  /** True when this run settled the row. */
+  settledNow: boolean;
+}
+
+const ACTIVE_STATES = new Set(["submitted", "in_queue", "in_progress", "completed"]);
+/**
+ * The batch's poll schedule: the run layer's (sparse early, dense around the end the journal's
+ * run-time prior expects) with a narrower, sparser dense window. A batch is about throughput:
+ * with dozens of jobs in flight, polling each one every second or two near its expected end
+ * costs more requests (rate limit, CPU) than a few seconds of detection latency is worth.
+ * Simulated on 1 s ± 0.25 s jobs: 5.4 polls per job instead of 25, ~5 % detection latency.
+ */
+export const BATCH_POLL_SCHEDULE: PollSchedule = createPollSchedule({
+  denseStepMs: 6_000,
+  denseFromStd: 0.6,
+  hazardConstantMs: 2_000,
+  denseMinMs: 1_500,
+});
+
+/** How long non-critical journal writes wait to be committed together. */
+const GROUP_COMMIT_MS = 250;
+
+export function runBatch(rows: readonly ManifestRow[] | Manifest, options: RunBatchOptions): BatchRun {
+  const manifest: Pick<Manifest, "path" | "digest" | "problems"> | undefined = Array.isArray(rows)
+    ? options.manifest
+    : (rows as Manifest);
+  const list: readonly ManifestRow[] = Array.isArray(rows) ? rows : (rows as Manifest).rows;
+  const runner = new Runner(list, manifest, options);
+  const channel = new Channel<BatchEvent>();
+  const summary = runner
+    .run((event) => channel.push(event))
+    .then(
+      (s) => {
+        channel.close();
+        return s;
+      },
+      (error) => {
+        channel.fail(error);
+        throw error;
+      },
+    );
+  // The summary promise is also observed through the iterator; never an unhandled rejection.
+  summary.catch(() => {});
+  return {
+    [Symbol.asyncIterator]: () => channel[Symbol.asyncIterator](),
+    counts: () => runner.counts(),
+    summary,
+  };
+}
+
+class Runner {
+  readonly #rows: RowRun[];
+  readonly #manifest: Pick<Manifest, "path" | "digest" | "problems"> | undefined;
+  readonly #o: RunBatchOptions;
+  readonly #outDir: string;
+  readonly #budget: Budget;
+  readonly #startedAt = Date.now();
+  #emit: (event: BatchEvent) => void = () => {};
+  #state: BatchState | undefined;
+  #price: Price | undefined;
+  #invalidLines = 0;
+  #stopping = false;
+  #interrupted = false;
+  #submitted = 0;
+  #reattached = 0;
+  #resubmitted: string[] = [];
+  #priors = new Map<number, { prior: RunTimePrior | undefined; at: number }>();
+  #downloads: Semaphore;
+  #downloadsInFlight = new Set<Promise<void>>();
+  /**
+   * Journal writes that a crash may lose without harm (statuses, results, "file downloaded"):
+   * committed together every GROUP_COMMIT_MS, one fsync for many rows. The writes a crash must
+   * never lose (the intent row before a POST, the request id after it) are never deferred.
+   */
+  #deferred: (() => void)[] = [];
+  #flushTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    rows: readonly ManifestRow[],
+    manifest: Pick<Manifest, "path" | "digest" | "problems"> | undefined,
+    options: RunBatchOptions,
+  ) {
+    this.#o = options;
+    this.#manifest = manifest;
+    this.#outDir = resolve(options.outDir);
+    this.#budget = new Budget(options.budgetUsd);
+    this.#downloads = new Semaphore(options.downloadConcurrency ?? Math.max(1, options.concurrency ?? 4));
+    this.#rows = rows.map((row) => ({
+      row,
+      ref: { line: row.line, key: row.key, name: row.name },
+      validation: undefined,
+      phase: "pending",
+      action: undefined,
+      estimateUsd: 0,
+      requestId: undefined,
+      localId: undefined,
+      costUsd: undefined,
+      file: undefined,
+      bytes: undefined,
+      sha256: undefined,
+      error: undefined,
+      errorPhase: undefined,
+      abortAfterSubmit: false,
+      controller: undefined,
+      outputUrl: undefined,
+      submittedAt: undefined,
+      downloadedAt: undefined,
+      unknownLocalIds: [],
+      notRunReason: undefined,
+      lastStatusKey: undefined,
+      settledNow: false,
+    }));
+  }
+
+  #defer(write: () => void): void {
+    this.#deferred.push(write);
+    this.#flushTimer ??= setTimeout(() => this.#flush(), GROUP_COMMIT_MS);
+  }
+
+  #flush(): void {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#deferred.length === 0) return;
+    const writes = this.#deferred;
+    this.#deferred = [];
+    const db = this.#o.journal.db;
+    db.transaction(() => {
+      for (const write of writes) {
+        try {
+          write();
+        } catch {
+          // One bad write (a row settled meanwhile by another tool) must not lose the others.
+        }
+      }
+    }).immediate();
+  }
+
+  counts(): BatchCounts {
+    const c: BatchCounts = {
+      total: 0,
+      invalid: this.#invalidLines,
+      pending: 0,
+      queued: 0,
+      running: 0,
+      downloading: 0,
+      done: 0,
+      failed: 0,
+      unknown: 0,
+      skipped: 0,
+      spentUsd: 0,
+      committedUsd: 0,
+      startedAtMs: this.#startedAt,
+      finishedThisRun: 0,
+    };
+    for (const r of this.#rows) {
+      if (r.phase === "invalid") continue;
+      c.total++;
+      switch (r.phase) {
+        case "pending":
+          c.pending++;
+          break;
+        case "submitting":
+        case "running":
+          c.running++;
+          break;
+        case "queued":
+          c.queued++;
+          break;
+        case "downloading":
+          c.downloading++;
+          break;
+        case "done":
+          c.done++;
+          if (r.action === "done") c.skipped++;
+          break;
+        case "failed":
+          c.failed++;
+          break;
+        case "unknown":
+          c.unknown++;
+          break;
+      }
+      if (r.settledNow) c.finishedThisRun++;
+    }
+    const budget = this.#budget.snapshot();
+    c.spentUsd = budget.spentUsd;
+    c.committedUsd = budget.committedUsd;
+    return c;
+  }
+
+  async run(emit: (event: BatchEvent) => void): Promise<BatchSummary> {
+    this.#emit = emit;
+    const signal = this.#o.signal;
+    const onAbort = () => this.#interrupt();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const valid = await this.#validate();
+      if (!valid) return this.#finish();
+      await this.#loadPrice();
+      if (this.#o.dryRun) {
+        await this.#plan(true);
+        return this.#finish();
+      }
+      if (this.#stopping) return this.#finish();
+      await this.#plan(false);
+      if (!this.#stopping) await this.#execute();
+      await Promise.all(this.#downloadsInFlight);
+      return await this.#finish();
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      try {
+        this.#flush();
+      } finally {
+        this.#state?.release();
+      }
+    }
+  }
+
+  // ---- 1. validation ------------------------------------------------------------------------
+
+  async #validate(): Promise<boolean> {
+    const started = Date.now();
+    const problems = this.#manifest?.problems ?? [];
+    this.#emit({ type: "validation-start", total: this.#rows.length + problems.length });
+    for (const p of problems) this.#reportProblem(p);
+    this.#invalidLines = new Set(problems.map((p) => p.line)).size;
+    const byKey = new Map(this.#rows.map((r) => [r.row.key, r]));
+    let invalid = 0;
+    try {
+      await validateRows(
+        this.#rows.map((r) => r.row),
+        {
+          concurrency: this.#o.validateConcurrency,
+          signal: this.#o.signal,
+          onRow: (result) => {
+            const r = byKey.get(result.row.key)!;
+            r.validation = result;
+            const warnings = result.warnings.map((w) => ({
+              field: w.path,
+              rule: w.rule,
+              message: w.message,
+            }));
+            if (result.valid) {
+              this.#emit({ type: "row-validated", row: r.ref, warnings });
+            } else {
+              invalid++;
+              r.phase = "invalid";
+              this.#emit({
+                type: "row-invalid",
+                line: r.row.line,
+                row: r.ref,
+                problems: result.violations.map((v) => ({ field: v.path, rule: v.rule, message: v.message })),
+              });
+            }
+          },
+        },
+      );
+    } catch (error) {
+      if (error instanceof AbortError || this.#o.signal?.aborted) {
+        this.#interrupted = true;
+        this.#stopping = true;
+        return false;
+      }
+      throw error;
+    }
+    this.#invalidLines += invalid;
+    const valid = this.#rows.length - invalid;
+    this.#emit({ type: "validated", valid, invalid: this.#invalidLines, durationMs: Date.now() - started });
+    if (this.#invalidLines > 0 && !this.#o.skipInvalid) return false;
+    return valid > 0 || this.#invalidLines === 0;
+  }
+
+  #reportProblem(p: ManifestProblem): void {
+    this.#emit({
+      type: "row-invalid",
+      line: p.line,
+      row: undefined,
+      problems: [{ field: p.field, message: p.message }],
+    });
+  }
+
+  // ---- 2. price and plan --------------------------------------------------------------------
+
+  async #loadPrice(): Promise<void> {
+    if (this.#o.price) {
+      this.#price = { ...this.#o.price, source: "given" };
+    } else {
+      try {
+        const model = await this.#o.client.models.get(MODEL_ID, {
+          signal: this.#o.signal,
+          timeoutMs: 15_000,
+        });
+        if (model.basePriceUsd === undefined) throw new Error("the model detail has no base_price_usd");
+        this.#price = {
+          basePriceUsd: model.basePriceUsd,
+          priceUnit: model.priceUnit ?? "request",
+          source: "service",
+        };
+      } catch (error) {
+        if (this.#o.signal?.aborted) {
+          this.#interrupted = true;
+          this.#stopping = true;
+        }
+        this.#price = {
+          ...FALLBACK_PRICE,
+          source: "default",
+          note:
+            `the price could not be read from the service (${error instanceof Error ? error.message : String(error)}); ` +
+            `estimates use the default US$${FALLBACK_PRICE.basePriceUsd} per ${FALLBACK_PRICE.priceUnit}`,
+        };
+      }
+    }
+    this.#emit({ type: "price", price: this.#price });
+    for (const r of this.#rows) {
+      r.estimateUsd = estimateCostUsd({
+        frames: r.row.frames,
+        basePriceUsd: this.#price.basePriceUsd,
+        priceUnit: this.#price.priceUnit,
+      });
+    }
+  }
+
+  async #plan(dryRun: boolean): Promise<void> {
+    const journal = this.#o.journal;
+    this.#state = await BatchState.open(journal, {
+      outDir: this.#outDir,
+      manifestPath: this.#manifest?.path,
+      manifestDigest: this.#manifest?.digest,
+      readOnly: dryRun,
+    });
+    const batchId = this.#state.batchId;
+    const outcomes = dryRun && !this.#state.info.resumed ? new Map() : this.#state.rows();
+    const records = this.#state.info.resumed
+      ? this.#journalRecords(batchId)
+      : new Map<string, JournalRecord[]>();
+
+    const counts = { toSubmit: 0, toReattach: 0, toDownload: 0, alreadyDone: 0, unknown: 0, failedBefore: 0 };
+    let estimatedUsd = 0;
+    const planned: { row: RowRef; action: PlanAction; estimateUsd: number }[] = [];
+    for (const r of this.#rows) {
+      if (r.phase === "invalid") continue;
+      const recs = records.get(r.row.key) ?? [];
+      const outcome = outcomes.get(r.row.key);
+      const succeeded = recs.find((x) => x.state === "succeeded");
+      const active = recs.find((x) => ACTIVE_STATES.has(x.state) && x.requestId);
+      const unknown = recs.filter((x) => x.state === "submission_unknown" || x.state === "submitting");
+      const latest = recs[0];
+      let action: PlanAction;
+      if (succeeded?.requestId) {
+        r.requestId = succeeded.requestId;
+        r.costUsd = succeeded.cost;
+        r.outputUrl = succeeded.outputUrls[0];
+        r.submittedAt = succeeded.submittedAt ? Date.parse(succeeded.submittedAt) : undefined;
+        if (
+          outcome?.state === "done" &&
+          outcome.file &&
+          (dryRun || (await this.#fileIntact(outcome.file, outcome.sha256)))
+        ) {
+          action = "done";
+          r.file = outcome.file;
+          r.sha256 = outcome.sha256;
+          r.bytes = outcome.bytes;
+        } else {
+          action = "download";
+        }
+      } else if (active?.requestId) {
+        action = "reattach";
+        r.requestId = active.requestId;
+        r.localId = active.localId;
+        r.submittedAt = active.submittedAt ? Date.parse(active.submittedAt) : undefined;
+      } else if (unknown.length > 0) {
+        r.unknownLocalIds = unknown.map((x) => x.localId);
+        action = this.#o.resubmitUnknown ? "resubmit" : "unknown";
+        this.#emit({
+          type: "row-unknown",
+          row: r.ref,
+          localIds: r.unknownLocalIds,
+          since: unknown[unknown.length - 1]!.createdAt,
+          resubmitting: action === "resubmit",
+        });
+      } else if (latest && latest.state === "failed" && !this.#o.retryFailed) {
+        action = "failed";
+        r.requestId = latest.requestId;
+        r.costUsd = latest.cost;
+        r.error = {
+          name: "JobFailedError",
+          message: `the job failed in an earlier run${latest.jobError !== undefined ? `: ${describe(latest.jobError)}` : ""} (run with --retry-failed to submit it again)`,
+          jobError: latest.jobError,
+        };
+        r.errorPhase = "wait";
+      } else {
+        // Never submitted, definitely rejected, cancelled while queued (not billed), or a
+        // failure to retry: submit.
+        action = "submit";
+      }
+      r.action = action;
+      planned.push({ row: r.ref, action, estimateUsd: r.estimateUsd });
+      switch (action) {
+        case "done":
+          counts.alreadyDone++;
+          r.phase = "done";
+          this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
+          this.#emit({ type: "row-skipped", row: r.ref, reason: "done" });
+          break;
+        case "download":
+          counts.toDownload++;
+          this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
+          break;
+        case "reattach":
+          counts.toReattach++;
+          this.#budget.track(r.row.key, r.estimateUsd);
+          break;
+        case "unknown":
+          counts.unknown++;
+          r.phase = "unknown";
+          // May have been billed: counted in what is committed.
+          this.#budget.addSpent(r.estimateUsd, false);
+          break;
+        case "failed":
+          counts.failedBefore++;
+          r.phase = "failed";
+          this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
+          break;
+        default:
+          counts.toSubmit++;
+          estimatedUsd += r.estimateUsd;
+          break;
+      }
+    }
+    this.#emit({
+      type: "plan",
+      batchId,
+      resumed: this.#state.info.resumed,
+      manifestChanged: this.#state.info.previousDigest !== undefined,
+      ...counts,
+      estimatedUsd: round(estimatedUsd),
+      rows: planned,
+    });
+  }
+
+  /** Journal records of this batch by row key, newest first. */
+  #journalRecords(batchId: string): Map<string, JournalRecord[]> {
+    const journal = this.#o.journal;
+    let records = journal.list({ batchId, limit: 10_000 });
+    if (records.length >= 10_000) {
+      // list() stops at 10,000: read every row of the batch one by one.
+      const ids = journal.db
+        .prepare("SELECT local_id FROM jobs WHERE batch_id = ? ORDER BY local_id DESC")
+        .all(batchId) as { local_id: number }[];
+      records = ids
+        .map((x) => journal.get(x.local_id))
+        .filter((x): x is NonNullable<typeof x> => x !== undefined);
+    }
+    const out = new Map<string, JournalRecord[]>();
+    for (const rec of records) {
+      if (!rec.rowKey) continue;
+      const list = out.get(rec.rowKey) ?? [];
+      list.push(rec);
+      out.set(rec.rowKey, list);
+    }
+    return out;
+  }
+
+  async #fileIntact(file: string, sha256: string | undefined): Promise<boolean> {
+    if (!sha256) return false;
+    const path = join(this.#outDir, file);
+    try {
+      await access(path);
+      return (await sha256File(path)) === sha256;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---- 3. execution -------------------------------------------------------------------------
+
+  async #execute(): Promise<void> {
+    for (const r of this.#rows) {
+      if (r.action === "download") this.#startDownload(r);
+    }
+    const queue = [
+      ...this.#rows.filter((r) => r.action === "reattach"),
+      ...this.#rows.filter((r) => r.action === "submit" || r.action === "resubmit"),
+    ];
+    let next = 0;
+    const concurrency = Math.max(1, Math.floor(this.#o.concurrency ?? 4));
+    const slot = async () => {
+      while (!this.#stopping && next < queue.length) {
+        const r = queue[next]!;
+        if (r.action !== "reattach" && !this.#budget.reserve(r.row.key, r.estimateUsd)) {
+          this.#budgetStop(queue.slice(next), r.estimateUsd);
+          return;
+        }
+        next++;
+        if (r.action === "reattach") await this.#reattach(r);
+        else await this.#submitAndWait(r);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, queue.length)) }, slot));
+    for (const r of queue.slice(next)) {
+      if (r.phase === "pending") r.notRunReason = this.#budget.stopped ? "budget" : "interrupted";
+    }
+  }
+
+  #budgetStopped = false;
+
+  #budgetStop(rest: RowRun[], nextEstimate: number): void {
+    if (this.#budgetStopped) return;
+    this.#budgetStopped = true;
+    const snapshot = this.#budget.snapshot();
+    const notSubmitted = rest.filter((r) => r.action !== "reattach").length;
+    for (const r of rest) if (r.action !== "reattach") r.notRunReason = "budget";
+    this.#emit({
+      type: "budget-stop",
+      limitUsd: this.#budget.limitUsd ?? 0,
+      committedUsd: snapshot.committedUsd,
+      nextEstimateUsd: nextEstimate,
+      notSubmitted,
+    });
+  }
+
+  async #submitAndWait(r: RowRun): Promise<void> {
+    const journal = this.#o.journal;
+    const batchId = this.#state!.batchId;
+    r.controller = new AbortController();
+    r.phase = "submitting";
+    r.error = undefined;
+    if (r.action === "resubmit") {
+      for (const id of r.unknownLocalIds) {
+        try {
+          journal.markAbandoned(id, "resubmitted by dreamina batch --resubmit-unknown");
+        } catch {
+          // Settled meanwhile (e.g. by `dreamina resolve`): the new submit goes ahead regardless.
+        }
+      }
+      this.#resubmitted.push(r.row.key);
+    }
+    let input: unknown;
+    try {
+      input = await prepareRowInput(r.row, { signal: this.#o.signal });
+    } catch (error) {
+      if (this.#stopping) {
+        r.phase = "pending";
+        r.notRunReason = "interrupted";
+        this.#budget.release(r.row.key);
+        return;
+      }
+      this.#budget.release(r.row.key);
+      this.#fail(r, "submit", error);
+      return;
+    }
+    let localId: number | undefined;
+    let accepted = false;
+    try {
+      const result = await runJob(this.#o.client, input, {
+        skipValidation: true, // validated with the probe's facts already
+        signal: r.controller.signal,
+        includeCost: true,
+        cancelOnAbort: Boolean(this.#o.cancelQueuedOnExit),
+        timeScale: this.#o.timeScale,
+        pollSchedule: this.#o.pollSchedule ?? BATCH_POLL_SCHEDULE,
+        prior: this.#prior(r.row.frames),
+        timeoutMs: this.#o.waitTimeoutMs,
+        beforeSubmit: (_input, { modelId }) => {
+          if (this.#stopping) throw new AbortError("interrupted before submit");
+          localId = journal.beginSubmit({
+            modelId,
+            input,
+            baseUrl: this.#o.client.baseUrl,
+            batchId,
+            rowKey: r.row.key,
+          });
+          r.localId = localId;
+        },
+        onSubmitted: (submit, { submittedAt }) => {
+          accepted = true;
+          journal.submitAccepted(localId!, {
+            requestId: submit.requestId,
+            statusUrl: submit.statusUrl,
+            resultUrl: submit.resultUrl,
+            cancelUrl: submit.cancelUrl,
+          });
+          r.requestId = submit.requestId;
+          r.submittedAt = submittedAt;
+          r.phase = "queued";
+          this.#submitted++;
+          this.#emit({ type: "submitted", row: r.ref, requestId: submit.requestId });
+          // Interrupted while the POST was on the wire: now that the id is safe, stop.
+          if (r.abortAfterSubmit) r.controller?.abort(new Error("interrupted"));
+        },
+        onSubmitError: (error) => {
+          if (localId === undefined) return;
+          if (isDefiniteRefusal(error)) journal.submitRejected(localId, error);
+          else journal.submitUnknown(localId, error);
+        },
+        onUpdate: (update) => this.#onUpdate(r, update),
+        onResult: (result) => this.#onResult(r, result),
+      });
+      this.#onJobSucceeded(r, result.result);
+    } catch (error) {
+      if (!accepted) {
+        if (error instanceof AbortError && localId === undefined) {
+          // Stopped before anything was sent.
+          r.phase = "pending";
+          r.notRunReason = "interrupted";
+          this.#budget.release(r.row.key);
+          return;
+        }
+        if (localId !== undefined && !isDefiniteRefusal(error)) {
+          r.phase = "unknown";
+          r.unknownLocalIds = localId === undefined ? [] : [localId];
+          r.error = errorInfo(error);
+          r.errorPhase = "submit";
+          this.#budget.settle(r.row.key, undefined);
+          this.#emit({
+            type: "row-unknown",
+            row: r.ref,
+            localIds: r.unknownLocalIds,
+            since: new Date().toISOString(),
+            resubmitting: false,
+          });
+          return;
+        }
+        this.#budget.release(r.row.key);
+        this.#fail(r, "submit", error);
+        return;
+      }
+      this.#onWaitError(r, error);
+    } finally {
+      r.controller = undefined;
+    }
+  }
+
+  async #reattach(r: RowRun): Promise<void> {
+    r.controller = new AbortController();
+    r.phase = "running";
+    this.#reattached++;
+    this.#emit({ type: "reattached", row: r.ref, requestId: r.requestId! });
+    try {
+      const result = await wait(this.#o.client, r.requestId!, {
+        signal: r.controller.signal,
+        includeCost: true,
+        cancelOnAbort: Boolean(this.#o.cancelQueuedOnExit),
+        timeScale: this.#o.timeScale,
+        pollSchedule: this.#o.pollSchedule ?? BATCH_POLL_SCHEDULE,
+        prior: this.#prior(r.row.frames),
+        timeoutMs: this.#o.waitTimeoutMs,
+        submittedAt: r.submittedAt,
+        onUpdate: (update) => this.#onUpdate(r, update),
+        onResult: (result) => this.#onResult(r, result),
+      });
+      this.#onJobSucceeded(r, result);
+    } catch (error) {
+      this.#onWaitError(r, error);
+    } finally {
+      r.controller = undefined;
+    }
+  }
+
+  #onUpdate(r: RowRun, update: JobUpdate): void {
+    if (update.result) return; // the result is journaled by onResult
+    const key = `${update.status}/${update.queuePosition ?? ""}`;
+    if (key === r.lastStatusKey) return;
+    r.lastStatusKey = key;
+    if (update.status === "in_queue") r.phase = "queued";
+    else if (update.status === "in_progress") r.phase = "running";
+    this.#defer(() =>
+      this.#o.journal.recordStatus(update.requestId, {
+        status: update.status,
+        rawStatus: update.rawStatus,
+        queuePosition: update.queuePosition,
+        at: update.at,
+      }),
+    );
+    this.#emit({
+      type: "status",
+      row: r.ref,
+      requestId: update.requestId,
+      status: update.status === "unknown" ? update.rawStatus : update.status,
+      queuePosition: update.queuePosition,
+    });
+  }
+
+  #onResult(r: RowRun, result: JobResult): void {
+    const at = Date.now();
+    this.#defer(() =>
+      this.#o.journal.recordResult(result.requestId, {
+        status: result.status,
+        rawStatus: result.rawStatus,
+        outputUrls: result.outputUrls,
+        error: result.error,
+        cost: result.cost,
+        createdAt: result.createdAt,
+        finishedAt: result.finishedAt,
+        raw: result.raw,
+        at,
+      }),
+    );
+    r.costUsd = result.cost;
+  }
+
+  #onJobSucceeded(r: RowRun, result: JobResult): void {
+    this.#budget.settle(r.row.key, result.cost);
+    r.costUsd = result.cost;
+    r.outputUrl = result.video ?? result.outputUrls[0];
+    this.#startDownload(r);
+  }
+
+  #onWaitError(r: RowRun, error: unknown): void {
+    if (error instanceof WaitAbortedError || (error instanceof AbortError && this.#stopping)) {
+      // Interrupted: the job stays in the journal as it is and is re-attached next time.
+      const cancelled = error instanceof WaitAbortedError && error.cancel.outcome === "cancelled";
+      if (cancelled && r.requestId) {
+        const requestId = r.requestId;
+        this.#defer(() =>
+          this.#o.journal.recordStatus(requestId, { status: "cancelled", rawStatus: "cancelled" }),
+        );
+        this.#budget.release(r.row.key);
+        this.#cancelledOnExit++;
+      }
+      r.phase = "pending";
+      r.notRunReason = "interrupted";
+      return;
+    }
+    // The job ran (or may have): its estimate stays spent unless the service said otherwise.
+    this.#budget.settle(r.row.key, r.costUsd);
+    if (r.requestId) {
+      const requestId = r.requestId;
+      this.#defer(() => this.#o.journal.recordError(requestId, error));
+    }
+    this.#fail(r, "wait", error);
+  }
+
+  #cancelledOnExit = 0;
+
+  #startDownload(r: RowRun): void {
+    r.phase = "downloading";
+    const task = (async () => {
+      const release = await this.#downloads.acquire();
+      try {
+        await this.#download(r);
+      } finally {
+        release();
+      }
+    })();
+    this.#downloadsInFlight.add(task);
+    void task.finally(() => this.#downloadsInFlight.delete(task));
+  }
+
+  #downloadController = (() => {
+    const controller = new AbortController();
+    // Every concurrent download listens on it.
+    setMaxListeners(0, controller.signal);
+    return controller;
+  })();
+
+  async #download(r: RowRun): Promise<void> {
+    if (this.#stopping) {
+      r.phase = "pending";
+      r.notRunReason = "interrupted";
+      return;
+    }
+    const url = r.outputUrl;
+    if (!url) {
+      this.#fail(r, "download", new Error("the job succeeded but its result names no output URL"));
+      return;
+    }
+    const file = `${r.row.name}.mp4`;
+    const dest = join(this.#outDir, file);
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        const got = await download(url, { dest, force: true, signal: this.#downloadController.signal });
+        r.file = file;
+        r.bytes = got.bytes;
+        r.sha256 = got.sha256;
+        r.downloadedAt = Date.now();
+        const requestId = r.requestId!;
+        const done = {
+          line: r.row.line,
+          name: r.row.name,
+          requestId,
+          estimateUsd: r.estimateUsd,
+          costUsd: r.costUsd,
+          file,
+          bytes: got.bytes,
+          sha256: got.sha256,
+        };
+        this.#defer(() => {
+          this.#o.journal.recordFile(requestId, {
+            path: got.path,
+            url,
+            bytes: got.bytes,
+            sha256: got.sha256,
+          });
+          this.#state!.markDone(r.row.key, done);
+        });
+        r.phase = "done";
+        r.settledNow = true;
+        this.#emit({
+          type: "downloaded",
+          row: r.ref,
+          requestId: r.requestId!,
+          path: got.path,
+          bytes: got.bytes,
+          sha256: got.sha256,
+          resumed: got.resumed,
+        });
+        this.#emit({
+          type: "row-done",
+          row: r.ref,
+          requestId: r.requestId!,
+          costUsd: r.costUsd,
+          file,
+          sha256: got.sha256,
+        });
+        return;
+      } catch (error) {
+        lastError = error;
+        if (this.#stopping || error instanceof AbortError) {
+          r.phase = "pending";
+          r.notRunReason = "interrupted";
+          return;
+        }
+        const code = (error as { code?: string }).code;
+        if (code === "http_status" && [403, 404, 410].includes((error as { status?: number }).status ?? 0))
+          break;
+        await new Promise((res) => setTimeout(res, 200 * attempt));
+      }
+    }
+    this.#fail(r, "download", lastError);
+  }
+
+  #fail(r: RowRun, phase: "submit" | "wait" | "download", error: unknown): void {
+    r.phase = "failed";
+    r.error = errorInfo(error);
+    r.errorPhase = phase;
+    r.settledNow = true;
+    // A download failure is not recorded as the row's outcome: the next run fetches again.
+    if (phase !== "download" && this.#state) {
+      const state = this.#state;
+      const failed = {
+        line: r.row.line,
+        name: r.row.name,
+        requestId: r.requestId,
+        estimateUsd: r.estimateUsd,
+        costUsd: r.costUsd,
+        error: r.error,
+      };
+      this.#defer(() => state.markFailed(r.row.key, failed));
+    }
+    this.#emit({ type: "row-failed", row: r.ref, requestId: r.requestId, phase, error: r.error });
+  }
+
+  #prior(frames: number | undefined): RunTimePrior | undefined {
+    const key = frames ?? 121;
+    const cached = this.#priors.get(key);
+    if (cached && Date.now() - cached.at < 5_000) return cached.prior;
+    let prior: RunTimePrior | undefined;
+    try {
+      const p = this.#o.journal.runTimePrior(MODEL_ID, key) as
+        | { meanMs: number; stdMs: number; samples?: number; count?: number }
+        | undefined;
+      if (p) prior = { meanMs: p.meanMs, stdMs: p.stdMs, samples: p.count ?? p.samples ?? 1 };
+    } catch {
+      prior = undefined;
+    }
+    this.#priors.set(key, { prior, at: Date.now() });
+    return prior;
+  }
+
+  #interrupt(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#interrupted = true;
+    let inFlight = 0;
+    for (const r of this.#rows) {
+      if (r.phase === "submitting") {
+        // The POST may be on the wire: let it finish so its request id is journaled.
+        r.abortAfterSubmit = true;
+        inFlight++;
+      } else if (r.controller) {
+        r.controller.abort(new Error("interrupted"));
+        inFlight++;
+      }
+    }
+    this.#downloadController.abort(new Error("interrupted"));
+    this.#inFlightAtInterrupt = inFlight;
+  }
+
+  #inFlightAtInterrupt = 0;
+
+  // ---- 4. reports and summary ---------------------------------------------------------------
+
+  async #finish(): Promise<BatchSummary> {
+    this.#flush();
+    if (this.#interrupted) {
+      this.#emit({
+        type: "interrupted",
+        inFlight: this.#inFlightAtInterrupt,
+        cancelled: this.#cancelledOnExit,
+      });
+    }
+    let report: { json: string; html: string | undefined } | undefined;
+    const wantReport = this.#o.report !== false && !this.#o.dryRun && this.#state !== undefined;
+    if (wantReport) {
+      report = await this.#writeReports();
+      this.#emit({ type: "report", ...report });
+    }
+    const summary = this.#summary(report);
+    this.#emit({ type: "summary", summary });
+    return summary;
+  }
+
+  #statusOf(r: RowRun): ReportRowStatus {
+    switch (r.phase) {
+      case "done":
+        return "done";
+      case "failed":
+        return "failed";
+      case "invalid":
+        return "invalid";
+      case "unknown":
+        return "unknown";
+      default:
+        return r.notRunReason ?? (this.#interrupted ? "interrupted" : "pending");
+    }
+  }
+
+  async #writeReports(): Promise<{ json: string; html: string | undefined }> {
+    const records = new Map<string, JournalRecord>();
+    for (const list of this.#journalRecords(this.#state!.batchId).values()) {
+      for (const rec of list) if (rec.requestId) records.set(rec.requestId, rec);
+    }
+    const rows: ReportRow[] = this.#rows.map((r) => {
+      const rec = r.requestId ? records.get(r.requestId) : undefined;
+      const submitted = rec?.submittedAt;
+      const finished = rec?.finishedAt;
+      return {
+        line: r.row.line,
+        key: r.row.key,
+        name: r.row.name,
+        image: r.row.image,
+        prompt: r.row.prompt,
+        frames: r.row.frames,
+        seed: r.row.seed,
+        status: this.#statusOf(r),
+        requestId: r.requestId,
+        timings: {
+          createdAt: rec?.createdAt,
+          submittedAt: submitted,
+          startedAt: rec?.startedAt,
+          finishedAt: finished,
+          downloadedAt: r.downloadedAt ? new Date(r.downloadedAt).toISOString() : undefined,
+          durationMs: submitted && finished ? Date.parse(finished) - Date.parse(submitted) : undefined,
+        },
+        estimateUsd: r.phase === "invalid" ? undefined : r.estimateUsd,
+        costUsd: r.costUsd ?? rec?.cost,
+        file: r.phase === "done" ? r.file : undefined,
+        bytes: r.phase === "done" ? r.bytes : undefined,
+        sha256: r.phase === "done" ? r.sha256 : undefined,
+        error:
+          r.phase === "invalid"
+            ? r.validation?.violations.map((v) => ({ field: v.path, rule: v.rule, message: v.message }))
+            : r.phase === "unknown"
+              ? {
+                  message:
+                    "the submit's outcome is unknown: the job may exist and be billed. Left alone; " +
+                    "check it, or run again with --resubmit-unknown to submit it anyway",
+                  localIds: r.unknownLocalIds,
+                }
+              : r.error,
+      };
+    });
+    const totals = {
+      rows: rows.length + new Set((this.#manifest?.problems ?? []).map((p) => p.line)).size,
+      done: rows.filter((x) => x.status === "done").length,
+      failed: rows.filter((x) => x.status === "failed").length,
+      invalid: this.#invalidLines,
+      unknown: rows.filter((x) => x.status === "unknown").length,
+      notRun: rows.filter((x) => ["pending", "interrupted", "budget", "skipped"].includes(x.status)).length,
+      estimatedUsd: round(rows.reduce((s, x) => s + (x.estimateUsd ?? 0), 0)),
+      costUsd: round(rows.reduce((s, x) => s + (x.costUsd ?? 0), 0)),
+    };
+    const report: BatchReport & { manifestProblems: ManifestProblem[] } = {
+      batchId: this.#state!.batchId,
+      manifest: this.#manifest?.path,
+      manifestDigest: this.#manifest?.digest,
+      outDir: this.#outDir,
+      generatedAt: new Date().toISOString(),
+      interrupted: this.#interrupted,
+      budget: { limitUsd: this.#budget.limitUsd, stopped: this.#budget.stopped },
+      price: {
+        basePriceUsd: this.#price?.basePriceUsd ?? FALLBACK_PRICE.basePriceUsd,
+        priceUnit: this.#price?.priceUnit ?? FALLBACK_PRICE.priceUnit,
+        source: this.#price?.source ?? "default",
+      },
+      totals,
+      rows,
+      manifestProblems: this.#manifest?.problems ?? [],
+    };
+    const json = await writeJsonReport(this.#outDir, report);
+    let html: string | undefined;
+    try {
+      const images = new Map<string, string>();
+      for (const r of this.#rows) if (!r.row.imageIsUrl) images.set(r.row.key, r.row.imageSource);
+      html = await writeHtmlReport(this.#outDir, report, images, {
+        thumbnails: this.#o.thumbnails !== false,
+      });
+    } catch {
+      html = undefined;
+    }
+    return { json, html };
+  }
+
+  #summary(report: { json: string; html: string | undefined } | undefined): BatchSummary {
+    const valid = this.#rows.filter((r) => r.phase !== "invalid");
+    const done = valid.filter((r) => r.phase === "done");
+    const failed = valid.filter((r) => r.phase === "failed");
+    const unknown = valid.filter((r) => r.phase === "unknown");
+    const budget = this.#budget.snapshot();
+    const invalidManifest = this.#invalidLines > 0 && !this.#o.skipInvalid;
+    const exitCode = this.#interrupted
+      ? 130
+      : invalidManifest
+        ? 65
+        : this.#o.dryRun
+          ? 0
+          : this.#invalidLines === 0 && valid.length > 0 && done.length === valid.length
+            ? 0
+            : this.#invalidLines === 0 && valid.length === 0
+              ? 0
+              : 1;
+    return {
+      batchId: this.#state?.batchId,
+      outDir: this.#outDir,
+      dryRun: Boolean(this.#o.dryRun),
+      rows: this.#rows.length + new Set((this.#manifest?.problems ?? []).map((p) => p.line)).size,
+      valid: valid.length,
+      invalid: this.#invalidLines,
+      done: done.length,
+      failed: failed.length,
+      unknown: unknown.length,
+      notRun: valid.length - done.length - failed.length - unknown.length,
+      alreadyDone: valid.filter((r) => r.action === "done").length,
+      submitted: this.#submitted,
+      reattached: this.#reattached,
+      resubmitted: this.#resubmitted,
+      estimatedUsd: round(
+        valid
+          .filter((r) => (this.#o.dryRun ? r.action === "submit" || r.action === "resubmit" : true))
+          .reduce((s, r) => s + r.estimateUsd, 0),
+      ),
+      costUsd: round(valid.reduce((s, r) => s + (r.costUsd ?? 0), 0)),
+      spentUsd: budget.spentUsd,
+      budget: { limitUsd: budget.limitUsd, stopped: budget.stopped, committedUsd: budget.committedUsd },
+      price: this.#price,
+      interrupted: this.#interrupted,
+      durationMs: Date.now() - this.#startedAt,
+      rateLimiter: this.#o.rateLimiter?.stats(),
+      report,
+      exitCode,
+      failures: failed.map((r) => ({
+        line: r.row.line,
+        key: r.row.key,
+        name: r.row.name,
+        requestId: r.requestId,
+        error: r.error ?? { name: "Error", message: "failed" },
+      })),
+      unknownRows: unknown.map((r) => ({
+        line: r.row.line,
+        key: r.row.key,
+        name: r.row.name,
+        localIds: r.unknownLocalIds,
+      })),
+    };
+  }
+}
+
+/**
+ * Whether a submit error means the service certainly created nothing. The client already
+ * turns every doubtful failure into SubmissionUnknownError; an AbortError is doubtful too
+ * (the POST may have been on the wire), unless the rate limiter stopped it before sending.
+ */
+function isDefiniteRefusal(error: unknown): boolean {
+  if (error instanceof SubmissionUnknownError) return false;
+  if (error instanceof AbortError) return (error as { notSent?: boolean }).notSent === true;
+  return true;
+}
+
+function errorInfo(error: unknown): ErrorInfo {
+  if (error instanceof Error) {
+    const e = error as Error & { jobError?: unknown; code?: unknown; status?: unknown };
+    return {
+      name: e.name,
+      message: e.message,
+      ...(e.jobError !== undefined ? { jobError: e.jobError } : {}),
+      ...(typeof e.code === "string" ? { code: e.code } : {}),
+      ...(typeof e.status === "number" ? { status: e.status } : {}),
+    };
+  }
+  return { name: "Error", message: String(error) };
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return value;
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+}
+
+function round(usd: number): number {
+  return Math.round(usd * 1e6) / 1e6;
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}

@@ -1,0 +1,328 @@
+// runBatch against the real sandbox (in process, time-scaled so a job takes ~100-300 ms):
+// dry run and price, invalid rows, skip-invalid, budget, resume, unknown submits, interrupts.
+
+import assert from "node:assert/strict";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  type BatchEvent,
+  type BatchSummary,
+  readManifest,
+  runBatch,
+  sha256File,
+} from "../../src/batch/index.js";
+import type { RunBatchOptions } from "../../src/batch/runner.js";
+import type { Journal } from "../../src/node/journal.js";
+import type { Sandbox } from "../../src/sandbox/index.js";
+import * as h from "./helpers.js";
+
+let ws: h.Workspace;
+before(async () => {
+  ws = await h.workspace(3);
+});
+after(() => ws.cleanup());
+
+async function drive(
+  manifestPath: string,
+  options: Omit<RunBatchOptions, "client" | "journal"> & { sb: Sandbox; journal: Journal },
+): Promise<{ events: BatchEvent[]; summary: BatchSummary }> {
+  const manifest = await readManifest(manifestPath);
+  const { client, limiter } = h.client(options.sb.url);
+  const run = runBatch(manifest, { ...options, client, rateLimiter: limiter, thumbnails: false });
+  const events: BatchEvent[] = [];
+  for await (const event of run) events.push(event);
+  return { events, summary: await run.summary };
+}
+
+describe("batch: validation and dry run", () => {
+  test("dry run: the whole manifest priced from the service, nothing submitted", async () => {
+    const sb = await h.sandbox();
+    const journal = h.journal(ws.dir);
+    try {
+      const path = await h.writeJsonl(join(ws.dir, "dry.jsonl"), [
+        { image: ws.images[0], prompt: "a", seed: 1 },
+        { image: ws.images[1], prompt: "b", seed: 1, frames: 241 },
+        { image: ws.images[2], prompt: "c", seed: 2, frames: 121 },
+      ]);
+      const { events, summary } = await drive(path, {
+        sb,
+        journal,
+        outDir: join(ws.dir, "out-dry"),
+        dryRun: true,
+      });
+      assert.equal(summary.exitCode, 0);
+      assert.equal(summary.dryRun, true);
+      const plan = events.find((e) => e.type === "plan");
+      assert.ok(plan && plan.type === "plan");
+      assert.equal(plan.toSubmit, 3);
+      // $0.12 per second: 5 s + 10 s + 5 s.
+      assert.equal(plan.estimatedUsd, 2.4);
+      assert.equal(summary.price?.source, "service");
+      assert.equal(h.submitCount(sb), 0);
+      assert.equal(summary.report, undefined);
+    } finally {
+      journal.close();
+      await sb.close();
+    }
+  });
+
+  test("dry run: when the models endpoint fails, the documented default price is used and said so", async () => {
+    const sb = await h.sandbox({ faults: "models:500=1" });
+    const journal = h.journal(ws.dir);
+    try {
+      const path = await h.writeJsonl(join(ws.dir, "dry2.jsonl"), [
+        { image: ws.images[0], prompt: "a", seed: 1 },
+      ]);
+      const { summary } = await drive(path, { sb, journal, outDir: join(ws.dir, "out-dry2"), dryRun: true });
+      assert.equal(summary.price?.source, "default");
+      assert.match(summary.price?.note ?? "", /default/);
+      assert.equal(summary.estimatedUsd, 0.6);
+    } finally {
+      journal.close();
+      await sb.close();
+    }
+  });
+
+  test("invalid rows are reported with their line numbers and nothing is submitted", async () => {
+    const sb = await h.sandbox();
+    const journal = h.journal(ws.dir);
+    try {
+      const path = join(ws.dir, "bad.jsonl");
+      await writeFile(
+        path,
+        [
+          JSON.stringify({ image: ws.images[0], prompt: "fine", seed: 1 }),
+          JSON.stringify({ image: ws.tooSmall, prompt: "too small", seed: 1 }),
+          JSON.stringify({ image: ws.images[1], prompt: "x".repeat(801), seed: 1 }),
+          "{broken",
+          JSON.stringify({ image: "images/missing.jpg", prompt: "no file", seed: 1 }),
+          JSON.stringify({ image: ws.images[2], prompt: "bad frames", frames: 100 }),
+        ].join("\n"),
+      );
+      const { events, summary } = await drive(path, { sb, journal, outDir: join(ws.dir, "out-bad") });
+      assert.equal(summary.exitCode, 65);
+      const lines = [
+        ...new Set(events.filter((e) => e.type === "row-invalid").map((e) => (e as { line: number }).line)),
+      ].sort((a, b) => a - b);
+      assert.deepEqual(lines, [2, 3, 4, 5, 6]);
+      const small = events.find((e) => e.type === "row-invalid" && e.line === 2);
+      assert.ok(small && small.type === "row-invalid");
+      assert.ok(small.problems.some((p) => /320/.test(p.message)));
+      assert.equal(h.submitCount(sb), 0);
+      assert.equal(summary.invalid, 5);
+    } finally {
+      journal.close();
+      await sb.close();
+    }
+  });
+
+  test("--skip-invalid runs the valid rows; the run still exits 1; report.json lists every row", async () => {
+    const sb = await h.sandbox();
+    const journal = h.journal(ws.dir);
+    try {
+      const path = await h.writeJsonl(join(ws.dir, "skip.jsonl"), [
+        { image: ws.images[0], prompt: "ok 1", seed: 1 },
+        { image: ws.tooSmall, prompt: "too small", seed: 1 },
+        { image: ws.images[1], prompt: "ok 2", seed: 2 },
+      ]);
+      const out = join(ws.dir, "out-skip");
+      const { summary } = await drive(path, { sb, journal, outDir: out, skipInvalid: true });
+      assert.equal(summary.done, 2);
+      assert.equal(summary.invalid, 1);
+      assert.equal(summary.exitCode, 1);
+      assert.equal(h.submitCount(sb), 2);
+      const report = JSON.parse(await readFile(join(out, "report.json"), "utf8"));
+      assert.deepEqual(
+        report.rows.map((r: { status: string }) => r.status),
+        ["done", "invalid", "done"],
+      );
+      assert.equal(report.rows[1].line, 2);
+      const html = await readFile(join(out, "report.html"), "utf8");
+      assert.ok(!html.includes("<b>"), "prompts are escaped");
+      assert.match(html, /<video controls preload="metadata" src="[^"/]+\.mp4"><\/video>/);
+    } finally {
+      journal.close();
+      await sb.close();
+    }
+  });
+});
+
+describe("batch: money", () => {
+  test("the budget stops submitting before it would be exceeded; actual costs are totalled", async () => {
+    const sb = await h.sandbox();
+    const journal = h.journal(ws.dir);
+    try {
+      const path = await h.writeJsonl(
+        join(ws.dir, "budget.jsonl"),
+        h.rows(ws, 5, (i) => ({ prompt: `budget ${i}` })),
+      );
+      const { events, summary } = await drive(path, {
+        sb,
+        journal,
+        outDir: join(ws.dir, "out-budget"),
+        budgetUsd: 1.5,
+        concurrency: 1,
+      });
+      assert.ok(events.some((e) => e.type === "budget-stop"));
+      assert.equal(h.submitCount(sb), 2);
+      assert.equal(summary.done, 2);
+      assert.equal(summary.costUsd, 1.2);
+      assert.equal(summary.exitCode, 1);
+    } finally {
+      journal.close();
+      await sb.close();
+    }
+  });
+});
+
+describe("batch: exactly once", () => {
+  test("a second run after a completed one submits nothing; missing or damaged files are fetched again", async () => {
+    const sb = await h.sandbox();
+    const journal = h.journal(ws.dir);
+    try {
+      const path = await h.writeJsonl(
+        join(ws.dir, "resume.jsonl"),
+        h.rows(ws, 6, (i) => ({ prompt: `resume ${i}` })),
+      );
+      const out = join(ws.dir, "out-resume");
+      const first = await drive(path, { sb, journal, outDir: out, concurrency: 3 });
+      assert.equal(first.summary.exitCode, 0);
+      assert.equal(h.submitCount(sb), 6);
+
+      const second = await drive(path, { sb, journal, outDir: out, concurrency: 3 });
+      assert.equal(second.summary.exitCode, 0);
+      assert.equal(second.summary.alreadyDone, 6);
+      assert.equal(h.submitCount(sb), 6, "no new submissions");
+
+      // One file deleted, one damaged: fetched again from the recorded URL, still no submit.
+      const report = JSON.parse(await readFile(join(out, "report.json"), "utf8"));
+      await rm(join(out, report.rows[0].file));
+      await writeFile(join(out, report.rows[1].file), "garbage");
+      const third = await drive(path, { sb, journal, outDir: out, concurrency: 3 });
+      assert.equal(third.summary.exitCode, 0);
+      assert.equal(third.summary.alreadyDone, 4);
+      assert.equal(h.submitCount(sb), 6, "no new submissions");
+      assert.equal(await sha256File(join(out, report.rows[0].file)), report.rows[0].sha256);
+      assert.equal(await sha256File(join(out, report.rows[1].file)), report.rows[1].sha256);
+    } finally {
+      journal.close();
+      await sb.close();
+    }
+  });
+
+  test("a submit whose outcome is unknown is left alone until --resubmit-unknown", async () => {
+    // The first two submits create their job, then lose the connection before answering.
+    const sb = await h.sandbox({ faults: "submit:lost=1#2" });
+    const journal = h.journal(ws.dir);
+    try {
+      const path = await h.writeJsonl(
+        join(ws.dir, "lost.jsonl"),
+        h.rows(ws, 4, (i) => ({ prompt: `lost ${i}` })),
+      );
+      const out = join(ws.dir, "out-lost");
+      const first = await drive(path, { sb, journal, outDir: out, concurrency: 1 });
+      assert.equal(first.summary.unknown, 2);
+      assert.equal(first.summary.done, 2);
+      assert.equal(first.summary.exitCode, 1);
+      assert.equal(h.submitCount(sb), 4);
+
+      const second = await drive(path, { sb, journal, outDir: out, concurrency: 1 });
+      assert.equal(second.summary.unknown, 2);
+      assert.equal(h.submitCount(sb), 4, "unknown submits are not resent");
+      assert.ok(second.events.some((e) => e.type === "row-unknown"));
+
+      const third = await drive(path, { sb, journal, outDir: out, concurrency: 1, resubmitUnknown: true });
+      assert.equal(third.summary.exitCode, 0);
+      assert.equal(third.summary.resubmitted.length, 2);
+      assert.equal(h.submitCount(sb), 6);
+      // The only duplicates on the service are the two rows resubmitted on purpose.
+      assert.equal(sb.jobs().filter((j) => j.submitCount > 1).length, 2);
+    } finally {
+      journal.close();
+      await sb.close();
+    }
+  });
+
+  test("an interrupt stops submitting, leaves a resumable state, and the next run finishes without duplicates", async () => {
+    const sb = await h.sandbox({ workers: 2 });
+    const journal = h.journal(ws.dir);
+    try {
+      const path = await h.writeJsonl(
+        join(ws.dir, "int.jsonl"),
+        h.rows(ws, 12, (i) => ({ prompt: `int ${i}` })),
+      );
+      const out = join(ws.dir, "out-int");
+      const controller = new AbortController();
+      const manifest = await readManifest(path);
+      const { client, limiter } = h.client(sb.url);
+      const run = runBatch(manifest, {
+        client,
+        journal,
+        outDir: out,
+        concurrency: 4,
+        signal: controller.signal,
+        rateLimiter: limiter,
+        thumbnails: false,
+      });
+      let submitted = 0;
+      for await (const event of run) {
+        if (event.type === "submitted" && ++submitted === 3) controller.abort();
+      }
+      const summary = await run.summary;
+      assert.equal(summary.exitCode, 130);
+      assert.equal(summary.interrupted, true);
+      assert.ok(h.submitCount(sb) < 12);
+
+      const again = await drive(path, { sb, journal, outDir: out, concurrency: 4 });
+      assert.equal(again.summary.exitCode, 0);
+      assert.equal(again.summary.done, 12);
+      assert.equal(sb.jobs().filter((j) => j.submitCount > 1).length, 0, "no duplicates");
+      assert.equal(sb.jobs().length, 12);
+    } finally {
+      journal.close();
+      await sb.close();
+    }
+  });
+
+  test("--cancel-queued-on-exit cancels queued jobs on interrupt; they are submitted again next time", async () => {
+    const sb = await h.sandbox({ workers: 1, timeScale: 60 });
+    const journal = h.journal(ws.dir);
+    try {
+      const path = await h.writeJsonl(
+        join(ws.dir, "cq.jsonl"),
+        h.rows(ws, 4, (i) => ({ prompt: `cq ${i}` })),
+      );
+      const out = join(ws.dir, "out-cq");
+      const controller = new AbortController();
+      const manifest = await readManifest(path);
+      const { client, limiter } = h.client(sb.url);
+      const run = runBatch(manifest, {
+        client,
+        journal,
+        outDir: out,
+        concurrency: 4,
+        signal: controller.signal,
+        cancelQueuedOnExit: true,
+        rateLimiter: limiter,
+        thumbnails: false,
+        timeScale: 60,
+      });
+      let queued = 0;
+      for await (const event of run) {
+        if (event.type === "status" && event.status === "in_queue" && ++queued === 2) controller.abort();
+      }
+      const summary = await run.summary;
+      assert.equal(summary.exitCode, 130);
+      const cancelled = sb.jobs().filter((j) => j.state === "cancelled").length;
+      assert.ok(cancelled >= 1, "queued jobs were cancelled");
+      const again = await drive(path, { sb, journal, outDir: out, concurrency: 4, timeScale: 60 });
+      assert.equal(again.summary.exitCode, 0);
+      // Only the cancelled (never run, never billed) jobs were submitted twice.
+      assert.equal(sb.jobs().filter((j) => j.submitCount > 1).length, cancelled);
+    } finally {
+      journal.close();
+      await sb.close();
+    }
+  });
+});
