@@ -218,16 +218,8 @@ export class Dreamina {
   }
 
   #recordResult(result: JobResult): void {
-    this.journal?.recordResult(result.requestId, {
-      status: result.status,
-      rawStatus: result.rawStatus,
-      outputUrls: result.outputUrls,
-      error: result.error,
-      cost: result.cost,
-      createdAt: result.createdAt,
-      finishedAt: result.finishedAt,
-      raw: result.raw,
-    });
+    // A JobResult carries every field the journal keeps (status, outputs, error, cost, times, raw).
+    this.journal?.recordResult(result.requestId, result);
   }
 
   async #finish(

@@ -22,32 +22,12 @@ import Database from "better-sqlite3";
 import { redactSecrets } from "../api/redact.js";
 import type { JobStatusValue } from "../api/types.js";
 import type { RunTimePrior } from "../run/schedule.js";
+import type { JournalState } from "./journal-states.js";
 import { defaultJournalPath } from "./paths.js";
 
 type Db = Database.Database;
 
-/**
- * Where a request stands, as far as this journal knows.
- * - `submitting`: the intent row is written, the POST is (or was) in flight.
- * - `submission_unknown`: the POST may or may not have been accepted (and billed).
- * - `rejected`: the service definitely refused it (nothing was created).
- * - `submitted`, `in_queue`, `in_progress`: accepted, not finished.
- * - `completed`: the status endpoint said so; success or failure is only known from the result.
- * - `succeeded`, `failed`, `cancelled`: final.
- * - `abandoned`: a person decided an unknown submission is to be forgotten.
- */
-export type JournalState =
-  | "submitting"
-  | "submission_unknown"
-  | "rejected"
-  | "submitted"
-  | "in_queue"
-  | "in_progress"
-  | "completed"
-  | "succeeded"
-  | "failed"
-  | "cancelled"
-  | "abandoned";
+export { JOURNAL_STATES, type JournalState } from "./journal-states.js";
 
 export const FINAL_STATES: readonly JournalState[] = [
   "rejected",

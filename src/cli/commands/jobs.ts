@@ -1,25 +1,12 @@
 // `jobs`: what the journal knows. `jobs` (or `jobs list`) lists, `jobs show <id>` details one.
 
 import type { Command } from "commander";
-import type { JournalRecord, JournalState } from "../../node/journal.js";
+import type { JournalRecord } from "../../node/journal.js";
+import { JOURNAL_STATES, type JournalState } from "../../node/journal-states.js";
 import { journalPathFor } from "../context.js";
 import { CliError, EXIT } from "../exit-codes.js";
 import type { Io } from "../io.js";
 import type { ActionRunner } from "../main.js";
-
-const STATES: readonly JournalState[] = [
-  "submitting",
-  "submission_unknown",
-  "rejected",
-  "submitted",
-  "in_queue",
-  "in_progress",
-  "completed",
-  "succeeded",
-  "failed",
-  "cancelled",
-  "abandoned",
-];
 
 async function openJournal(path: string) {
   const { existsSync } = await import("node:fs");
@@ -77,13 +64,16 @@ export function registerJobs(program: Command, run: ActionRunner): void {
   jobs
     .command("list", { isDefault: true })
     .description("list jobs, newest first")
-    .option("--state <state>", `only this state (${STATES.join(", ")})`)
+    .option("--state <state>", `only this state (${JOURNAL_STATES.join(", ")})`)
     .option("--batch <id>", "only the jobs of this batch")
     .option("--limit <n>", "at most this many", "50")
     .action((flags: { state?: string; batch?: string; limit: string }, command: Command) =>
       run(command, async (io, globals) => {
-        if (flags.state !== undefined && !STATES.includes(flags.state as JournalState)) {
-          throw new CliError(`--state must be one of ${STATES.join(", ")} (got ${flags.state})`, EXIT.usage);
+        if (flags.state !== undefined && !JOURNAL_STATES.includes(flags.state as JournalState)) {
+          throw new CliError(
+            `--state must be one of ${JOURNAL_STATES.join(", ")} (got ${flags.state})`,
+            EXIT.usage,
+          );
         }
         const limit = Number(flags.limit);
         if (!Number.isInteger(limit) || limit <= 0) {
