@@ -16,7 +16,9 @@ function seconds(ms: number | undefined): string {
 function describe(update: JobUpdate): string {
   const state = update.status === "unknown" ? update.rawStatus : update.status;
   const parts = [state];
-  if (update.queuePosition !== undefined) parts.push(`queue position ${update.queuePosition}`);
+  if (update.queuePosition !== undefined) {
+    parts.push(update.queuePosition === 0 ? "next in queue" : `queue position ${update.queuePosition}`);
+  }
   parts.push(`${seconds(update.elapsedMs)} elapsed`);
   if (update.expectedRemainingMs !== undefined && update.expectedRemainingMs > 0) {
     parts.push(`~${seconds(update.expectedRemainingMs)} left`);
@@ -49,11 +51,7 @@ export class JobProgress {
   /** A fixed note (submitted, warnings...), printed above any live line. */
   note(line: string): void {
     if (this.#io.json) return;
-    if (this.#bar) {
-      this.#bar.stop();
-      this.#bar = undefined;
-      this.#barKind = undefined;
-    }
+    this.#closeBar(true);
     this.#io.info(line);
   }
 
@@ -99,21 +97,38 @@ export class JobProgress {
 
   stop(): void {
     this.#stopTimer();
-    this.#bar?.stop();
+    this.#closeBar(true);
+  }
+
+  /**
+   * Ends the live bar. The wait line is cleared and, unless a download bar replaces it (the
+   * final line says the same), printed once more as a plain line so the last state stays visible.
+   */
+  #closeBar(keepWaitLine: boolean): void {
+    const bar = this.#bar;
+    if (!bar) return;
+    const kind = this.#barKind;
     this.#bar = undefined;
     this.#barKind = undefined;
+    bar.stop();
+    if (kind === "wait" && keepWaitLine && this.#latest) this.#io.info(describe(this.#shifted()));
+  }
+
+  #shifted(): JobUpdate {
+    const latest = this.#latest as JobUpdate;
+    if (latest.result) return latest;
+    const drift = Date.now() - this.#latestAt;
+    return {
+      ...latest,
+      elapsedMs: latest.elapsedMs + drift,
+      expectedRemainingMs:
+        latest.expectedRemainingMs === undefined ? undefined : latest.expectedRemainingMs - drift,
+    };
   }
 
   #tick(): void {
     if (!this.#latest || this.#barKind !== "wait") return;
-    const drift = Date.now() - this.#latestAt;
-    const shifted: JobUpdate = {
-      ...this.#latest,
-      elapsedMs: this.#latest.elapsedMs + drift,
-      expectedRemainingMs:
-        this.#latest.expectedRemainingMs === undefined ? undefined : this.#latest.expectedRemainingMs - drift,
-    };
-    this.#bar?.update(0, { line: describe(shifted) });
+    this.#bar?.update(0, { line: describe(this.#shifted()) });
   }
 
   #stopTimer(): void {
@@ -124,7 +139,7 @@ export class JobProgress {
   #ensureBar(kind: "wait" | "download", total = 0): void {
     const lib = this.#cliProgress;
     if (!lib || this.#barKind === kind) return;
-    this.#bar?.stop();
+    this.#closeBar(false);
     const format =
       kind === "wait" ? "{line}" : "downloading [{bar}] {percentage}% · {value_mb}/{total_mb} MB · {speed}";
     this.#bar = new lib.SingleBar(
@@ -132,7 +147,7 @@ export class JobProgress {
         format,
         stream: this.#io.stderr,
         hideCursor: true,
-        clearOnComplete: false,
+        clearOnComplete: kind === "wait",
         barsize: 30,
       },
       lib.Presets.shades_classic,

@@ -157,7 +157,7 @@ export class Dreamina {
       });
       return await this.#finish(job.requestId, localId, job.result, options);
     } catch (error) {
-      if (requestId) journal?.recordError(requestId, error);
+      if (requestId) this.#recordStop(requestId, error);
       throw error;
     }
   }
@@ -175,7 +175,7 @@ export class Dreamina {
       });
       return await this.#finish(requestId, row?.localId, result, options);
     } catch (error) {
-      journal?.recordError(requestId, error);
+      this.#recordStop(requestId, error);
       throw error;
     }
   }
@@ -203,6 +203,17 @@ export class Dreamina {
       includeCost: options.includeCost ?? true,
       prior: this.journal?.runTimePrior(MODEL_ID, frames),
     };
+  }
+
+  /** The error that ended a wait; a cancel it made (Ctrl-C while queued) settles the row too. */
+  #recordStop(requestId: string, error: unknown): void {
+    const journal = this.journal;
+    if (!journal) return;
+    const cancel = (error as { cancel?: { outcome?: string } }).cancel;
+    if (cancel?.outcome === "cancelled") {
+      journal.recordStatus(requestId, { status: "cancelled", rawStatus: "cancelled" });
+    }
+    journal.recordError(requestId, error);
   }
 
   #recordUpdate(update: JobUpdate, options: WaitVideoOptions): void {

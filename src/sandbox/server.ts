@@ -193,6 +193,8 @@ export class SandboxHandler {
     ex.route = route.kind;
     ex.requestId = route.requestId;
     const endpoint: FaultEndpoint = route.kind === "list" || route.kind === "detail" ? "models" : route.kind;
+    // Logged for every API request, also those a fault answers before authentication.
+    ex.tokenPresent = Boolean(req.headers.authorization);
     ex.fault = this.#state.plan.next(endpoint);
     if (ex.fault) {
       if (ex.fault.kind === "reset") {

@@ -1,9 +1,31 @@
 // `status`, `result` and `cancel`: one call each against an existing request_id.
 
 import type { Command } from "commander";
-import { openContext } from "../context.js";
+import type { Journal } from "../../node/journal.js";
+import { type Context, openContext } from "../context.js";
 import { EXIT } from "../exit-codes.js";
 import type { ActionRunner } from "../main.js";
+
+/**
+ * What a one-off call learnt goes into the journal too, when the journal knows the request
+ * (so `dreamina jobs` does not go on showing a job as queued after `cancel` or `result`).
+ * Best effort: the answer is printed whatever happens here.
+ */
+async function withJournal(ctx: Context, requestId: string, record: (journal: Journal) => void) {
+  try {
+    const { existsSync } = await import("node:fs");
+    if (!existsSync(ctx.journalPath)) return;
+    const { Journal } = await import("../../node/journal.js");
+    const journal = Journal.open(ctx.journalPath);
+    try {
+      if (journal.get(requestId)?.requestId === requestId) record(journal);
+    } finally {
+      journal.close();
+    }
+  } catch (error) {
+    ctx.io.debug(`journal not updated: ${(error as Error).message}`);
+  }
+}
 
 export function registerRequestCommands(program: Command, run: ActionRunner): void {
   program
@@ -16,7 +38,15 @@ export function registerRequestCommands(program: Command, run: ActionRunner): vo
         const ctx = await openContext(globals, io);
         try {
           const status = await ctx.client.status(requestId);
+          await withJournal(ctx, status.requestId, (j) =>
+            j.recordStatus(status.requestId, {
+              status: status.status,
+              rawStatus: status.rawStatus,
+              queuePosition: status.queuePosition,
+            }),
+          );
           const summary = {
+            ok: true,
             requestId: status.requestId,
             status: status.status,
             rawStatus: status.rawStatus,
@@ -48,7 +78,23 @@ export function registerRequestCommands(program: Command, run: ActionRunner): vo
         const ctx = await openContext(globals, io);
         try {
           const result = await ctx.client.result(requestId, { includeCost: opts.cost });
+          const terminal = ["succeeded", "failed", "cancelled"].includes(result.status);
+          if (terminal) {
+            await withJournal(ctx, result.requestId, (j) =>
+              j.recordResult(result.requestId, {
+                status: result.status,
+                rawStatus: result.rawStatus,
+                outputUrls: result.outputUrls,
+                error: result.error,
+                cost: result.cost,
+                createdAt: result.createdAt,
+                finishedAt: result.finishedAt,
+                raw: result.raw,
+              }),
+            );
+          }
           const summary = {
+            ok: result.status !== "failed" && result.status !== "cancelled",
             requestId: result.requestId,
             status: result.status,
             rawStatus: result.rawStatus,
@@ -83,8 +129,17 @@ export function registerRequestCommands(program: Command, run: ActionRunner): vo
         const ctx = await openContext(globals, io);
         try {
           const outcome = await ctx.client.cancel(requestId);
+          if (outcome.outcome === "cancelled") {
+            await withJournal(ctx, outcome.requestId, (j) =>
+              j.recordStatus(outcome.requestId, {
+                status: "cancelled",
+                rawStatus: outcome.status ?? "cancelled",
+              }),
+            );
+          }
           if (io.json) {
             io.result({
+              ok: outcome.outcome === "cancelled",
               requestId: outcome.requestId,
               outcome: outcome.outcome,
               status: outcome.status ?? null,

@@ -1,13 +1,14 @@
 // `run`, `submit` and `wait`: the main job (image + prompt in, MP4 out) and its two halves.
 // All three journal every step, so an interrupted job can always be picked up again.
 
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import type { JobResult } from "../../api/types.js";
 import type { Dreamina, VideoResult } from "../../node/dreamina.js";
 import type { FitOptions } from "../../node/fit.js";
 import { type Context, openContext } from "../context.js";
-import { CliError, EXIT } from "../exit-codes.js";
+import { CliError, EXIT, exitCodeFor } from "../exit-codes.js";
 import type { Io } from "../io.js";
 import type { ActionRunner } from "../main.js";
 import type { JobProgress } from "../progress.js";
@@ -99,6 +100,24 @@ function timeoutMs(flags: OutputFlags): number | undefined {
   return seconds * 1000;
 }
 
+/**
+ * Refuses an output file that exists (without --force) before anything is sent: finding out
+ * after the job ran would mean a paid video with nowhere to go.
+ */
+async function checkOutput(flags: OutputFlags): Promise<void> {
+  if (flags.download === false || flags.force) return;
+  const raw = flags.output ?? ".";
+  if (raw.endsWith("/") || raw.endsWith("\\")) return;
+  const path = resolve(raw);
+  const info = await stat(path).catch(() => undefined);
+  if (info && !info.isDirectory()) {
+    throw new CliError(
+      `${path} already exists: use --force to overwrite it, or -o another file or a directory (nothing was sent)`,
+      EXIT.dataError,
+    );
+  }
+}
+
 async function openDreamina(ctx: Context): Promise<Dreamina> {
   const { Dreamina } = await import("../../node/dreamina.js");
   return new Dreamina({ client: ctx.client, journal: ctx.journalPath });
@@ -108,13 +127,18 @@ async function openDreamina(ctx: Context): Promise<Dreamina> {
  * Ctrl-C once: stop waiting (the wait cancels the job if it is still queued, and says so
  * if it is not). Twice: leave at once.
  */
-function interruptible(io: Io, hint: () => string | undefined): { signal: AbortSignal; dispose(): void } {
+function interruptible(
+  io: Io,
+  progress: JobProgress,
+  hint: () => string | undefined,
+): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   let count = 0;
   const onSigint = () => {
     count += 1;
     if (count === 1) {
-      io.info("\ninterrupted: stopping (Ctrl-C again to quit at once)");
+      // Through the progress display, so the live line is closed first and does not eat it.
+      progress.note("interrupted: stopping (Ctrl-C again to quit at once)");
       controller.abort(new Error("interrupted"));
     } else {
       const resume = hint();
@@ -153,17 +177,32 @@ function printDone(io: Io, video: VideoResult, started: number): void {
   else for (const url of video.result.outputUrls) io.out(url);
 }
 
-/** Explains, after Ctrl-C or a deadline, what became of the job. */
-function explainStop(io: Io, error: unknown, requestId: string | undefined): void {
-  const cancel = (error as { cancel?: { outcome: string; message: string } }).cancel;
-  if (cancel) io.info(cancel.message);
-  const keepsRunning = cancel?.outcome !== "cancelled";
-  if (requestId && keepsRunning) io.info(`resume with: dreamina wait ${requestId}`);
+/**
+ * After Ctrl-C or a deadline: the error already says what became of the job (cancelled, or
+ * running and billed); when it goes on, add the exact command that picks it up again.
+ */
+function explainStop(error: Error, requestId: string | undefined, flags: OutputFlags): Error {
+  const cancel = (error as { cancel?: { outcome: string; jobMayContinue?: boolean } }).cancel;
+  const keepsRunning = cancel?.outcome !== "cancelled" && cancel?.jobMayContinue !== false;
+  if (!requestId || !keepsRunning) return error;
+  const resume = `dreamina wait ${requestId}${outputArg(flags)}`;
+  const details =
+    typeof (error as { toJSON?: unknown }).toJSON === "function"
+      ? (error as unknown as { toJSON(): Record<string, unknown> }).toJSON()
+      : {};
+  const wrapped = new CliError(
+    `${error.message}\nTo pick it up again (no new job, no new charge): ${resume}`,
+    exitCodeFor(error),
+    { ...details, requestId, resume },
+  );
+  wrapped.name = error.name;
+  return wrapped;
 }
 
 async function waitOrRun(
   io: Io,
   globals: Parameters<Parameters<ActionRunner>[1]>[1],
+  flags: OutputFlags,
   work: (
     ctx: Context,
     dreamina: Dreamina,
@@ -178,8 +217,8 @@ async function waitOrRun(
   const progress = await JobProgress.create(io);
   const ids: { requestId?: string } = {};
   const started = Date.now();
-  const interrupt = interruptible(io, () =>
-    ids.requestId ? `resume with: dreamina wait ${ids.requestId}` : undefined,
+  const interrupt = interruptible(io, progress, () =>
+    ids.requestId ? `resume with: dreamina wait ${ids.requestId}${outputArg(flags)}` : undefined,
   );
   try {
     const video = await work(ctx, dreamina, progress, interrupt.signal, ids);
@@ -189,7 +228,19 @@ async function waitOrRun(
   } catch (error) {
     progress.stop();
     const name = (error as Error)?.name;
-    if (name === "WaitAbortedError" || name === "WaitTimeoutError") explainStop(io, error, ids.requestId);
+    if (name === "WaitAbortedError" || name === "WaitTimeoutError") {
+      throw explainStop(error as Error, ids.requestId, flags);
+    }
+    if (name === "AbortError" && ids.requestId) {
+      // Ctrl-C after the job was done (while downloading): the video is still there to fetch.
+      throw explainStop(error as Error, ids.requestId, flags);
+    }
+    if (name === "DownloadError" && ids.requestId) {
+      io.info(
+        `the job ${ids.requestId} is done (and billed); only the download failed. Fetch the video again, ` +
+          `without a new job, with: dreamina wait ${ids.requestId}${outputArg(flags)}`,
+      );
+    }
     if (name === "SubmissionUnknownError") {
       io.info(
         "the submit's outcome is unknown: the job may exist and be billed. It is recorded in the journal " +
@@ -220,7 +271,8 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
       run(command, async (io, globals) => {
         const { request, fit } = await readRequest(flags);
         const deadline = timeoutMs(flags);
-        return waitOrRun(io, globals, async (ctx, dreamina, progress, signal, ids) =>
+        await checkOutput(flags);
+        return waitOrRun(io, globals, flags, async (ctx, dreamina, progress, signal, ids) =>
           dreamina.run(request, {
             fit,
             output: flags.output,
@@ -276,7 +328,8 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
     .action((requestId: string, flags: OutputFlags, command: Command) =>
       run(command, async (io, globals) => {
         const deadline = timeoutMs(flags);
-        return waitOrRun(io, globals, async (ctx, dreamina, progress, signal, ids) => {
+        await checkOutput(flags);
+        return waitOrRun(io, globals, flags, async (ctx, dreamina, progress, signal, ids) => {
           ids.requestId = requestId;
           return dreamina.wait(requestId, {
             output: flags.output,
@@ -291,6 +344,13 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
         });
       }),
     );
+}
+
+/** The -o part of a suggested command (quoted when needed). */
+function outputArg(flags: OutputFlags): string {
+  if (flags.output === undefined || flags.output === ".") return "";
+  const quoted = /^[\w./-]+$/.test(flags.output) ? flags.output : `'${flags.output.replace(/'/g, "'\\''")}'`;
+  return ` -o ${quoted}`;
 }
 
 function urls(raw: JobResult["raw"]): Record<string, unknown> {
