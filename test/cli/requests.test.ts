@@ -37,7 +37,7 @@ async function journalState(id: string): Promise<string | undefined> {
 before(async () => {
   sandbox = await inProcessSandbox({
     workers: 1,
-    runTime: { 121: { meanMs: 800, jitterMs: 0 }, 241: { meanMs: 4_000, jitterMs: 0 } },
+    runTime: { 121: { meanMs: 800, jitterMs: 0 }, 241: { meanMs: 6_000, jitterMs: 0 } },
   });
   home = tempHome();
   image = join(home.dir, "photo.png");
@@ -70,6 +70,21 @@ describe("status, result, cancel", () => {
     assert.match(b.stdout, new RegExp(`^${queued}  in_queue  \\(queue position \\d+\\)\\n$`));
   });
 
+  it("cancel of a running job: exit 1, not_cancellable, it keeps running", async () => {
+    const r = await dreamina(["cancel", running]);
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stdout, /not cancellable: it is already running or finished, and is billed/);
+    const json = await dreamina(["--json", "cancel", running]);
+    assert.equal(json.code, 1);
+    assert.deepEqual(parseJson(json), {
+      ok: false,
+      requestId: running,
+      outcome: "not_cancellable",
+      status: "in_progress",
+    });
+    assert.equal(sandbox.jobs().find((j) => j.id === running)?.state, "in_progress");
+  });
+
   it("result of an unfinished job: exit 0, its current state, no URL", async () => {
     const r = await dreamina(["--json", "result", running]);
     assert.equal(r.code, 0, show(r));
@@ -91,21 +106,6 @@ describe("status, result, cancel", () => {
     const w = await dreamina(["wait", queued, "-o", "never.mp4"]);
     assert.equal(w.code, 1, show(w));
     assert.match(w.stderr, /was cancelled/);
-  });
-
-  it("cancel of a running job: exit 1, not_cancellable, it keeps running", async () => {
-    const r = await dreamina(["cancel", running]);
-    assert.equal(r.code, 1, show(r));
-    assert.match(r.stdout, /not cancellable: it is already running or finished, and is billed/);
-    const json = await dreamina(["--json", "cancel", running]);
-    assert.equal(json.code, 1);
-    assert.deepEqual(parseJson(json), {
-      ok: false,
-      requestId: running,
-      outcome: "not_cancellable",
-      status: "in_progress",
-    });
-    assert.equal(sandbox.jobs().find((j) => j.id === running)?.state, "in_progress");
   });
 
   it("a failed job: wait exits 1 with the service's error; result exits 1 and shows it; the journal keeps it", async () => {
