@@ -80,6 +80,19 @@ export async function clientMain(params: ClientParams): Promise<void> {
     clearInterval(sampler);
     process.stderr.write(`memory peaks (MB): ${JSON.stringify(peak)}\n`);
   }
+  if (process.env.BENCH_THREADS) {
+    // Where the CPU went, thread by thread (Linux): main, libuv pool, V8 helpers.
+    const { readdirSync, readFileSync } = await import("node:fs");
+    const byName = new Map<string, number>();
+    for (const tid of readdirSync("/proc/self/task")) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ms = ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+      byName.set(`${name}#${tid}`, ms);
+    }
+    process.stderr.write(`cpu by thread (ms): ${JSON.stringify(Object.fromEntries(byName))}\n`);
+  }
   const cpu = process.cpuUsage(cpu0);
   const usage = process.resourceUsage();
   journal.close();
@@ -176,6 +189,37 @@ async function clientCommand(
   }
 }
 
+/** BENCH_POLLS=1: polls per job and detection latency (last poll − job end), by tenth of the run. */
+function pollDiagnostics(
+  jobs: { id: string; createdAt: string; finishedAt: string | undefined }[],
+  requests: { time: string; route: string; requestId: string | undefined }[],
+): void {
+  const polls = new Map<string, number[]>();
+  for (const r of requests) {
+    if ((r.route !== "status" && r.route !== "result") || !r.requestId) continue;
+    const list = polls.get(r.requestId) ?? [];
+    list.push(Date.parse(r.time));
+    polls.set(r.requestId, list);
+  }
+  const sorted = [...jobs].sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt));
+  const tenth = Math.ceil(sorted.length / 10);
+  const lines: string[] = [];
+  for (let i = 0; i < sorted.length; i += tenth) {
+    const slice = sorted.slice(i, i + tenth);
+    let n = 0;
+    let latency = 0;
+    for (const j of slice) {
+      const p = polls.get(j.id) ?? [];
+      n += p.length;
+      if (j.finishedAt && p.length > 0) latency += Math.max(...p) - Date.parse(j.finishedAt);
+    }
+    lines.push(
+      `jobs ${i}-${i + slice.length - 1}: ${(n / slice.length).toFixed(1)} polls, detection ${(latency / slice.length).toFixed(0)} ms`,
+    );
+  }
+  process.stderr.write(`${lines.join("\n")}\n`);
+}
+
 function row(pass: boolean, label: string, value: string, target: string): string {
   return `| ${label.padEnd(34)} | ${value.padStart(16)} | ${target.padEnd(18)} | ${pass ? "PASS" : "FAIL"} |`;
 }
@@ -213,9 +257,15 @@ export async function main(): Promise<boolean> {
         rps: 5000,
       };
       report = await new Promise<ClientReport>((resolve, reject) => {
-        const child = spawn(process.execPath, [...command.argv, "--client", JSON.stringify(params)], {
-          stdio: ["ignore", "pipe", "inherit"],
-        });
+        // BENCH_CLIENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the client alone.
+        const nodeArgs = (process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
+        const child = spawn(
+          process.execPath,
+          [...nodeArgs, ...command.argv, "--client", JSON.stringify(params)],
+          {
+            stdio: ["ignore", "pipe", "inherit"],
+          },
+        );
         let out = "";
         child.stdout.on("data", (d) => {
           out += d;
@@ -230,15 +280,17 @@ export async function main(): Promise<boolean> {
         });
       });
       const jobs = sandbox.jobs();
+      if (process.env.BENCH_POLLS) pollDiagnostics(jobs, sandbox.requests());
       const meanJobMs = jobs.reduce((s, j) => s + j.runMs, 0) / Math.max(1, jobs.length);
       const ideal = (rows * meanJobMs) / workers;
       const overhead = report.wallMs / ideal - 1;
       const cpuPerRow = (report.cpuUserMs + report.cpuSystemMs) / rows;
-      const polls = sandbox.requests().filter((r) => r.route === "status").length;
+      // Polls are status requests plus result requests (the batch polls the result once a job runs).
+      const polls = sandbox.requests().filter((r) => r.route === "status" || r.route === "result").length;
       lines.push(
         `${rows} rows, ${workers} sandbox workers, concurrency ${concurrency}, mean job ${(meanJobMs / 1000).toFixed(2)} s; ` +
           `${report.done} done, ${report.failed} failed, ${report.unknown} unknown; ${report.requests} API requests ` +
-          `(${(polls / rows).toFixed(1)} status polls per row); client run as ${command.how}`,
+          `(${(polls / rows).toFixed(1)} status/result polls per row); client run as ${command.how}`,
       );
       lines.push("");
       lines.push(`| ${"measure".padEnd(34)} | ${"value".padStart(16)} | ${"target".padEnd(18)} | result |`);

@@ -1,13 +1,16 @@
-// Download benchmark: a 200 MB MP4 (a real small clip padded with a large `free` box, so its
-// structure still checks) served by a local node:http server with Range support.
-//   - throughput of download() against `curl -o` on the same server, same run;
-//   - RSS growth while download() runs (in a child process, so nothing else is measured);
-//   - a resume after a cut at ~50 %: the bytes fetched on resume must equal the missing bytes.
-// Run: node --import tsx bench/download.ts   (BENCH_DOWNLOAD_MB to change the size)
+// Download benchmark: a 200 MB MP4 (a real small clip followed by one large `free` box of
+// pseudo-random bytes, so its structure still checks and nothing about it is compressible)
+// served by the sandbox's own CDN code (src/sandbox/cdn.ts `serveFile`: Content-Length, ETag,
+// Range/If-Range, its `truncate` fault), on a local node:http server in this process.
+//   - throughput of download() against `curl -o` on the same server, interleaved, same run;
+//   - RSS growth during download() of 50 MB and of 200 MB (in a fresh child process, after a
+//     warm-up download, so one-time setup is not counted): it must not scale with the size;
+//   - a resume after a cut at 50 %: the bytes fetched on resume must equal the missing bytes.
+// Run: node --import tsx bench/download.ts   (BENCH_DOWNLOAD_MB to change the size, BENCH_RUNS)
 
 import { execFile, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, open, readFile, rm, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -16,37 +19,75 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { download } from "../src/node/download.js";
+import { type CdnFile, serveFile } from "../src/sandbox/cdn.js";
+import type { AppliedFault } from "../src/sandbox/faults.js";
 
 const run = promisify(execFile);
 const SELF = fileURLToPath(import.meta.url);
 const RSS_LIMIT_MB = 32;
 const THROUGHPUT_RATIO = 0.9;
-const RUNS = 3;
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const MB = 1 << 20;
 
 interface ChildReport {
   ms: number;
   bytes: number;
   sha256: string;
+  /** RSS just before download() (after the warm-up download and a GC). */
   baselineRss: number;
-  peakRss: number;
+  /** The highest RSS seen by sampling every 5 ms during download(). */
+  sampledPeakRss: number;
+  /** The kernel's exact peak (VmHWM, reset just before download()), when Linux allows it. */
+  hwmPeakRss: number | undefined;
 }
 
-/** The part that runs in the child: one download, RSS sampled around it. */
+/** Linux: reset the peak-RSS counter (VmHWM) of this process; false where unsupported. */
+function resetPeakRss(): boolean {
+  try {
+    writeFileSync("/proc/self/clear_refs", "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readPeakRss(): number | undefined {
+  try {
+    const m = /VmHWM:\s*(\d+)\s*kB/.exec(readFileSync("/proc/self/status", "utf8"));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The part that runs in the child: a warm-up download, then one measured download. */
 async function childMain(url: string, warmUrl: string, dest: string): Promise<void> {
-  // Warm up (loads fetch, crypto, fs machinery) so the baseline is the steady state.
+  // Warm-up: loads and JIT-compiles the download path, so the baseline is the steady state a
+  // program that downloads is in, and one-time setup is not counted as growth.
   await download(warmUrl, { dest: `${dest}.warm.mp4`, force: true });
+  await rm(`${dest}.warm.mp4`, { force: true });
   global.gc?.();
-  const baselineRss = process.memoryUsage().rss;
-  let peakRss = baselineRss;
+  await new Promise((r) => setTimeout(r, 50));
+  global.gc?.();
+  const hwm = resetPeakRss();
+  const baselineRss = process.memoryUsage.rss();
+  let sampledPeakRss = baselineRss;
   const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  }, 10);
+    sampledPeakRss = Math.max(sampledPeakRss, process.memoryUsage.rss());
+  }, 5);
   const t0 = performance.now();
   const result = await download(url, { dest, force: true });
   const ms = performance.now() - t0;
   clearInterval(sampler);
-  peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  const report: ChildReport = { ms, bytes: result.bytes, sha256: result.sha256, baselineRss, peakRss };
+  sampledPeakRss = Math.max(sampledPeakRss, process.memoryUsage.rss());
+  const report: ChildReport = {
+    ms,
+    bytes: result.bytes,
+    sha256: result.sha256,
+    baselineRss,
+    sampledPeakRss,
+    hwmPeakRss: hwm ? readPeakRss() : undefined,
+  };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 
@@ -73,7 +114,7 @@ async function makeSmallMp4(path: string): Promise<void> {
   ]);
 }
 
-/** The clip followed by one `free` box (64-bit size) bringing the file to `total` bytes. */
+/** The clip followed by one `free` box (64-bit size, pseudo-random content) up to `total` bytes. */
 async function makeBigMp4(small: string, path: string, total: number): Promise<void> {
   const head = await readFile(small);
   const padding = total - head.length;
@@ -94,66 +135,65 @@ async function makeBigMp4(small: string, path: string, total: number): Promise<v
   header.write("free", 4, "latin1");
   header.writeBigUInt64BE(BigInt(padding), 8);
   await write(header);
-  const zeros = Buffer.alloc(8 << 20);
+  // A fast deterministic generator (not zeros: some disks and links shortcut zeros).
   let left = padding - 16;
+  let x = 0x9e3779b9;
   while (left > 0) {
-    const n = Math.min(left, zeros.length);
-    await write(zeros.subarray(0, n));
+    const n = Math.min(left, 4 * MB);
+    const block = Buffer.allocUnsafe(n);
+    for (let i = 0; i + 4 <= n; i += 4) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      block.writeInt32LE(x | 0, i);
+    }
+    block.fill(0, n - (n % 4));
+    await write(block);
     left -= n;
   }
   await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+  // Written back now, so that the kernel's flusher does not do it in the middle of a measurement.
+  const handle = await open(path, "r+");
+  await handle.sync();
+  await handle.close();
 }
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: MB })) hash.update(chunk as Buffer);
   return hash.digest("hex");
 }
 
 interface ServerLog {
   range: string | undefined;
-  status: number;
+  status: number | undefined;
+  /** Body bytes the CDN code wrote for this response. */
   bytes: number;
 }
 
-async function startServer(files: Record<string, string>) {
+/** The sandbox CDN's serveFile() on a plain node:http server: the code sandbox users download from. */
+async function startCdn(files: Record<string, CdnFile>) {
   const log: ServerLog[] = [];
-  const state = { cutAt: undefined as number | undefined };
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    const path = files[(req.url ?? "").split("?")[0] ?? ""];
-    if (!path) {
+  const state = { nextFault: undefined as AppliedFault | undefined };
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const file = files[(req.url ?? "").split("?")[0] ?? ""];
+    if (!file) {
       res.writeHead(404).end();
       return;
     }
-    const size = (await stat(path)).size;
-    const etag = `"${size}"`;
-    let start = 0;
-    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
-    const partial = m !== null && (req.headers["if-range"] === undefined || req.headers["if-range"] === etag);
-    if (partial) start = Number(m[1]);
-    const entry: ServerLog = { range: req.headers.range, status: partial ? 206 : 200, bytes: 0 };
+    const entry: ServerLog = { range: req.headers.range, status: undefined, bytes: 0 };
     log.push(entry);
-    const headers: Record<string, string | number> = {
-      "content-type": "video/mp4",
-      "accept-ranges": "bytes",
-      etag,
-      "content-length": size - start,
-    };
-    if (partial) headers["content-range"] = `bytes ${start}-${size - 1}/${size}`;
-    res.writeHead(entry.status, headers);
-    const cut = state.cutAt;
-    state.cutAt = undefined;
-    const end = cut !== undefined ? Math.min(size, cut) - 1 : size - 1;
-    const stream = createReadStream(path, { start, end, highWaterMark: 256 << 10 });
-    stream.on("data", (c) => {
-      entry.bytes += (c as Buffer).length;
+    // Count the body bytes serveFile() writes (instrumentation only; the bytes are unchanged).
+    const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+    res.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (typeof chunk !== "string") entry.bytes += (chunk as Uint8Array).byteLength;
+      return write(chunk, ...rest);
+    }) as typeof res.write;
+    const fault = state.nextFault;
+    state.nextFault = undefined;
+    void serveFile(req, res, file, fault).then((status) => {
+      entry.status = status;
     });
-    if (cut === undefined) {
-      stream.pipe(res);
-    } else {
-      stream.pipe(res, { end: false });
-      stream.on("end", () => setTimeout(() => res.socket?.destroy(), 50));
-    }
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -178,95 +218,189 @@ function runChild(url: string, warmUrl: string, dest: string): Promise<ChildRepo
   });
 }
 
-/** Milliseconds for `curl -o`, and for the same followed by an fsync of the file (what we do). */
-async function runCurl(url: string, dest: string): Promise<{ ms: number; msSynced: number }> {
+/**
+ * `curl -o`: the elapsed time of the command (what a user of `curl -o` waits for: the same
+ * definition as before this bench was reworked), curl's own `time_total` (transfer only, no
+ * process start: the stricter number, shown for context), and the command followed by an fsync
+ * of the file (what download() guarantees before the rename), for context.
+ */
+async function runCurl(
+  url: string,
+  dest: string,
+): Promise<{ ms: number; msTransfer: number; msSynced: number }> {
   const t0 = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    const proc = spawn("curl", ["-s", "-S", "-f", "-o", dest, url], { stdio: "inherit" });
-    proc.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`curl ${code}`))));
+  const out = await new Promise<string>((resolve, reject) => {
+    const proc = spawn("curl", ["-s", "-S", "-f", "-o", dest, "-w", "%{time_total}", url], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let text = "";
+    proc.stdout.on("data", (d) => {
+      text += String(d);
+    });
+    proc.on("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`curl ${code}`))));
   });
   const ms = performance.now() - t0;
   const handle = await open(dest, "r+");
   await handle.sync();
   await handle.close();
-  return { ms, msSynced: performance.now() - t0 };
+  return { ms, msTransfer: Number(out.trim()) * 1000, msSynced: performance.now() - t0 };
+}
+
+/**
+ * Before each measured run: flush what earlier runs left to the filesystem (deleted outputs:
+ * with `-o discard` their blocks are trimmed at the next journal commit) and let it settle, so
+ * that no run pays for the previous one. Done the same way before curl and before ours.
+ */
+async function settle(): Promise<void> {
+  spawnSync("sync");
+  await new Promise((r) => setTimeout(r, 300));
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const mbps = (bytes: number, ms: number) => bytes / (1 << 20) / (ms / 1000);
+const mbps = (bytes: number, ms: number) => bytes / MB / (ms / 1000);
+const growth = (r: ChildReport) => ({
+  sampled: (r.sampledPeakRss - r.baselineRss) / MB,
+  hwm: r.hwmPeakRss === undefined ? undefined : (r.hwmPeakRss - r.baselineRss) / MB,
+});
 
 export async function main(): Promise<boolean> {
   const sizeMb = Number(process.env.BENCH_DOWNLOAD_MB ?? 200);
+  const smallSizeMb = Math.max(1, Math.round(sizeMb / 4));
   const dir = await mkdtemp(join(tmpdir(), "dreamina-bench-dl-"));
-  const small = join(dir, "small.mp4");
+  const clip = join(dir, "clip.mp4");
   const big = join(dir, "big.mp4");
+  const quarter = join(dir, "quarter.mp4");
   try {
-    await makeSmallMp4(small);
-    await makeBigMp4(small, big, sizeMb << 20);
-    const size = (await stat(big)).size;
-    const sourceSha = await sha256File(big);
-    const { server, base, log, state } = await startServer({ "/big.mp4": big, "/small.mp4": small });
+    await makeSmallMp4(clip);
+    await makeBigMp4(clip, big, sizeMb * MB);
+    await makeBigMp4(clip, quarter, smallSizeMb * MB);
+    const cdnFile = async (path: string): Promise<CdnFile> => ({
+      path,
+      size: (await stat(path)).size,
+      sha256: await sha256File(path),
+      contentType: "video/mp4",
+      modified: new Date(),
+    });
+    const files = {
+      "/cdn/bench/big.mp4": await cdnFile(big),
+      "/cdn/bench/quarter.mp4": await cdnFile(quarter),
+      "/cdn/bench/clip.mp4": await cdnFile(clip),
+    };
+    const size = files["/cdn/bench/big.mp4"].size;
+    const sourceSha = files["/cdn/bench/big.mp4"].sha256;
+    const { server, base, log, state } = await startCdn(files);
     try {
-      const url = `${base}/big.mp4`;
-      const warmUrl = `${base}/small.mp4`;
+      const url = `${base}/cdn/bench/big.mp4`;
+      const quarterUrl = `${base}/cdn/bench/quarter.mp4`;
+      const warmUrl = `${base}/cdn/bench/clip.mp4`;
       const rows: [string, string, string, string][] = [];
       let allPass = true;
 
-      // Throughput and memory: ours (in a child) and curl, interleaved, median of RUNS.
+      // Throughput and memory: ours (each in a fresh child) and curl, interleaved (alternating
+      // which goes first), median of RUNS.
       const ours: ChildReport[] = [];
-      const curls: { ms: number; msSynced: number }[] = [];
+      const quarters: ChildReport[] = [];
+      const curls: { ms: number; msTransfer: number; msSynced: number }[] = [];
       const haveCurl = spawnSync("curl", ["--version"]).status === 0;
-      for (let i = 0; i < RUNS; i++) {
+      const oursOnce = async () => {
+        await settle();
         const report = await runChild(url, warmUrl, join(dir, "ours.mp4"));
         if (report.sha256 !== sourceSha || report.bytes !== size) throw new Error("our download is corrupt");
         ours.push(report);
         await rm(join(dir, "ours.mp4"), { force: true });
-        if (haveCurl) {
-          curls.push(await runCurl(url, join(dir, "curl.mp4")));
-          await rm(join(dir, "curl.mp4"), { force: true });
+      };
+      const curlOnce = async () => {
+        if (!haveCurl) return;
+        await settle();
+        curls.push(await runCurl(url, join(dir, "curl.mp4")));
+        await rm(join(dir, "curl.mp4"), { force: true });
+      };
+      for (let i = 0; i < RUNS; i++) {
+        if (i % 2 === 0) {
+          await oursOnce();
+          await curlOnce();
+        } else {
+          await curlOnce();
+          await oursOnce();
         }
+        await settle();
+        quarters.push(await runChild(quarterUrl, warmUrl, join(dir, "quarter-out.mp4")));
+        await rm(join(dir, "quarter-out.mp4"), { force: true });
       }
       const ourMs = median(ours.map((r) => r.ms));
       const ourRate = mbps(size, ourMs);
-      rows.push(["our throughput", `${ourRate.toFixed(0)} MB/s (median of ${RUNS})`, "", ""]);
+      const all = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(", ");
+      rows.push([
+        "our throughput (download(), incl. fsync + MP4 check + rename)",
+        `${ourRate.toFixed(0)} MB/s median of ${RUNS} [${all(ours.map((r) => mbps(size, r.ms)))}]`,
+        "",
+        "",
+      ]);
       if (haveCurl) {
         const curlRate = mbps(size, median(curls.map((c) => c.ms)));
+        const curlTransferRate = mbps(size, median(curls.map((c) => c.msTransfer)));
         const curlSyncedRate = mbps(size, median(curls.map((c) => c.msSynced)));
         const ratio = ourRate / curlRate;
         const pass = ratio >= THROUGHPUT_RATIO;
         allPass &&= pass;
-        rows.push(["curl -o throughput", `${curlRate.toFixed(0)} MB/s (median of ${RUNS})`, "", ""]);
         rows.push([
-          "ours / curl",
+          "curl -o throughput (command elapsed)",
+          `${curlRate.toFixed(0)} MB/s median of ${RUNS} [${all(curls.map((c) => mbps(size, c.ms)))}]`,
+          "",
+          "",
+        ]);
+        rows.push([
+          "ours / curl -o",
           `${(ratio * 100).toFixed(0)} %`,
           `>= ${THROUGHPUT_RATIO * 100} %`,
           pass ? "PASS" : "FAIL",
         ]);
-        // Context: we fsync before the rename (a file with the final name is always complete); curl does not.
-        rows.push(["curl -o + fsync (context)", `${curlSyncedRate.toFixed(0)} MB/s`, "", ""]);
         rows.push([
-          "ours / (curl + fsync)",
-          `${((ourRate / curlSyncedRate) * 100).toFixed(0)} %`,
+          "curl time_total, no process start (context)",
+          `${curlTransferRate.toFixed(0)} MB/s; ours / that: ${((ourRate / curlTransferRate) * 100).toFixed(0)} %`,
+          "info",
+          "",
+        ]);
+        // Context: we fsync before the rename (a file with the final name is always complete); curl does not.
+        rows.push([
+          "curl -o + fsync (context)",
+          `${curlSyncedRate.toFixed(0)} MB/s; ours / that: ${((ourRate / curlSyncedRate) * 100).toFixed(0)} %`,
           "info",
           "",
         ]);
       } else {
-        rows.push(["ours / curl", "curl not found: skipped", `>= ${THROUGHPUT_RATIO * 100} %`, "SKIP"]);
+        rows.push(["ours / curl -o", "curl not found: skipped", `>= ${THROUGHPUT_RATIO * 100} %`, "SKIP"]);
       }
-      const growthMb = Math.max(...ours.map((r) => (r.peakRss - r.baselineRss) / (1 << 20)));
-      const rssPass = growthMb < RSS_LIMIT_MB;
-      allPass &&= rssPass;
+
+      const rssRow = (label: string, reports: ChildReport[]) => {
+        const sampled = Math.max(...reports.map((r) => growth(r).sampled));
+        const hwms = reports.map((r) => growth(r).hwm).filter((x): x is number => x !== undefined);
+        const worst = Math.max(sampled, ...hwms);
+        const pass = worst < RSS_LIMIT_MB;
+        allPass &&= pass;
+        rows.push([
+          label,
+          `${worst.toFixed(1)} MB worst of ${reports.length} (sampled every 5 ms: ${sampled.toFixed(1)} MB` +
+            `${hwms.length > 0 ? `, kernel peak VmHWM: ${Math.max(...hwms).toFixed(1)} MB` : ""})`,
+          `< ${RSS_LIMIT_MB} MB`,
+          pass ? "PASS" : "FAIL",
+        ]);
+        return worst;
+      };
+      const g200 = rssRow(`RSS growth, ${sizeMb} MB download`, ours);
+      const g50 = rssRow(`RSS growth, ${smallSizeMb} MB download`, quarters);
       rows.push([
-        "RSS growth (worst run)",
-        `${growthMb.toFixed(1)} MB`,
-        `< ${RSS_LIMIT_MB} MB`,
-        rssPass ? "PASS" : "FAIL",
+        "RSS growth vs size",
+        `${smallSizeMb} MB: ${g50.toFixed(1)} MB, ${sizeMb} MB: ${g200.toFixed(1)} MB (4x the bytes)`,
+        "flat",
+        "info",
       ]);
 
-      // Resume after a cut at ~50 %.
+      // Resume after a cut at 50 %: the sandbox CDN's own `truncate` fault.
       log.length = 0;
-      state.cutAt = Math.floor(size / 2);
+      state.nextFault = { kind: "truncate", param: 0.5 };
       const resumed = await download(url, { dest: join(dir, "resumed.mp4"), retryDelayMs: 10 });
+      const first = log[0];
       const second = log[1];
       const rangeStart = Number(/bytes=(\d+)-/.exec(second?.range ?? "")?.[1] ?? Number.NaN);
       const fetchedOnResume = second?.bytes ?? 0;
@@ -276,16 +410,23 @@ export async function main(): Promise<boolean> {
         resumed.sha256 === sourceSha &&
         log.length === 2 &&
         second?.status === 206 &&
+        rangeStart === first?.bytes &&
         fetchedOnResume === missing;
       allPass &&= resumePass;
       rows.push([
-        "resume after cut at 50 %",
-        `cut at ${rangeStart} B, fetched ${fetchedOnResume} B on resume, missing ${missing} B, sha256 ${resumed.sha256 === sourceSha ? "ok" : "WRONG"}`,
+        "resume after a cut at 50 % (CDN truncate fault)",
+        `cut at ${rangeStart} B, fetched ${fetchedOnResume} B on resume, missing ${missing} B, total sent ${(first?.bytes ?? 0) + fetchedOnResume} B, sha256 ${resumed.sha256 === sourceSha ? "ok" : "WRONG"}`,
         "fetched = missing",
         resumePass ? "PASS" : "FAIL",
       ]);
 
-      console.log(`download bench: ${sizeMb} MB MP4 (${size} bytes) from a local node:http server`);
+      console.log(
+        `download bench: ${sizeMb} MB MP4 (${size} bytes) served by the sandbox CDN (serveFile) on a local node:http server`,
+      );
+      console.log(
+        "RSS growth = peak during download() minus RSS just before it, in a fresh child process after a " +
+          "warm-up download of a small clip (one-time module/JIT/socket setup excluded) and a GC",
+      );
       const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? "").length), 6));
       const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");
       console.log(line(["metric", "value", "target", "result"]));

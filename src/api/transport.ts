@@ -109,21 +109,29 @@ export class Transport {
   }
 
   url(path: string, query?: RequestSpec["query"]): string {
+    return this.#build(path, query).href;
+  }
+
+  #build(path: string, query?: RequestSpec["query"]): URL {
     const url = new URL(this.root + path);
-    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    return url.toString();
+    if (query)
+      for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url;
   }
 
   async request(spec: RequestSpec): Promise<HttpReply> {
     const { retry, hooks, random } = this.#config;
     const started = Date.now();
-    const url = this.url(spec.path, spec.query);
+    // Parsed once per call (not per attempt): the href to fetch and whether it is the API origin.
+    const built = this.#build(spec.path, spec.query);
+    const url = built.href;
+    const toApi = built.origin === this.origin;
     for (let attempt = 1; ; attempt++) {
       const info: RequestInfo = { kind: spec.kind, method: spec.method, url, attempt };
       let error: RunComfyError;
       try {
         await hooks.beforeRequest?.(info);
-        return await this.#attempt(spec, url, info);
+        return await this.#attempt(spec, url, toApi, info);
       } catch (err) {
         if (!(err instanceof RunComfyError)) throw err;
         error = err;
@@ -146,7 +154,7 @@ export class Transport {
     return error.retryable;
   }
 
-  async #attempt(spec: RequestSpec, url: string, info: RequestInfo): Promise<HttpReply> {
+  async #attempt(spec: RequestSpec, url: string, toApi: boolean, info: RequestInfo): Promise<HttpReply> {
     const timeoutMs = spec.timeoutMs ?? this.#config.timeoutMs;
     const controller = new AbortController();
     let timedOut = false;
@@ -177,7 +185,7 @@ export class Transport {
     try {
       const headers: Record<string, string> = { Accept: "application/json" };
       // Belt and braces: URLs are always built from our own root, but the token goes nowhere else.
-      if (new URL(url).origin === this.origin) {
+      if (toApi) {
         const token = await this.#config.token();
         registerSecret(token);
         headers.Authorization = `Bearer ${token}`;

@@ -28,7 +28,7 @@ import { AbortError, SubmissionUnknownError } from "../api/errors.js";
 import type { JobResult } from "../api/types.js";
 import { estimateCostUsd, MODEL_ID } from "../model/input.js";
 import { download } from "../node/download.js";
-import type { Journal, JournalRecord } from "../node/journal.js";
+import { type Journal, type JournalRecord, trimmedStats } from "../node/journal.js";
 import { WaitAbortedError } from "../run/errors.js";
 import { runJob } from "../run/run.js";
 import { createPollSchedule, type PollSchedule, type RunTimePrior } from "../run/schedule.js";
@@ -276,6 +276,11 @@ interface RowRun {
   unknownLocalIds: number[];
   notRunReason: ReportRowStatus | undefined;
   lastStatusKey: string | undefined;
+  /** When the run started, as this run saw it: after `runStartLo` (submit, or the last in_queue), by `runStartHi`. */
+  runStartLo: number | undefined;
+  runStartHi: number | undefined;
+  /** The last unfinished poll: the job ended after it. */
+  lastPollAt: number | undefined;
   /** True when this run settled the row. */
   settledNow: boolean;
 }
@@ -297,6 +302,13 @@ export const BATCH_POLL_SCHEDULE: PollSchedule = createPollSchedule({
 
 /** How long non-critical journal writes wait to be committed together. */
 const GROUP_COMMIT_MS = 250;
+/** How long a run-time prior read from the journal is reused once it stands on enough jobs. */
+const PRIOR_TTL_MS = 5_000;
+const PRIOR_SOLID_SAMPLES = 10;
+/** The batch's own run-time observations replace the journal's prior from this many on. */
+const OWN_PRIOR_MIN_SAMPLES = 3;
+/** How many recent run times the batch's own prior stands on (the journal's window too). */
+const RUN_TIME_WINDOW = 50;
 
 export function runBatch(rows: readonly ManifestRow[] | Manifest, options: RunBatchOptions): BatchRun {
   const manifest: Pick<Manifest, "path" | "digest" | "problems"> | undefined = Array.isArray(rows)
@@ -343,6 +355,8 @@ class Runner {
   #reattached = 0;
   #resubmitted: string[] = [];
   #priors = new Map<number, { prior: RunTimePrior | undefined; at: number }>();
+  /** Run times this run observed, by frame count (the newest RUN_TIME_WINDOW), and their stats. */
+  #runTimes = new Map<number, { samples: number[]; prior: RunTimePrior | undefined }>();
   #downloads: Semaphore;
   #downloadsInFlight = new Set<Promise<void>>();
   /**
@@ -386,6 +400,9 @@ class Runner {
       unknownLocalIds: [],
       notRunReason: undefined,
       lastStatusKey: undefined,
+      runStartLo: undefined,
+      runStartHi: undefined,
+      lastPollAt: undefined,
       settledNow: false,
     }));
   }
@@ -837,7 +854,8 @@ class Runner {
         cancelOnAbort: Boolean(this.#o.cancelQueuedOnExit),
         timeScale: this.#o.timeScale,
         pollSchedule: this.#o.pollSchedule ?? BATCH_POLL_SCHEDULE,
-        prior: this.#prior(r.row.frames),
+        prior: () => this.#prior(r.row.frames),
+        pollResultWhileRunning: true,
         timeoutMs: this.#o.waitTimeoutMs,
         beforeSubmit: (_input, { modelId }) => {
           if (this.#stopping) throw new AbortError("interrupted before submit");
@@ -921,7 +939,8 @@ class Runner {
         cancelOnAbort: Boolean(this.#o.cancelQueuedOnExit),
         timeScale: this.#o.timeScale,
         pollSchedule: this.#o.pollSchedule ?? BATCH_POLL_SCHEDULE,
-        prior: this.#prior(r.row.frames),
+        prior: () => this.#prior(r.row.frames),
+        pollResultWhileRunning: true,
         timeoutMs: this.#o.waitTimeoutMs,
         submittedAt: r.submittedAt,
         onUpdate: (update) => this.#onUpdate(r, update),
@@ -936,6 +955,7 @@ class Runner {
   }
 
   #onUpdate(r: RowRun, update: JobUpdate): void {
+    this.#observeRunTime(r, update);
     if (update.result) return; // the result is journaled by onResult
     const key = `${update.status}/${update.queuePosition ?? ""}`;
     if (key === r.lastStatusKey) return;
@@ -1130,10 +1150,21 @@ class Runner {
     this.#emit({ type: "row-failed", row: r.ref, requestId: r.requestId, phase, error: r.error });
   }
 
+  /**
+   * The journal's run-time prior, asked by every wait before each poll. A solid prior is kept
+   * for PRIOR_TTL_MS; a missing or thin one only until the next group commit may have added
+   * results: at the start of a batch, a prior cached as "none" for seconds made every job of
+   * those seconds poll on the no-prior back-off (≈15 polls per job instead of ≈5).
+   */
   #prior(frames: number | undefined): RunTimePrior | undefined {
     const key = frames ?? 121;
+    const own = this.#runTimes.get(key)?.prior;
+    if (own && (own.samples ?? 0) >= OWN_PRIOR_MIN_SAMPLES) return own;
     const cached = this.#priors.get(key);
-    if (cached && Date.now() - cached.at < 5_000) return cached.prior;
+    if (cached) {
+      const solid = cached.prior !== undefined && (cached.prior.samples ?? 1) >= PRIOR_SOLID_SAMPLES;
+      if (Date.now() - cached.at < (solid ? PRIOR_TTL_MS : GROUP_COMMIT_MS)) return cached.prior;
+    }
     let prior: RunTimePrior | undefined;
     try {
       const p = this.#o.journal.runTimePrior(MODEL_ID, key) as
@@ -1145,6 +1176,37 @@ class Runner {
     }
     this.#priors.set(key, { prior, at: Date.now() });
     return prior;
+  }
+
+  /**
+   * The batch's own run-time samples. The journal's prior measures from the first in_progress
+   * seen to the result seen, so it carries the poll latency: the schedule then aims late, polls
+   * later, detects later, and the next prior is later still. Here both ends are the middle of
+   * the bracket in which they happened (start: submit or last in_queue → first in_progress;
+   * end: last unfinished poll → the result), the same convention the schedule uses for the
+   * start, so the estimate is unbiased.
+   */
+  #observeRunTime(r: RowRun, update: JobUpdate): void {
+    if (r.submittedAt === undefined || r.action === "reattach") return; // started before this run
+    if (update.result) {
+      const { runStartHi: hi, lastPollAt } = r;
+      if (update.result.status !== "succeeded" || hi === undefined || lastPollAt === undefined) return;
+      const lo = r.runStartLo ?? r.submittedAt;
+      const ms = (lastPollAt + update.at) / 2 - (lo + hi) / 2;
+      if (!(ms >= 0)) return;
+      const key = r.row.frames ?? 121;
+      const entry = this.#runTimes.get(key) ?? { samples: [], prior: undefined };
+      entry.samples.push(ms);
+      if (entry.samples.length > RUN_TIME_WINDOW) entry.samples.shift();
+      entry.prior = trimmedStats(entry.samples);
+      this.#runTimes.set(key, entry);
+      return;
+    }
+    if (r.runStartHi === undefined) {
+      if (update.status === "in_queue") r.runStartLo = update.at;
+      else if (update.status === "in_progress") r.runStartHi = update.at;
+    }
+    r.lastPollAt = update.at;
   }
 
   #interrupt(): void {

@@ -122,6 +122,7 @@ export class BatchState {
   readonly info: BatchInfo;
   #owned = false;
   #heartbeat: NodeJS.Timeout | undefined;
+  #upsertStatement: ReturnType<Journal["db"]["prepare"]> | undefined;
 
   private constructor(journal: Journal, info: BatchInfo) {
     this.journal = journal;
@@ -320,9 +321,9 @@ export class BatchState {
     fields: Record<string, string | number | null>,
   ): void {
     const now = Date.now();
-    this.journal.db
-      .prepare(
-        `INSERT INTO batch_rows (batch_id, row_key, line, name, state, request_id, estimate_usd, cost_usd,
+    // Prepared once: preparing parses the SQL again every time, and this runs once per row.
+    this.#upsertStatement ??= this.journal.db.prepare(
+      `INSERT INTO batch_rows (batch_id, row_key, line, name, state, request_id, estimate_usd, cost_usd,
            file, bytes, sha256, error_json, updated_at)
          VALUES (@batch_id, @row_key, @line, @name, @state, @request_id, @estimate_usd, @cost_usd,
            @file, @bytes, @sha256, @error_json, @updated_at)
@@ -330,16 +331,16 @@ export class BatchState {
            state = excluded.state, request_id = excluded.request_id, estimate_usd = excluded.estimate_usd,
            cost_usd = excluded.cost_usd, file = excluded.file, bytes = excluded.bytes,
            sha256 = excluded.sha256, error_json = excluded.error_json, updated_at = excluded.updated_at`,
-      )
-      .run({
-        batch_id: this.batchId,
-        row_key: rowKey,
-        line: line ?? null,
-        name: name ?? null,
-        state,
-        updated_at: now,
-        ...fields,
-      });
+    );
+    this.#upsertStatement.run({
+      batch_id: this.batchId,
+      row_key: rowKey,
+      line: line ?? null,
+      name: name ?? null,
+      state,
+      updated_at: now,
+      ...fields,
+    });
   }
 }
 

@@ -22,6 +22,7 @@ import {
 } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { abortErrorFrom, sleep } from "../api/sleep.js";
+import { type BodySink, type HttpGetResponse, httpGet } from "./http-get.js";
 import { checkMp4File, describeNonMp4, Mp4StructureError } from "./mp4.js";
 
 export interface DownloadProgress {
@@ -97,14 +98,16 @@ interface PartMeta {
   total: number | undefined;
 }
 
-/** Writes are gathered into blocks this big: few syscalls, bounded memory (two blocks at most). */
+/** Writes are gathered into blocks this big: few syscalls, bounded memory (two blocks). */
 const WRITE_BLOCK = 1 << 20;
 /**
  * Every this many bytes a datasync is started in the background, so the disk writes back while
  * the network keeps delivering and the final fsync (before the rename) has little left to do:
  * the total is then about max(network, disk), not their sum.
  */
-const SYNC_EVERY = 32 << 20;
+const SYNC_EVERY = 16 << 20;
+/** Redirects followed by the built-in transport (fetch's own limit applies to an injected fetch). */
+const MAX_REDIRECTS = 10;
 
 export async function download(url: string, options: DownloadOptions = {}): Promise<DownloadResult> {
   let parsed: URL;
@@ -120,7 +123,13 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
   const path = await chooseTarget(parsed, options.dest, options.force ?? false, expectMp4);
   const part = `${path}.part`;
   const metaPath = `${path}.part.json`;
-  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const fetchImpl = options.fetch;
+  const get = async (target: string, headers: Record<string, string>, signal: AbortSignal): Promise<Got> => {
+    if (fetchImpl) {
+      return fromFetch(await fetchImpl(target, { headers, signal, redirect: "follow", credentials: "omit" }));
+    }
+    return fromHttpGet(await httpGet(target, { headers, signal, maxRedirects: MAX_REDIRECTS }));
+  };
   const retries = Math.max(0, options.retries ?? 5);
   const idleMs = options.timeoutMs ?? 30_000;
   const baseDelay = options.retryDelayMs ?? 500;
@@ -216,9 +225,6 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
     // (thousands per second on a fast link).
     let lastActivity = Date.now();
     let timedOut = false;
-    const armIdle = () => {
-      lastActivity = Date.now();
-    };
     const idleTimer = setInterval(
       () => {
         if (Date.now() - lastActivity < idleMs) return;
@@ -227,26 +233,19 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
       },
       Math.max(10, Math.min(1000, Math.floor(idleMs / 4))),
     );
-    let handle: FileHandle | undefined;
-    let pending: Promise<unknown> = Promise.resolve();
-    let syncing: Promise<unknown> | undefined;
+    let writer: BlockWriter | undefined;
+    let response: Got | undefined;
     try {
-      let response: Response;
       try {
-        response = await fetchImpl(url, {
-          headers,
-          signal: controller.signal,
-          redirect: "follow",
-          credentials: "omit",
-        });
+        response = await get(url, headers, controller.signal);
       } catch (error) {
         throw new RetryableCut(error, timedOut);
       }
       const status = response.status;
       if (status === 416 && ranged) {
         // Nothing left to send: the part may already be complete (a crash just before rename).
-        const total = parseContentRangeTotal(response.headers.get("content-range"));
-        await response.body?.cancel();
+        const total = parseContentRangeTotal(response.header("content-range"));
+        await response.cancel();
         if (
           total !== undefined &&
           total === received &&
@@ -258,11 +257,11 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
         return "again";
       }
       if (status >= 500 || status === 408 || status === 429) {
-        await response.body?.cancel();
+        await response.cancel();
         throw new RetryableCut(new Error(`HTTP ${status}`), false);
       }
       if (status !== 200 && status !== 206) {
-        await response.body?.cancel();
+        await response.cancel();
         throw new DownloadError(
           "http_status",
           `HTTP ${status} ${response.statusText} for ${url}`.trim(),
@@ -272,7 +271,7 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
           },
         );
       }
-      const type = response.headers.get("content-type") ?? "";
+      const type = response.header("content-type") ?? "";
       if (expectMp4 && /^\s*(text\/html|application\/xhtml)/i.test(type)) {
         const head = await readHead(response);
         throw new DownloadError(
@@ -283,25 +282,26 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
           { status },
         );
       }
-      const etag = response.headers.get("etag") ?? undefined;
-      const lastModified = response.headers.get("last-modified") ?? undefined;
-      const length = parseLength(response.headers.get("content-length"));
+      const etag = response.header("etag");
+      const lastModified = response.header("last-modified");
+      const length = parseLength(response.header("content-length"));
 
       let expectedEnd: number | undefined;
+      let handle: FileHandle;
       if (status === 206 && ranged) {
-        const range = parseContentRange(response.headers.get("content-range"));
+        const range = parseContentRange(response.header("content-range"));
         const changed =
           (meta?.etag !== undefined && etag !== undefined && etag !== meta.etag) ||
           (meta?.total !== undefined && range?.total !== undefined && range.total !== meta.total);
         if (!range || range.start !== received || changed) {
           // Not the continuation of what we have: start again from zero.
-          await response.body?.cancel();
+          await response.cancel();
           await restart();
           return "again";
         }
         expectedEnd = range.total ?? range.end + 1;
         if (length !== undefined && length !== range.end - range.start + 1) {
-          await response.body?.cancel();
+          await response.cancel();
           throw new DownloadError(
             "size_mismatch",
             `Content-Length ${length} does not match Content-Range ${range.start}-${range.end}`,
@@ -316,15 +316,15 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
         let start = 0;
         let total = length;
         if (status === 206) {
-          const range = parseContentRange(response.headers.get("content-range"));
+          const range = parseContentRange(response.header("content-range"));
           start = range?.start ?? -1;
           total = range?.total;
         }
         if (start !== 0) {
-          await response.body?.cancel();
+          await response.cancel();
           throw new DownloadError(
             "http_status",
-            `unexpected partial response (${response.headers.get("content-range")})`,
+            `unexpected partial response (${response.header("content-range")})`,
             url,
             { status },
           );
@@ -337,81 +337,48 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
         handle = await open(part, "w");
         expectedEnd = total;
       }
+      writer = new BlockWriter(handle);
       if (meta && expectedEnd !== undefined && meta.total === undefined) meta.total = expectedEnd;
 
       options.onProgress?.({ received, total: expectedEnd });
-      const body = response.body;
-      if (!body) throw new RetryableCut(new Error("response without a body"), false);
-
-      // Two reused blocks: one is written while the other fills, so the disk write overlaps the
-      // network read, memory stays at two blocks whatever the size of the file, and we make no
-      // garbage of our own (the chunks fetch hands us are short-lived and die young).
-      const blocks = [Buffer.allocUnsafe(WRITE_BLOCK), Buffer.allocUnsafe(WRITE_BLOCK)] as const;
-      let current: 0 | 1 = 0;
-      let blockBytes = 0;
-      const file = handle;
-      const flush = async () => {
-        if (blockBytes === 0) return;
-        const data = blocks[current].subarray(0, blockBytes);
-        blockBytes = 0;
-        current = current === 0 ? 1 : 0;
-        // The block we switch to was being written: wait for that before filling it again.
-        await pending;
-        pending = file.write(data);
-        // Awaited at the next flush; marked handled now so a failure is not reported twice.
-        pending.catch(() => {});
-        unsynced += data.length;
-        if (unsynced >= SYNC_EVERY && !syncing) {
-          unsynced = 0;
-          const written = pending;
-          syncing = written
-            .then(() => file.datasync())
-            .finally(() => {
-              syncing = undefined;
-            });
-          syncing.catch(() => {});
+      const file = writer;
+      const onProgress = options.onProgress;
+      // Called for every piece of the body, straight from the transport's read buffer: check,
+      // hash, copy into the write block. A promise back means "wait" (both blocks are busy):
+      // the transport stops reading meanwhile, so nothing piles up in memory.
+      const sink = (chunk: Uint8Array): void | Promise<void> => {
+        lastActivity = Date.now();
+        if (expectedEnd !== undefined && received + chunk.byteLength > expectedEnd) {
+          throw new DownloadError(
+            "size_mismatch",
+            `the server sent more than the ${expectedEnd} bytes it announced`,
+            url,
+          );
         }
+        if (expectMp4 && received === 0 && chunk.byteLength >= 8 && !looksLikeMp4Start(chunk)) {
+          throw new DownloadError(
+            "not_mp4",
+            `the server sent ${describeNonMp4(chunk)} instead of an MP4 (Content-Type ${type || "none"})`,
+            url,
+            { status },
+          );
+        }
+        hash.update(chunk);
+        received += chunk.byteLength;
+        const wait = file.add(chunk);
+        onProgress?.({ received, total: expectedEnd });
+        return wait;
       };
-      let unsynced = 0;
       let cut: unknown;
       try {
-        for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-          armIdle();
-          const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-          if (expectedEnd !== undefined && received + buffer.length > expectedEnd) {
-            throw new DownloadError(
-              "size_mismatch",
-              `the server sent more than the ${expectedEnd} bytes it announced`,
-              url,
-            );
-          }
-          if (expectMp4 && received === 0 && buffer.length >= 8 && !looksLikeMp4Start(buffer)) {
-            throw new DownloadError(
-              "not_mp4",
-              `the server sent ${describeNonMp4(buffer)} instead of an MP4 (Content-Type ${type || "none"})`,
-              url,
-              { status },
-            );
-          }
-          hash.update(buffer);
-          let at = 0;
-          while (at < buffer.length) {
-            const n = buffer.copy(blocks[current], blockBytes, at);
-            at += n;
-            blockBytes += n;
-            if (blockBytes === WRITE_BLOCK) await flush();
-          }
-          received += buffer.length;
-          options.onProgress?.({ received, total: expectedEnd });
-        }
+        await response.pipe(sink);
       } catch (error) {
-        if (error instanceof DownloadError) throw error;
+        if (error instanceof DownloadError || file.failed) throw error;
         cut = error;
       }
-      // Whatever arrived before a cut is kept: it is where the resume starts.
-      await flush();
-      await pending;
-      await file.sync();
+      // Whatever arrived before a cut is kept: it is where the resume starts. The file is
+      // fsynced before anything relies on it (a resume, the rename into place).
+      await file.finish();
       if (cut !== undefined) throw new RetryableCut(cut, timedOut);
       if (expectedEnd !== undefined && received < expectedEnd) {
         throw new RetryableCut(new Error(`body ended at ${received} of ${expectedEnd} bytes`), false);
@@ -420,9 +387,8 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
     } finally {
       clearInterval(idleTimer);
       signal?.removeEventListener("abort", onAbort);
-      await pending.catch(() => {});
-      await syncing?.catch(() => {});
-      await handle?.close();
+      await response?.cancel();
+      await writer?.close();
     }
   }
 
@@ -471,29 +437,190 @@ const FIRST_BOXES = new Set([
 ]);
 
 /** A plausible first box header: a known type and a size that is 0, 1 or at least a header. */
-function looksLikeMp4Start(head: Buffer): boolean {
-  const size = head.readUInt32BE(0);
-  return FIRST_BOXES.has(head.toString("latin1", 4, 8)) && (size === 0 || size === 1 || size >= 8);
+function looksLikeMp4Start(head: Uint8Array): boolean {
+  const view = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  const size = view.readUInt32BE(0);
+  return FIRST_BOXES.has(view.toString("latin1", 4, 8)) && (size === 0 || size === 1 || size >= 8);
 }
 
-async function readHead(response: Response): Promise<Uint8Array> {
+/** The first bytes of a body we do not want (for an error message); the rest is dropped. */
+async function readHead(response: Got): Promise<Uint8Array> {
+  let head = new Uint8Array();
+  const enough = new Error("enough");
   try {
-    const reader = response.body?.getReader();
-    const first = await reader?.read();
-    await reader?.cancel();
-    return first?.value ?? new Uint8Array();
-  } catch {
-    return new Uint8Array();
+    await response.pipe((chunk) => {
+      head = Uint8Array.from(chunk.subarray(0, 512));
+      throw enough;
+    });
+  } catch {}
+  await response.cancel();
+  return head;
+}
+
+/**
+ * A response as download() needs it, whichever transport produced it: the built-in one
+ * (src/node/http-get.ts) or an injected fetch.
+ */
+interface Got {
+  status: number;
+  statusText: string;
+  header(name: string): string | undefined;
+  /** The body, piece by piece; a piece is only valid during the call; a promise back means "wait". */
+  pipe(sink: BodySink): Promise<void>;
+  cancel(): Promise<void>;
+}
+
+function fromHttpGet(response: HttpGetResponse): Got {
+  return {
+    status: response.status,
+    statusText: response.statusText,
+    header: (name) => response.header(name),
+    pipe: (sink) => response.pipe(sink),
+    cancel: async () => response.cancel(),
+  };
+}
+
+function fromFetch(response: Response): Got {
+  return {
+    status: response.status,
+    statusText: response.statusText,
+    header: (name) => response.headers.get(name) ?? undefined,
+    async pipe(sink) {
+      const body = response.body;
+      if (!body) throw new Error("response without a body");
+      for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+        const wait = sink(chunk);
+        if (wait) await wait;
+      }
+    },
+    async cancel() {
+      try {
+        if (response.body && !response.body.locked) await response.body.cancel();
+      } catch {}
+    },
+  };
+}
+
+/**
+ * Appends to a file through two reused blocks: one is written while the other fills, so the
+ * disk write overlaps the network read and memory stays at two blocks whatever the size of the
+ * file. Every SYNC_EVERY bytes a datasync is started in the background, so that the final
+ * fsync has little left to do.
+ */
+class BlockWriter {
+  readonly #file: FileHandle;
+  readonly #blocks = [Buffer.allocUnsafe(WRITE_BLOCK), Buffer.allocUnsafe(WRITE_BLOCK)] as const;
+  #current: 0 | 1 = 0;
+  #fill = 0;
+  /** The write in flight (it never rejects: a failure is kept in #error). */
+  #writing: Promise<void> | undefined;
+  #syncing: Promise<void> | undefined;
+  #unsynced = 0;
+  #error: unknown;
+  #failed = false;
+
+  constructor(file: FileHandle) {
+    this.#file = file;
+  }
+
+  get failed(): boolean {
+    return this.#failed;
+  }
+
+  /** Copies `chunk` in; a promise back means: wait for it before adding more. */
+  add(chunk: Uint8Array, from = 0): Promise<void> | undefined {
+    if (this.#failed) throw this.#error;
+    let at = from;
+    while (at < chunk.byteLength) {
+      const block = this.#blocks[this.#current];
+      const n = Math.min(WRITE_BLOCK - this.#fill, chunk.byteLength - at);
+      block.set(chunk.subarray(at, at + n), this.#fill);
+      at += n;
+      this.#fill += n;
+      if (this.#fill === WRITE_BLOCK) {
+        const wait = this.#flush();
+        if (wait) {
+          // Only the rest of this chunk is left to copy, once the other block is free.
+          const rest = at;
+          return at < chunk.byteLength ? wait.then(() => this.add(chunk, rest)) : wait;
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /** Writes what is left, waits for the writes and fsyncs the file. */
+  async finish(): Promise<void> {
+    for (;;) {
+      if (this.#failed) throw this.#error;
+      const wait = this.#flush();
+      if (!wait) break;
+      await wait;
+    }
+    await this.#writing;
+    if (this.#failed) throw this.#error;
+    // The fsync runs alongside a background datasync still in flight rather than after it: both
+    // wait for the same writeback, so the tail is one flush, not two.
+    await Promise.all([this.#syncing, this.#file.sync()]);
+    if (this.#failed) throw this.#error;
+  }
+
+  async close(): Promise<void> {
+    await this.#writing;
+    await this.#syncing;
+    await this.#file.close();
+  }
+
+  /** Starts writing the current block; returns a promise when the other block is still being written. */
+  #flush(): Promise<void> | undefined {
+    if (this.#fill === 0) return undefined;
+    if (this.#writing) {
+      // The other block is still being written: wait for it, then come back.
+      return this.#writing.then(() => {
+        if (this.#failed) throw this.#error;
+      });
+    }
+    const data = this.#blocks[this.#current].subarray(0, this.#fill);
+    this.#fill = 0;
+    this.#current = this.#current === 0 ? 1 : 0;
+    const file = this.#file;
+    this.#writing = (async () => {
+      try {
+        let at = 0;
+        while (at < data.length) at += (await file.write(data, at, data.length - at)).bytesWritten;
+        this.#unsynced += data.length;
+        if (this.#unsynced >= SYNC_EVERY && !this.#syncing) {
+          this.#unsynced = 0;
+          this.#syncing = file
+            .datasync()
+            .catch((error: unknown) => this.#fail(error))
+            .finally(() => {
+              this.#syncing = undefined;
+            });
+        }
+      } catch (error) {
+        this.#fail(error);
+      } finally {
+        this.#writing = undefined;
+      }
+    })();
+    return undefined;
+  }
+
+  #fail(error: unknown): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#error = error;
   }
 }
 
-function parseLength(value: string | null): number | undefined {
-  if (value === null || !/^\s*\d+\s*$/.test(value)) return undefined;
+function parseLength(value: string | null | undefined): number | undefined {
+  if (value === null || value === undefined || !/^\s*\d+\s*$/.test(value)) return undefined;
   return Number(value);
 }
 
 function parseContentRange(
-  value: string | null,
+  value: string | null | undefined,
 ): { start: number; end: number; total: number | undefined } | undefined {
   const match = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(value ?? "");
   if (!match) return undefined;
@@ -504,7 +631,7 @@ function parseContentRange(
 }
 
 /** From a 416's `Content-Range: bytes * /<total>`. */
-function parseContentRangeTotal(value: string | null): number | undefined {
+function parseContentRangeTotal(value: string | null | undefined): number | undefined {
   const match = /^\s*bytes\s+\*\/(\d+)\s*$/i.exec(value ?? "");
   return match ? Number(match[1]) : undefined;
 }

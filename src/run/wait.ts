@@ -30,7 +30,7 @@ export interface JobUpdate {
   elapsedMs: number;
   /** A rough estimate of the time left, when there is something to base it on (a prior, a queue position). */
   expectedRemainingMs?: number | undefined;
-  /** Status requests made so far (failed ones included). */
+  /** Polls (status requests, and result requests with `pollResultWhileRunning`) so far, failed ones included. */
   pollCount: number;
   /** On the last update only: the result that settled the job (any terminal status). */
   result?: JobResult | undefined;
@@ -47,8 +47,20 @@ export interface WaitOptions {
   onPollError?: ((error: RunComfyError, consecutiveErrors: number) => void) | undefined;
   /** When to poll; `defaultPollSchedule` unless given. */
   pollSchedule?: PollSchedule | undefined;
-  /** Run-time prior of this model and frame count (from the journal), for a sparser, better-aimed schedule. */
-  prior?: RunTimePrior | undefined;
+  /**
+   * Run-time prior of this model and frame count (from the journal), for a sparser, better-aimed
+   * schedule. A function is asked again before every poll, so a wait that began without a prior
+   * (the first jobs of a batch) uses one as soon as it exists.
+   */
+  prior?: RunTimePrior | (() => RunTimePrior | undefined) | undefined;
+  /**
+   * Once the job is seen running, poll the result instead of the status: the result answers
+   * with the current state while unfinished, and with the outcome (and output) once finished,
+   * so the end of the job costs one request instead of a status → result pair, and is known a
+   * round trip sooner. Queue positions come only from the status, so the status is polled while
+   * the job is queued (or not seen yet). Default false.
+   */
+  pollResultWhileRunning?: boolean | undefined;
   /** Passed to the schedule: a time-scaled sandbox runs this many times faster. */
   timeScale?: number | undefined;
   /** Ask the result for `cost` (US dollars). */
@@ -164,6 +176,11 @@ async function* pollJob(
   let lastStatus: JobStatusValue | undefined;
   let lastRawStatus: string | undefined;
   let mismatches = 0;
+  // Set when a result poll returned a status this client does not know: the status (which
+  // consults the result and then stops with a clear error) decides from there on.
+  let resultPollingOff = false;
+  const priorOf =
+    typeof options.prior === "function" ? options.prior : () => options.prior as RunTimePrior | undefined;
 
   // One signal for everything in flight: the caller's abort or our deadline, whichever first.
   const inner = new AbortController();
@@ -202,7 +219,7 @@ async function* pollJob(
       const remaining = estimateRemainingMs({
         elapsedMs,
         history,
-        prior: options.prior,
+        prior: priorOf(),
         timeScale: options.timeScale,
       });
       if (remaining !== undefined) u.expectedRemainingMs = remaining;
@@ -230,11 +247,48 @@ async function* pollJob(
         history,
         consecutiveErrors,
         retryAfterMs,
-        prior: options.prior,
+        prior: priorOf(),
         random: random(),
         timeScale: options.timeScale,
       });
       await sleep(Math.max(0, delay), inner.signal, requestId);
+
+      if (options.pollResultWhileRunning && lastStatus === "in_progress" && !resultPollingOff) {
+        let polled: JobResult;
+        pollCount++;
+        try {
+          polled = await client.result(requestId, { signal: inner.signal, includeCost: options.includeCost });
+        } catch (error) {
+          tolerate(error);
+          continue;
+        }
+        consecutiveErrors = 0;
+        retryAfterMs = undefined;
+        if (polled.status === "in_queue" || polled.status === "in_progress") {
+          // Unfinished: the result is a status observation (back in the queue → status polls again).
+          lastStatus = polled.status;
+          lastRawStatus = polled.rawStatus;
+          history.push({ atMs: now() - submittedAt, status: polled.status });
+          yield await update(polled);
+          continue;
+        }
+        if (polled.status === "unknown") {
+          resultPollingOff = true;
+          continue;
+        }
+        // Terminal on the result itself (succeeded, failed, cancelled, completed): it decides.
+        const outcome = settle(requestId, polled, polled.status, polled.rawStatus);
+        if (!("retry" in outcome)) {
+          lastStatus = polled.status;
+          lastRawStatus = polled.rawStatus;
+          await options.onResult?.(polled);
+          yield await update(polled, polled);
+          if ("error" in outcome) throw outcome.error;
+          return outcome.result;
+        }
+        resultPollingOff = true; // unreachable for terminal statuses; never loop on it
+        continue;
+      }
 
       let status: StatusResult;
       pollCount++;

@@ -333,6 +333,108 @@ describe("wait", () => {
   });
 });
 
+describe("wait with pollResultWhileRunning", () => {
+  test("queued on status (positions), then the result is polled: its unfinished state, then the outcome", async () => {
+    const rid = id("rp-ok");
+    server.script(rid, {
+      status: [statusBody(rid, "in_queue", 2), statusBody(rid, "in_progress")],
+      result: [
+        resultBody(rid, "in_progress"),
+        resultBody(rid, "succeeded", { output: { video: VIDEO }, cost: 0.6 }),
+      ],
+    });
+    const seen: JobUpdate[] = [];
+    const terminal: string[] = [];
+    const result = await wait(server.client(), rid, {
+      pollSchedule: fast,
+      includeCost: true,
+      pollResultWhileRunning: true,
+      onUpdate: (u) => void seen.push(u),
+      onResult: (r) => void terminal.push(r.status),
+    });
+    assert.equal(result.video, VIDEO);
+    assert.equal(result.cost, 0.6);
+    assert.deepEqual(
+      seen.map((u) => [u.status, u.queuePosition, u.pollCount, u.result !== undefined]),
+      [
+        ["in_queue", 2, 1, false],
+        ["in_progress", undefined, 2, false],
+        ["in_progress", undefined, 3, false],
+        ["succeeded", undefined, 4, true],
+      ],
+    );
+    assert.deepEqual(terminal, ["succeeded"]);
+    // The end costs one request: no status → result pair.
+    assert.equal(server.count("status", rid), 2);
+    assert.equal(server.count("result", rid), 2);
+    assert.ok(
+      server.hits
+        .filter((h) => h.kind === "result" && h.requestId === rid)
+        .every((h) => h.query === "?include_cost=true"),
+    );
+  });
+
+  test("failed on the result → JobFailedError with the service's error verbatim", async () => {
+    const rid = id("rp-failed");
+    server.script(rid, {
+      status: [statusBody(rid, "in_progress")],
+      result: [resultBody(rid, "failed", { error: "NSFW content detected" })],
+    });
+    await assert.rejects(
+      wait(server.client(), rid, { pollSchedule: fast, pollResultWhileRunning: true }),
+      (err: unknown) => {
+        assert.ok(err instanceof JobFailedError);
+        assert.equal(err.jobError, "NSFW content detected");
+        return true;
+      },
+    );
+    assert.equal(server.count("status", rid), 1);
+    assert.equal(server.count("result", rid), 1);
+  });
+
+  test("an unknown state on the result hands over to the status: no endless poll, a clear error", async () => {
+    const rid = id("rp-unknown");
+    server.script(rid, {
+      status: [statusBody(rid, "in_progress"), statusBody(rid, "PAUSED")],
+      result: [resultBody(rid, "WEIRD")],
+    });
+    await assert.rejects(
+      wait(server.client(), rid, { pollSchedule: fast, pollResultWhileRunning: true }),
+      (err: unknown) => {
+        assert.ok(err instanceof UnknownStatusError);
+        assert.equal(err.requestId, rid);
+        return true;
+      },
+    );
+    assert.equal(server.count("status", rid), 2);
+    assert.equal(server.count("result", rid), 2);
+  });
+
+  test("a prior given as a function is asked before every poll", async () => {
+    const rid = id("rp-prior");
+    server.script(rid, {
+      status: [statusBody(rid, "in_progress")],
+      result: [resultBody(rid, "in_progress"), resultBody(rid, "succeeded", { output: { video: VIDEO } })],
+    });
+    let asked = 0;
+    const seenPriors: unknown[] = [];
+    await wait(server.client(), rid, {
+      pollSchedule: (state) => {
+        seenPriors.push(state.prior);
+        return 5;
+      },
+      pollResultWhileRunning: true,
+      prior: () => {
+        asked++;
+        return asked >= 2 ? { meanMs: 1000, stdMs: 100, samples: 5 } : undefined;
+      },
+    });
+    assert.ok(asked >= 3);
+    assert.equal(seenPriors[0], undefined);
+    assert.deepEqual(seenPriors.at(-1), { meanMs: 1000, stdMs: 100, samples: 5 });
+  });
+});
+
 describe("updates", () => {
   test("yields every status, the last with the result", async () => {
     const rid = id("iter");
