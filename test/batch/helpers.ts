@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 // Shared by the batch tests: a temp directory with a few test images, manifests written
 // from row objects, a time-scaled in-process sandbox, and a client with the shared limiter.
 
@@ -68,7 +69,12 @@ let cacheDir: string | undefined;
 
 /** A sandbox whose jobs take about 100-300 ms, with a render cache shared by this test process. */
 export async function sandbox(options: SandboxOptions = {}): Promise<Sandbox> {
-  cacheDir ??= await mkdtemp(join(tmpdir(), "dreamina-batch-cache-"));
+  if (!cacheDir) {
+    const dir = await mkdtemp(join(tmpdir(), "dreamina-batch-cache-"));
+    cacheDir = dir;
+    // Shared by every sandbox of this test process, so it goes when the process does.
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  }
   return startSandbox({
     quiet: true,
     workers: 8,
