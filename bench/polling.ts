@@ -211,7 +211,7 @@ export const MODEL_DESCRIPTION = [
   "  run time: normal, mean 60 s (121 frames) / 120 s (241 frames), std 15 % of the mean,",
   "    truncated below at 25 % of the mean; half the jobs each frame count;",
   "  instantaneous responses, no errors; the first status request of every strategy counts.",
-  "  'with history' = prior {mean, std = 15 % of mean, count 50} of the job's frame count.",
+  "  'with history' = prior {mean, std = 15 % of mean, 50 samples} of the job's frame count.",
   "  Latency = when the client sees `completed` − actual completion.",
 ].join("\n");
 
