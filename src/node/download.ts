@@ -98,8 +98,13 @@ interface PartMeta {
   total: number | undefined;
 }
 
-/** Writes are gathered into blocks this big: few syscalls, bounded memory (two blocks). */
-const WRITE_BLOCK = 1 << 20;
+/**
+ * Received chunks wait for the disk in a queue of at most this many bytes (plus as much again in
+ * the write in flight): the socket is paused beyond it, so memory stays flat whatever the size
+ * of the file. Queued chunks go out together in one writev, so a slow disk means fewer, larger
+ * writes rather than a longer queue.
+ */
+const QUEUE_LIMIT = 1 << 20;
 /**
  * Every this many bytes a datasync is started in the background, so the disk writes back while
  * the network keeps delivering and the final fsync (before the rename) has little left to do:
@@ -221,19 +226,24 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
     const controller = new AbortController();
     const onAbort = () => controller.abort(signal?.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
-    // One coarse timer checks a timestamp, rather than re-arming a timer for every chunk
-    // (thousands per second on a fast link).
-    let lastActivity = Date.now();
+    // One coarse timer watches the byte count, rather than a timer re-armed (or a clock read)
+    // for every chunk: thousands per second on a fast link.
+    let seen = received;
+    let quietSince = Date.now();
     let timedOut = false;
     const idleTimer = setInterval(
       () => {
-        if (Date.now() - lastActivity < idleMs) return;
-        timedOut = true;
-        controller.abort(new Error(`no data for ${idleMs} ms`));
+        if (received !== seen) {
+          seen = received;
+          quietSince = Date.now();
+        } else if (Date.now() - quietSince >= idleMs) {
+          timedOut = true;
+          controller.abort(new Error(`no data for ${idleMs} ms`));
+        }
       },
       Math.max(10, Math.min(1000, Math.floor(idleMs / 4))),
     );
-    let writer: BlockWriter | undefined;
+    let writer: Appender | undefined;
     let response: Got | undefined;
     try {
       try {
@@ -337,17 +347,16 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
         handle = await open(part, "w");
         expectedEnd = total;
       }
-      writer = new BlockWriter(handle);
+      writer = new Appender(handle);
       if (meta && expectedEnd !== undefined && meta.total === undefined) meta.total = expectedEnd;
 
       options.onProgress?.({ received, total: expectedEnd });
       const file = writer;
       const onProgress = options.onProgress;
-      // Called for every piece of the body, straight from the transport's read buffer: check,
-      // hash, copy into the write block. A promise back means "wait" (both blocks are busy):
-      // the transport stops reading meanwhile, so nothing piles up in memory.
+      // Called for every piece of the body: check, hash, queue for the disk (no copy). A promise
+      // back means "wait" (the queue is full): the transport stops reading meanwhile, so nothing
+      // piles up in memory.
       const sink = (chunk: Uint8Array): void | Promise<void> => {
-        lastActivity = Date.now();
         if (expectedEnd !== undefined && received + chunk.byteLength > expectedEnd) {
           throw new DownloadError(
             "size_mismatch",
@@ -365,9 +374,8 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
         }
         hash.update(chunk);
         received += chunk.byteLength;
-        const wait = file.add(chunk);
-        onProgress?.({ received, total: expectedEnd });
-        return wait;
+        if (onProgress) onProgress({ received, total: expectedEnd });
+        return file.add(chunk);
       };
       let cut: unknown;
       try {
@@ -465,7 +473,7 @@ interface Got {
   status: number;
   statusText: string;
   header(name: string): string | undefined;
-  /** The body, piece by piece; a piece is only valid during the call; a promise back means "wait". */
+  /** The body, piece by piece (each piece may be kept); a promise back means "wait". */
   pipe(sink: BodySink): Promise<void>;
   cancel(): Promise<void>;
 }
@@ -502,18 +510,19 @@ function fromFetch(response: Response): Got {
 }
 
 /**
- * Appends to a file through two reused blocks: one is written while the other fills, so the
- * disk write overlaps the network read and memory stays at two blocks whatever the size of the
- * file. Every SYNC_EVERY bytes a datasync is started in the background, so that the final
- * fsync has little left to do.
+ * Appends received chunks to a file without copying them: they wait in a queue (at most
+ * QUEUE_LIMIT bytes) while the previous batch is written, then go out in one writev. Every
+ * SYNC_EVERY bytes a datasync is started in the background, so that the final fsync has little
+ * left to do.
  */
-class BlockWriter {
+class Appender {
   readonly #file: FileHandle;
-  readonly #blocks = [Buffer.allocUnsafe(WRITE_BLOCK), Buffer.allocUnsafe(WRITE_BLOCK)] as const;
-  #current: 0 | 1 = 0;
-  #fill = 0;
-  /** The write in flight (it never rejects: a failure is kept in #error). */
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  /** The write loop, while it runs (it never rejects: a failure is kept in #error). */
   #writing: Promise<void> | undefined;
+  /** Resolves add()'s caller waiting for room in the queue. */
+  #wake: (() => void) | undefined;
   #syncing: Promise<void> | undefined;
   #unsynced = 0;
   #error: unknown;
@@ -527,36 +536,20 @@ class BlockWriter {
     return this.#failed;
   }
 
-  /** Copies `chunk` in; a promise back means: wait for it before adding more. */
-  add(chunk: Uint8Array, from = 0): Promise<void> | undefined {
+  /** Queues `chunk` (kept, not copied); a promise back means: wait for it before adding more. */
+  add(chunk: Uint8Array): Promise<void> | undefined {
     if (this.#failed) throw this.#error;
-    let at = from;
-    while (at < chunk.byteLength) {
-      const block = this.#blocks[this.#current];
-      const n = Math.min(WRITE_BLOCK - this.#fill, chunk.byteLength - at);
-      block.set(chunk.subarray(at, at + n), this.#fill);
-      at += n;
-      this.#fill += n;
-      if (this.#fill === WRITE_BLOCK) {
-        const wait = this.#flush();
-        if (wait) {
-          // Only the rest of this chunk is left to copy, once the other block is free.
-          const rest = at;
-          return at < chunk.byteLength ? wait.then(() => this.add(chunk, rest)) : wait;
-        }
-      }
-    }
-    return undefined;
+    this.#queue.push(chunk);
+    this.#queued += chunk.byteLength;
+    this.#writing ??= this.#writeLoop();
+    if (this.#queued < QUEUE_LIMIT) return undefined;
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
   }
 
-  /** Writes what is left, waits for the writes and fsyncs the file. */
+  /** Waits for the queue to be written, then fsyncs the file. */
   async finish(): Promise<void> {
-    for (;;) {
-      if (this.#failed) throw this.#error;
-      const wait = this.#flush();
-      if (!wait) break;
-      await wait;
-    }
     await this.#writing;
     if (this.#failed) throw this.#error;
     // The fsync runs alongside a background datasync still in flight rather than after it: both
@@ -566,29 +559,30 @@ class BlockWriter {
   }
 
   async close(): Promise<void> {
+    this.#queue = [];
     await this.#writing;
     await this.#syncing;
     await this.#file.close();
   }
 
-  /** Starts writing the current block; returns a promise when the other block is still being written. */
-  #flush(): Promise<void> | undefined {
-    if (this.#fill === 0) return undefined;
-    if (this.#writing) {
-      // The other block is still being written: wait for it, then come back.
-      return this.#writing.then(() => {
-        if (this.#failed) throw this.#error;
-      });
-    }
-    const data = this.#blocks[this.#current].subarray(0, this.#fill);
-    this.#fill = 0;
-    this.#current = this.#current === 0 ? 1 : 0;
+  async #writeLoop(): Promise<void> {
     const file = this.#file;
-    this.#writing = (async () => {
-      try {
-        let at = 0;
-        while (at < data.length) at += (await file.write(data, at, data.length - at)).bytesWritten;
-        this.#unsynced += data.length;
+    try {
+      while (this.#queue.length > 0 && !this.#failed) {
+        let batch = this.#queue;
+        let bytes = this.#queued;
+        this.#queue = [];
+        this.#queued = 0;
+        this.#wakeUp();
+        for (;;) {
+          const { bytesWritten } = await file.writev(batch);
+          if (bytesWritten >= bytes) break;
+          // A short write (rare on a file): the rest, from where it stopped.
+          if (bytesWritten === 0) throw new Error("the disk accepted no bytes");
+          bytes -= bytesWritten;
+          batch = dropBytes(batch, bytesWritten);
+        }
+        this.#unsynced += bytes;
         if (this.#unsynced >= SYNC_EVERY && !this.#syncing) {
           this.#unsynced = 0;
           this.#syncing = file
@@ -598,13 +592,19 @@ class BlockWriter {
               this.#syncing = undefined;
             });
         }
-      } catch (error) {
-        this.#fail(error);
-      } finally {
-        this.#writing = undefined;
       }
-    })();
-    return undefined;
+    } catch (error) {
+      this.#fail(error);
+    } finally {
+      this.#writing = undefined;
+      this.#wakeUp();
+    }
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
   }
 
   #fail(error: unknown): void {
@@ -612,6 +612,14 @@ class BlockWriter {
     this.#failed = true;
     this.#error = error;
   }
+}
+
+/** `chunks` without their first `n` bytes. */
+function dropBytes(chunks: Uint8Array[], n: number): Uint8Array[] {
+  let skip = n;
+  let i = 0;
+  while (skip >= chunks[i]!.byteLength) skip -= chunks[i++]!.byteLength;
+  return [chunks[i]!.subarray(skip), ...chunks.slice(i + 1)];
 }
 
 function parseLength(value: string | null | undefined): number | undefined {
@@ -660,7 +668,7 @@ async function readLeftover(
 
 async function hashFile(path: string, signal: AbortSignal | undefined): Promise<Hash> {
   const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: WRITE_BLOCK, signal })) {
+  for await (const chunk of createReadStream(path, { highWaterMark: QUEUE_LIMIT, signal })) {
     hash.update(chunk as Buffer);
   }
   return hash;

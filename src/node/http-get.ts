@@ -7,7 +7,8 @@ import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 
 /**
- * Receives the body, a piece at a time. Returning a promise pauses the socket until it settles;
+ * Receives the body, a piece at a time (the piece is the receiver's to keep: node:http hands
+ * out a fresh buffer for every read). Returning a promise pauses the socket until it settles;
  * throwing (or rejecting) stops the download with that error.
  */
 export type BodySink = (chunk: Uint8Array) => void | Promise<void>;
@@ -84,13 +85,51 @@ function wrap(url: URL, message: IncomingMessage): HttpGetResponse {
       const value = message.headers[name.toLowerCase()];
       return Array.isArray(value) ? value.join(", ") : value;
     },
-    async pipe(sink) {
-      for await (const chunk of message) {
-        const wait = sink(chunk as Buffer);
-        if (wait) await wait;
-      }
-      // node:http ends the stream quietly when a Content-Length body is cut short.
-      if (!message.complete) throw new HttpGetError("the connection closed before the whole body arrived");
+    pipe(sink) {
+      // 'data' events rather than an async iterator: no promise per chunk on a link that
+      // delivers thousands of chunks a second. A promise from the sink pauses the socket
+      // (backpressure) until it settles.
+      return new Promise<void>((resolve, reject) => {
+        let settled = false;
+        const finish = (error?: unknown) => {
+          if (settled) return;
+          settled = true;
+          message.off("data", onData);
+          if (error === undefined) {
+            resolve();
+          } else {
+            message.destroy();
+            reject(error);
+          }
+        };
+        const resume = () => {
+          if (!settled) message.resume();
+        };
+        const onData = (chunk: Buffer) => {
+          let wait: void | Promise<void>;
+          try {
+            wait = sink(chunk);
+          } catch (error) {
+            finish(error);
+            return;
+          }
+          if (wait) {
+            message.pause();
+            wait.then(resume, finish);
+          }
+        };
+        // node:http ends the stream quietly when a Content-Length body is cut short.
+        const ended = () =>
+          finish(
+            message.complete
+              ? undefined
+              : new HttpGetError("the connection closed before the whole body arrived"),
+          );
+        message.on("data", onData);
+        message.once("end", ended);
+        message.once("close", ended);
+        message.once("error", finish);
+      });
     },
     cancel() {
       message.destroy();
