@@ -80,18 +80,7 @@ export function registerRequestCommands(program: Command, run: ActionRunner): vo
           const result = await ctx.client.result(requestId, { includeCost: opts.cost });
           const terminal = ["succeeded", "failed", "cancelled"].includes(result.status);
           if (terminal) {
-            await withJournal(ctx, result.requestId, (j) =>
-              j.recordResult(result.requestId, {
-                status: result.status,
-                rawStatus: result.rawStatus,
-                outputUrls: result.outputUrls,
-                error: result.error,
-                cost: result.cost,
-                createdAt: result.createdAt,
-                finishedAt: result.finishedAt,
-                raw: result.raw,
-              }),
-            );
+            await withJournal(ctx, result.requestId, (j) => j.recordResult(result.requestId, result));
           }
           const summary = {
             ok: result.status !== "failed" && result.status !== "cancelled",
