@@ -8,7 +8,7 @@
 //
 // The child mode (`--client <json>`) is this same file run with different arguments.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -54,6 +54,9 @@ export async function clientMain(params: ClientParams): Promise<void> {
         for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], m[k] / 1e6);
       }, 100)
     : undefined;
+  // BENCH_ALLOC=<file>: where the client's JS heap allocations come from (sampled, collected
+  // objects included), as a .heapprofile for Chrome DevTools.
+  const allocProfile = process.env.BENCH_ALLOC ? await startAllocationSampling() : undefined;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const run = runBatch(manifest, {
@@ -95,6 +98,7 @@ export async function clientMain(params: ClientParams): Promise<void> {
   }
   const cpu = process.cpuUsage(cpu0);
   const usage = process.resourceUsage();
+  if (allocProfile) await allocProfile(process.env.BENCH_ALLOC!);
   journal.close();
   const stats = limiter.stats();
   const report: ClientReport = {
@@ -109,6 +113,28 @@ export async function clientMain(params: ClientParams): Promise<void> {
     throttled: stats.throttled,
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+async function startAllocationSampling(): Promise<(file: string) => Promise<void>> {
+  const { Session } = await import("node:inspector");
+  const { writeFile: write } = await import("node:fs/promises");
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) =>
+      session.post(method, params ?? {}, (error, result) => (error ? reject(error) : resolve(result))),
+    );
+  await post("HeapProfiler.enable");
+  await post("HeapProfiler.startSampling", {
+    samplingInterval: 16_384,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return async (file) => {
+    const { profile } = (await post("HeapProfiler.stopSampling")) as { profile: unknown };
+    await write(file, JSON.stringify(profile));
+    session.disconnect();
+  };
 }
 
 async function makeImages(dir: string, count: number): Promise<string[]> {
@@ -220,6 +246,17 @@ function pollDiagnostics(
   process.stderr.write(`${lines.join("\n")}\n`);
 }
 
+/** BENCH_PIN=1: pins this process (the sandbox) to CPU 0 and returns the CPU list for the client. */
+function pinning(): { client: string } | undefined {
+  if (!process.env.BENCH_PIN) return undefined;
+  const result = spawnSync("taskset", ["-a", "-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
+  if (result.status !== 0) {
+    process.stderr.write("BENCH_PIN: taskset failed, not pinning\n");
+    return undefined;
+  }
+  return { client: "1" };
+}
+
 function row(pass: boolean, label: string, value: string, target: string): string {
   return `| ${label.padEnd(34)} | ${value.padStart(16)} | ${target.padEnd(18)} | ${pass ? "PASS" : "FAIL"} |`;
 }
@@ -259,9 +296,13 @@ export async function main(): Promise<boolean> {
       report = await new Promise<ClientReport>((resolve, reject) => {
         // BENCH_CLIENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the client alone.
         const nodeArgs = (process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
+        // BENCH_PIN=1 (Linux, taskset): the sandbox on CPU 0, the client on CPU 1, so that the
+        // two do not take each other's core and the client's CPU time is less noisy.
+        const pin = pinning();
+        const argv = [...nodeArgs, ...command.argv, "--client", JSON.stringify(params)];
         const child = spawn(
-          process.execPath,
-          [...nodeArgs, ...command.argv, "--client", JSON.stringify(params)],
+          pin ? "taskset" : process.execPath,
+          pin ? ["-c", pin.client, process.execPath, ...argv] : argv,
           {
             stdio: ["ignore", "pipe", "inherit"],
           },
@@ -273,7 +314,10 @@ export async function main(): Promise<boolean> {
         child.on("exit", (code) => {
           try {
             if (code !== 0 && code !== 1) throw new Error(`client exited ${code}`);
-            resolve(JSON.parse(out.trim().split("\n").pop() ?? "") as ClientReport);
+            const outLines = out.trim().split("\n");
+            // Anything else the client printed (e.g. --trace-gc) goes to stderr.
+            if (outLines.length > 1) process.stderr.write(`${outLines.slice(0, -1).join("\n")}\n`);
+            resolve(JSON.parse(outLines.pop() ?? "") as ClientReport);
           } catch (error) {
             reject(error);
           }

@@ -35,7 +35,7 @@ import { createPollSchedule, type PollSchedule, type RunTimePrior } from "../run
 import { type JobUpdate, wait } from "../run/wait.js";
 import { Budget } from "./budget.js";
 import { Channel, Semaphore } from "./channel.js";
-import { prepareRowInput } from "./input.js";
+import { prepareRowInput, RowInputCache } from "./input.js";
 import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
 import type { RateLimiter, RateLimiterStats } from "./rate-limiter.js";
 import {
@@ -366,6 +366,8 @@ class Runner {
    */
   #deferred: (() => void)[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
+  /** Each distinct local image read and encoded once (while its file is unchanged), for every row. */
+  readonly #inputs = new RowInputCache();
 
   constructor(
     rows: readonly ManifestRow[],
@@ -503,6 +505,7 @@ class Runner {
       return await this.#finish();
     } finally {
       signal?.removeEventListener("abort", onAbort);
+      this.#inputs.clear();
       try {
         this.#flush();
       } finally {
@@ -832,7 +835,7 @@ class Runner {
     }
     let input: unknown;
     try {
-      input = await prepareRowInput(r.row, { signal: this.#o.signal });
+      input = await prepareRowInput(r.row, { signal: this.#o.signal, cache: this.#inputs });
     } catch (error) {
       if (this.#stopping) {
         r.phase = "pending";

@@ -357,18 +357,42 @@ interface JobRow {
   host: string | null;
 }
 
+type RowState = Pick<JobRow, "local_id" | "state">;
+
 export class Journal {
   readonly #db: Db;
   readonly path: string;
   readonly #grace: number;
   readonly #now: () => number;
   readonly #host = hostname();
+  /**
+   * Prepared statements by SQL text. Preparing parses and plans the SQL again every time; a
+   * batch writes a dozen statements per row, so each is prepared once per connection.
+   */
+  readonly #statements = new Map<string, Database.Statement>();
+  /** One transaction wrapper for every write (better-sqlite3 nests it as a savepoint). */
+  readonly #tx: Database.Transaction<(fn: () => unknown) => unknown>;
 
   private constructor(db: Db, path: string, options: JournalOptions) {
     this.#db = db;
     this.path = path;
     this.#grace = options.submitGraceMs ?? 10 * 60_000;
     this.#now = options.now ?? Date.now;
+    this.#tx = db.transaction((fn: () => unknown) => fn());
+  }
+
+  #prepare(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /** `fn` in a BEGIN IMMEDIATE transaction (a savepoint when one is already open). */
+  #immediate<T>(fn: () => T): T {
+    return this.#tx.immediate(fn) as T;
   }
 
   /** Open (creating directories and the file if needed) and migrate. Default: {@link defaultJournalPath}. */
@@ -414,63 +438,56 @@ export class Journal {
     const fields = (isPlainObject(params.input) ? params.input : {}) as Record<string, unknown>;
     const now = this.#now();
     // One transaction, one fsync: the row and its first transition are durable together.
-    const write = this.#db.transaction((): number => {
-      const info = this.#db
-        .prepare(
-          `INSERT INTO jobs (model_id, base_url, batch_id, row_key, state, input_json, input_digest,
+    return this.#immediate((): number => {
+      const info = this.#prepare(
+        `INSERT INTO jobs (model_id, base_url, batch_id, row_key, state, input_json, input_digest,
            prompt, frames, seed, created_at, updated_at, pid, host)
          VALUES (?, ?, ?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          params.modelId,
-          redactText(params.baseUrl),
-          params.batchId ?? null,
-          params.rowKey ?? null,
-          redactText(inputJson),
-          inputDigest(input),
-          typeof fields.prompt === "string" ? redactText(fields.prompt) : null,
-          Number.isInteger(fields.frames) ? (fields.frames as number) : null,
-          Number.isInteger(fields.seed) ? (fields.seed as number) : null,
-          now,
-          now,
-          process.pid,
-          this.#host,
-        );
+      ).run(
+        params.modelId,
+        redactText(params.baseUrl),
+        params.batchId ?? null,
+        params.rowKey ?? null,
+        redactText(inputJson),
+        inputDigest(input),
+        typeof fields.prompt === "string" ? redactText(fields.prompt) : null,
+        Number.isInteger(fields.frames) ? (fields.frames as number) : null,
+        Number.isInteger(fields.seed) ? (fields.seed as number) : null,
+        now,
+        now,
+        process.pid,
+        this.#host,
+      );
       const localId = Number(info.lastInsertRowid);
       this.#insertTransition(localId, "submitting", undefined, undefined, now);
       return localId;
     });
-    return write.immediate();
   }
 
   /** The service accepted the submit. Also settles a `submission_unknown` row found later. */
   submitAccepted(localId: number, params: SubmitAcceptedParams): void {
     const now = this.#now();
-    this.#db
-      .transaction(() => {
-        const row = this.#rowByLocalId(localId);
-        if (!row) throw new JournalError(`no journal row ${localId}`);
-        if (row.state !== "submitting" && row.state !== "submission_unknown" && row.state !== "submitted") {
-          throw new JournalError(`journal row ${localId} is ${row.state}, not awaiting a submit outcome`);
-        }
-        this.#db
-          .prepare(
-            `UPDATE jobs SET request_id = ?, state = 'submitted', status_url = ?, result_url = ?,
+    this.#immediate(() => {
+      const row = this.#stateByLocalId(localId);
+      if (!row) throw new JournalError(`no journal row ${localId}`);
+      if (row.state !== "submitting" && row.state !== "submission_unknown" && row.state !== "submitted") {
+        throw new JournalError(`journal row ${localId} is ${row.state}, not awaiting a submit outcome`);
+      }
+      this.#prepare(
+        `UPDATE jobs SET request_id = ?, state = 'submitted', status_url = ?, result_url = ?,
                cancel_url = ?, submitted_at = COALESCE(submitted_at, ?), updated_at = ?
              WHERE local_id = ?`,
-          )
-          .run(
-            params.requestId,
-            params.statusUrl ?? null,
-            params.resultUrl ?? null,
-            params.cancelUrl ?? null,
-            now,
-            now,
-            localId,
-          );
-        this.#insertTransition(localId, "submitted", undefined, undefined, now);
-      })
-      .immediate();
+      ).run(
+        params.requestId,
+        params.statusUrl ?? null,
+        params.resultUrl ?? null,
+        params.cancelUrl ?? null,
+        now,
+        now,
+        localId,
+      );
+      this.#insertTransition(localId, "submitted", undefined, undefined, now);
+    });
   }
 
   /** The service definitely refused the submit (nothing was created, nothing billed). */
@@ -490,30 +507,26 @@ export class Journal {
 
   #settleSubmit(localId: number, state: JournalState, error: unknown): void {
     const now = this.#now();
-    this.#db
-      .transaction(() => {
-        const row = this.#rowByLocalId(localId);
-        if (!row) throw new JournalError(`no journal row ${localId}`);
-        if (row.state !== "submitting" && row.state !== "submission_unknown") {
-          throw new JournalError(`journal row ${localId} is ${row.state}, not awaiting a submit outcome`);
-        }
-        this.#db
-          .prepare(
-            `UPDATE jobs SET state = ?, last_error_json = COALESCE(?, last_error_json), updated_at = ?,
+    this.#immediate(() => {
+      const row = this.#stateByLocalId(localId);
+      if (!row) throw new JournalError(`no journal row ${localId}`);
+      if (row.state !== "submitting" && row.state !== "submission_unknown") {
+        throw new JournalError(`journal row ${localId} is ${row.state}, not awaiting a submit outcome`);
+      }
+      this.#prepare(
+        `UPDATE jobs SET state = ?, last_error_json = COALESCE(?, last_error_json), updated_at = ?,
                finished_at = CASE WHEN ? THEN COALESCE(finished_at, ?) ELSE finished_at END
              WHERE local_id = ?`,
-          )
-          .run(state, storeError(error), now, FINAL_STATES.includes(state) ? 1 : 0, now, localId);
-        this.#insertTransition(localId, state, undefined, undefined, now);
-      })
-      .immediate();
+      ).run(state, storeError(error), now, FINAL_STATES.includes(state) ? 1 : 0, now, localId);
+      this.#insertTransition(localId, state, undefined, undefined, now);
+    });
   }
 
   /** Rows whose submit may or may not have been accepted, including `submitting` rows left by a crash. */
   unresolvedSubmissions(): JournalRecord[] {
-    const rows = this.#db
-      .prepare("SELECT * FROM jobs WHERE state IN ('submitting', 'submission_unknown') ORDER BY local_id")
-      .all() as JobRow[];
+    const rows = this.#prepare(
+      "SELECT * FROM jobs WHERE state IN ('submitting', 'submission_unknown') ORDER BY local_id",
+    ).all() as JobRow[];
     return rows.map((r) => this.#toRecord(r)).filter((r) => r.state === "submission_unknown");
   }
 
@@ -523,28 +536,24 @@ export class Journal {
    */
   recordStatus(requestId: string, observation: StatusObservation): boolean {
     const at = toMillis(observation.at, this.#now);
-    return this.#db
-      .transaction(() => {
-        const row = this.#rowByRequestId(requestId);
-        if (!row) return false;
-        this.#applyStatus(row, observation.status, observation.rawStatus, observation.queuePosition, at);
-        return true;
-      })
-      .immediate();
+    return this.#immediate(() => {
+      const row = this.#stateByRequestId(requestId);
+      if (!row) return false;
+      this.#applyStatus(row, observation.status, observation.rawStatus, observation.queuePosition, at);
+      return true;
+    });
   }
 
   /** The result endpoint's answer. Returns false when the request is not in this journal. */
   recordResult(requestId: string, result: ResultObservation): boolean {
     const at = toMillis(result.at, this.#now);
-    return this.#db
-      .transaction(() => {
-        const row = this.#rowByRequestId(requestId);
-        if (!row) return false;
-        this.#applyStatus(row, result.status, result.rawStatus, undefined, at);
-        const urls = result.outputUrls && result.outputUrls.length > 0 ? result.outputUrls : undefined;
-        this.#db
-          .prepare(
-            `UPDATE jobs SET
+    return this.#immediate(() => {
+      const row = this.#stateByRequestId(requestId);
+      if (!row) return false;
+      this.#applyStatus(row, result.status, result.rawStatus, undefined, at);
+      const urls = result.outputUrls && result.outputUrls.length > 0 ? result.outputUrls : undefined;
+      this.#prepare(
+        `UPDATE jobs SET
                output_urls_json = COALESCE(?, output_urls_json),
                job_error_json = COALESCE(?, job_error_json),
                cost = COALESCE(?, cost),
@@ -553,27 +562,25 @@ export class Journal {
                result_json = COALESCE(?, result_json),
                updated_at = ?
              WHERE local_id = ?`,
-          )
-          .run(
-            urls ? redactText(JSON.stringify(urls)) : null,
-            result.error === undefined || result.error === null ? null : storeJson(result.error),
-            typeof result.cost === "number" && Number.isFinite(result.cost) ? result.cost : null,
-            result.createdAt ?? null,
-            result.finishedAt ?? null,
-            result.raw === undefined ? null : storeJson(result.raw),
-            at,
-            row.local_id,
-          );
-        return true;
-      })
-      .immediate();
+      ).run(
+        urls ? redactText(JSON.stringify(urls)) : null,
+        result.error === undefined || result.error === null ? null : storeJson(result.error),
+        typeof result.cost === "number" && Number.isFinite(result.cost) ? result.cost : null,
+        result.createdAt ?? null,
+        result.finishedAt ?? null,
+        result.raw === undefined ? null : storeJson(result.raw),
+        at,
+        row.local_id,
+      );
+      return true;
+    });
   }
 
   /** An error this tool met while following the request (the state is left as it is). */
   recordError(requestId: string, error: unknown): boolean {
-    const info = this.#db
-      .prepare("UPDATE jobs SET last_error_json = ?, updated_at = ? WHERE request_id = ?")
-      .run(storeError(error), this.#now(), requestId);
+    const info = this.#prepare(
+      "UPDATE jobs SET last_error_json = ?, updated_at = ? WHERE request_id = ?",
+    ).run(storeError(error), this.#now(), requestId);
     return info.changes > 0;
   }
 
@@ -583,24 +590,22 @@ export class Journal {
     file: { path: string; url?: string | undefined; bytes?: number | undefined; sha256?: string | undefined },
   ): boolean {
     const now = this.#now();
-    return this.#db
-      .transaction(() => {
-        const row = this.#rowByRequestId(requestId);
-        if (!row) return false;
-        this.#db
-          .prepare("INSERT INTO files (local_id, path, url, bytes, sha256, at) VALUES (?, ?, ?, ?, ?, ?)")
-          .run(
-            row.local_id,
-            file.path,
-            file.url === undefined ? null : redactText(file.url),
-            file.bytes ?? null,
-            file.sha256 ?? null,
-            now,
-          );
-        this.#db.prepare("UPDATE jobs SET updated_at = ? WHERE local_id = ?").run(now, row.local_id);
-        return true;
-      })
-      .immediate();
+    return this.#immediate(() => {
+      const row = this.#stateByRequestId(requestId);
+      if (!row) return false;
+      this.#prepare(
+        "INSERT INTO files (local_id, path, url, bytes, sha256, at) VALUES (?, ?, ?, ?, ?, ?)",
+      ).run(
+        row.local_id,
+        file.path,
+        file.url === undefined ? null : redactText(file.url),
+        file.bytes ?? null,
+        file.sha256 ?? null,
+        now,
+      );
+      this.#prepare("UPDATE jobs SET updated_at = ? WHERE local_id = ?").run(now, row.local_id);
+      return true;
+    });
   }
 
   /**
@@ -616,11 +621,9 @@ export class Journal {
     }
     if (!row) return undefined;
     const transitions = (
-      this.#db
-        .prepare(
-          "SELECT status, raw_status, queue_position, at FROM transitions WHERE local_id = ? ORDER BY id",
-        )
-        .all(row.local_id) as {
+      this.#prepare(
+        "SELECT status, raw_status, queue_position, at FROM transitions WHERE local_id = ? ORDER BY id",
+      ).all(row.local_id) as {
         status: string;
         raw_status: string | null;
         queue_position: number | null;
@@ -639,9 +642,9 @@ export class Journal {
       }
     }
     const files = (
-      this.#db
-        .prepare("SELECT path, url, bytes, sha256, at FROM files WHERE local_id = ? ORDER BY id")
-        .all(row.local_id) as {
+      this.#prepare("SELECT path, url, bytes, sha256, at FROM files WHERE local_id = ? ORDER BY id").all(
+        row.local_id,
+      ) as {
         path: string;
         url: string | null;
         bytes: number | null;
@@ -705,24 +708,35 @@ export class Journal {
    * slept must not skew every estimate). Undefined when there is no history.
    */
   runTimePrior(modelId: string, frames?: number, window = 50): RunTimePrior | undefined {
-    const rows = this.#db
-      .prepare(
-        `SELECT finished_at - COALESCE(started_at, submitted_at) AS ms FROM jobs
+    const rows = this.#prepare(
+      `SELECT finished_at - COALESCE(started_at, submitted_at) AS ms FROM jobs
          WHERE model_id = ? AND state = 'succeeded' AND (? IS NULL OR frames = ?)
            AND finished_at IS NOT NULL AND COALESCE(started_at, submitted_at) IS NOT NULL
          ORDER BY finished_at DESC LIMIT ?`,
-      )
-      .all(modelId, frames ?? null, frames ?? null, Math.max(1, Math.floor(window))) as { ms: number }[];
+    ).all(modelId, frames ?? null, frames ?? null, Math.max(1, Math.floor(window))) as { ms: number }[];
     const durations = rows.map((r) => r.ms).filter((ms) => Number.isFinite(ms) && ms >= 0);
     return trimmedStats(durations);
   }
 
+  /** What a write needs of a row: not its stored input, result and errors. */
+  #stateByLocalId(localId: number): RowState | undefined {
+    return this.#prepare("SELECT local_id, state FROM jobs WHERE local_id = ?").get(localId) as
+      | RowState
+      | undefined;
+  }
+
+  #stateByRequestId(requestId: string): RowState | undefined {
+    return this.#prepare("SELECT local_id, state FROM jobs WHERE request_id = ?").get(requestId) as
+      | RowState
+      | undefined;
+  }
+
   #rowByLocalId(localId: number): JobRow | undefined {
-    return this.#db.prepare("SELECT * FROM jobs WHERE local_id = ?").get(localId) as JobRow | undefined;
+    return this.#prepare("SELECT * FROM jobs WHERE local_id = ?").get(localId) as JobRow | undefined;
   }
 
   #rowByRequestId(requestId: string): JobRow | undefined {
-    return this.#db.prepare("SELECT * FROM jobs WHERE request_id = ?").get(requestId) as JobRow | undefined;
+    return this.#prepare("SELECT * FROM jobs WHERE request_id = ?").get(requestId) as JobRow | undefined;
   }
 
   #insertTransition(
@@ -732,25 +746,23 @@ export class Journal {
     queuePosition: number | undefined,
     at: number,
   ): void {
-    this.#db
-      .prepare(
-        "INSERT INTO transitions (local_id, status, raw_status, queue_position, at) VALUES (?, ?, ?, ?, ?)",
-      )
-      .run(localId, status, rawStatus ?? null, queuePosition ?? null, at);
+    this.#prepare(
+      "INSERT INTO transitions (local_id, status, raw_status, queue_position, at) VALUES (?, ?, ?, ?, ?)",
+    ).run(localId, status, rawStatus ?? null, queuePosition ?? null, at);
   }
 
   /** Must run inside a transaction. */
   #applyStatus(
-    row: JobRow,
+    row: RowState,
     status: JobStatusValue,
     rawStatus: string | undefined,
     queuePosition: number | undefined,
     at: number,
   ): void {
     const position = Number.isInteger(queuePosition) ? queuePosition : undefined;
-    const last = this.#db
-      .prepare("SELECT status, queue_position FROM transitions WHERE local_id = ? ORDER BY id DESC LIMIT 1")
-      .get(row.local_id) as { status: string; queue_position: number | null } | undefined;
+    const last = this.#prepare(
+      "SELECT status, queue_position FROM transitions WHERE local_id = ? ORDER BY id DESC LIMIT 1",
+    ).get(row.local_id) as { status: string; queue_position: number | null } | undefined;
     const label = status === "unknown" ? `unknown:${rawStatus ?? ""}` : status;
     if (!last || last.status !== label || (last.queue_position ?? undefined) !== position) {
       this.#insertTransition(row.local_id, label, rawStatus, position, at);
@@ -764,14 +776,12 @@ export class Journal {
         if (!(TERMINAL_STATES.has(row.state) && !TERMINAL_STATES.has(status))) state = status;
       }
     }
-    this.#db
-      .prepare(
-        `UPDATE jobs SET state = ?, raw_status = COALESCE(?, raw_status), updated_at = ?,
+    this.#prepare(
+      `UPDATE jobs SET state = ?, raw_status = COALESCE(?, raw_status), updated_at = ?,
            started_at = CASE WHEN ? = 'in_progress' THEN COALESCE(started_at, ?) ELSE started_at END,
            finished_at = CASE WHEN ? THEN COALESCE(finished_at, ?) ELSE finished_at END
          WHERE local_id = ?`,
-      )
-      .run(state, rawStatus ?? null, at, status, at, TERMINAL_STATES.has(state) ? 1 : 0, at, row.local_id);
+    ).run(state, rawStatus ?? null, at, status, at, TERMINAL_STATES.has(state) ? 1 : 0, at, row.local_id);
   }
 
   #toRecord(row: JobRow): JournalRecord {
@@ -865,7 +875,38 @@ export function redactDataUris(value: unknown, depth = 0): unknown {
   return out;
 }
 
+/**
+ * Descriptions of recently seen data URIs, by the URI itself. A batch sends the same few images
+ * in many rows (often the very same string), and decoding and hashing every one of them again
+ * was a large part of the journal's cost. Bounded in entries and in characters held.
+ */
+const describedUris = new Map<string, RedactedDataUri>();
+const DESCRIBED_MAX_ENTRIES = 16;
+const DESCRIBED_MAX_CHARS = 16 * 1024 * 1024;
+let describedChars = 0;
+
 function describeDataUri(uri: string): RedactedDataUri {
+  const cached = describedUris.get(uri);
+  if (cached) {
+    // Most recently used last: the oldest entry is the first one evicted.
+    describedUris.delete(uri);
+    describedUris.set(uri, cached);
+    return { ...cached };
+  }
+  const described = describeDataUriUncached(uri);
+  if (uri.length <= DESCRIBED_MAX_CHARS / 4) {
+    describedUris.set(uri, described);
+    describedChars += uri.length;
+    for (const [key] of describedUris) {
+      if (describedUris.size <= DESCRIBED_MAX_ENTRIES && describedChars <= DESCRIBED_MAX_CHARS) break;
+      describedUris.delete(key);
+      describedChars -= key.length;
+    }
+  }
+  return { ...described };
+}
+
+function describeDataUriUncached(uri: string): RedactedDataUri {
   const text = uri.trimStart();
   const match = DATA_URI.exec(text)!;
   const meta = match[1] ?? "";
