@@ -336,6 +336,11 @@ export async function main(): Promise<boolean> {
           `${report.done} done, ${report.failed} failed, ${report.unknown} unknown; ${report.requests} API requests ` +
           `(${(polls / rows).toFixed(1)} status/result polls per row); client run as ${command.how}`,
       );
+      // The kernel's share is mostly fsync (two durable journal commits and one downloaded file per row).
+      lines.push(
+        `client CPU per row: ${(report.cpuUserMs / rows).toFixed(2)} ms user + ` +
+          `${(report.cpuSystemMs / rows).toFixed(2)} ms system`,
+      );
       lines.push("");
       lines.push(`| ${"measure".padEnd(34)} | ${"value".padStart(16)} | ${"target".padEnd(18)} | result |`);
       lines.push(`|${"-".repeat(36)}|${"-".repeat(18)}|${"-".repeat(20)}|--------|`);
