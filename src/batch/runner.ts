@@ -823,16 +823,6 @@ class Runner {
     r.controller = new AbortController();
     r.phase = "submitting";
     r.error = undefined;
-    if (r.action === "resubmit") {
-      for (const id of r.unknownLocalIds) {
-        try {
-          journal.markAbandoned(id, "resubmitted by dreamina batch --resubmit-unknown");
-        } catch {
-          // Settled meanwhile (e.g. by `dreamina resolve`): the new submit goes ahead regardless.
-        }
-      }
-      this.#resubmitted.push(r.row.key);
-    }
     let input: unknown;
     try {
       input = await prepareRowInput(r.row, { signal: this.#o.signal, cache: this.#inputs });
@@ -862,13 +852,31 @@ class Runner {
         timeoutMs: this.#o.waitTimeoutMs,
         beforeSubmit: (_input, { modelId }) => {
           if (this.#stopping) throw new AbortError("interrupted before submit");
-          localId = journal.beginSubmit({
-            modelId,
-            input,
-            baseUrl: this.#o.client.baseUrl,
-            batchId,
-            rowKey: r.row.key,
-          });
+          // The unknown earlier submits are given up in the same transaction that writes the new
+          // intent row: if anything stops the run before this point, they stay "unknown" and the
+          // next run lists them again instead of submitting silently. IMMEDIATE: this reads, then
+          // writes, and in WAL mode a deferred transaction could not wait for another writer.
+          journal.db
+            .transaction(() => {
+              if (r.action === "resubmit") {
+                for (const id of r.unknownLocalIds) {
+                  try {
+                    journal.markAbandoned(id, "resubmitted by dreamina batch --resubmit-unknown");
+                  } catch {
+                    // Settled meanwhile: the new submit goes ahead regardless.
+                  }
+                }
+              }
+              localId = journal.beginSubmit({
+                modelId,
+                input,
+                baseUrl: this.#o.client.baseUrl,
+                batchId,
+                rowKey: r.row.key,
+              });
+            })
+            .immediate();
+          if (r.action === "resubmit") this.#resubmitted.push(r.row.key);
           r.localId = localId;
         },
         onSubmitted: (submit, { submittedAt }) => {

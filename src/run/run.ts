@@ -75,7 +75,11 @@ export async function runJob(
   await options.beforeSubmit?.(input, { modelId });
   let submitted: SubmitResult;
   try {
-    submitted = await client.submit(modelId, input, { ...options.submitOptions, signal: options.signal });
+    // The signal is deliberately not passed on: cutting a POST in flight would turn a job the
+    // service may already have taken into an unknown one that can't be cancelled. The submit is
+    // bounded by its own timeout; an abort meanwhile is handled by wait() at once (cancelled if
+    // still queued).
+    submitted = await client.submit(modelId, input, options.submitOptions);
   } catch (error) {
     await options.onSubmitError?.(error);
     throw error;
