@@ -32,7 +32,7 @@ import { type Journal, type JournalRecord, trimmedStats } from "../node/journal.
 import { WaitAbortedError } from "../run/errors.js";
 import { runJob } from "../run/run.js";
 import { createPollSchedule, type PollSchedule, type RunTimePrior } from "../run/schedule.js";
-import { type JobUpdate, wait } from "../run/wait.js";
+import { type JobUpdate, type WaitOptions, wait } from "../run/wait.js";
 import { Budget } from "./budget.js";
 import { Channel, Semaphore } from "./channel.js";
 import { prepareRowInput, RowInputCache } from "./input.js";
@@ -841,15 +841,8 @@ class Runner {
     let accepted = false;
     try {
       const result = await runJob(this.#o.client, input, {
+        ...this.#waitOptions(r),
         skipValidation: true, // validated with the probe's facts already
-        signal: r.controller.signal,
-        includeCost: true,
-        cancelOnAbort: Boolean(this.#o.cancelQueuedOnExit),
-        timeScale: this.#o.timeScale,
-        pollSchedule: this.#o.pollSchedule ?? BATCH_POLL_SCHEDULE,
-        prior: () => this.#prior(r.row.frames),
-        pollResultWhileRunning: true,
-        timeoutMs: this.#o.waitTimeoutMs,
         beforeSubmit: (_input, { modelId }) => {
           if (this.#stopping) throw new AbortError("interrupted before submit");
           // The unknown earlier submits are given up in the same transaction that writes the new
@@ -945,14 +938,7 @@ class Runner {
     this.#emit({ type: "reattached", row: r.ref, requestId: r.requestId! });
     try {
       const result = await wait(this.#o.client, r.requestId!, {
-        signal: r.controller.signal,
-        includeCost: true,
-        cancelOnAbort: Boolean(this.#o.cancelQueuedOnExit),
-        timeScale: this.#o.timeScale,
-        pollSchedule: this.#o.pollSchedule ?? BATCH_POLL_SCHEDULE,
-        prior: () => this.#prior(r.row.frames),
-        pollResultWhileRunning: true,
-        timeoutMs: this.#o.waitTimeoutMs,
+        ...this.#waitOptions(r),
         submittedAt: r.submittedAt,
         onUpdate: (update) => this.#onUpdate(r, update),
         onResult: (result) => this.#onResult(r, result),
@@ -988,6 +974,20 @@ class Runner {
       status: update.status === "unknown" ? update.rawStatus : update.status,
       queuePosition: update.queuePosition,
     });
+  }
+
+  /** How every row waits, whether it was just submitted or re-attached after a restart. */
+  #waitOptions(r: RowRun): WaitOptions {
+    return {
+      signal: r.controller?.signal,
+      includeCost: true,
+      cancelOnAbort: Boolean(this.#o.cancelQueuedOnExit),
+      timeScale: this.#o.timeScale,
+      pollSchedule: this.#o.pollSchedule ?? BATCH_POLL_SCHEDULE,
+      prior: () => this.#prior(r.row.frames),
+      pollResultWhileRunning: true,
+      timeoutMs: this.#o.waitTimeoutMs,
+    };
   }
 
   #onResult(r: RowRun, result: JobResult): void {
