@@ -111,6 +111,9 @@ export interface RowRef {
 export interface Problem {
   field?: string | undefined;
   rule?: string | undefined;
+  /** The rule's limit and the value that broke it, when the rule has them (e.g. 320 and 300 px). */
+  limit?: unknown;
+  actual?: unknown;
   message: string;
 }
 
@@ -547,7 +550,13 @@ class Runner {
                 type: "row-invalid",
                 line: r.row.line,
                 row: r.ref,
-                problems: result.violations.map((v) => ({ field: v.path, rule: v.rule, message: v.message })),
+                problems: result.violations.map((v) => ({
+                  field: v.path,
+                  rule: v.rule,
+                  limit: v.limit,
+                  actual: v.actual,
+                  message: v.message,
+                })),
               });
             }
           },

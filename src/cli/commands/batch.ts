@@ -185,7 +185,12 @@ async function batchAction(
       switch (event.type) {
         case "row-invalid":
           for (const p of event.problems) {
-            const line = `line ${event.line}: ${p.field ? `${p.field}: ` : ""}${p.message}`;
+            // The schema's messages repeat (width and height share one): the rule and values tell them apart.
+            const values =
+              p.limit !== undefined && p.actual !== undefined
+                ? ` (${p.rule ?? "limit"} ${JSON.stringify(p.limit)}, actual ${JSON.stringify(p.actual)})`
+                : "";
+            const line = `line ${event.line}: ${p.field ? `${p.field}: ` : ""}${p.message}${values}`;
             invalidLines.push(line);
             io.error(line);
           }
