@@ -169,8 +169,23 @@ export function relativeHref(outDir: string, file: string): string {
 function errorText(error: unknown): string {
   if (error === undefined || error === null) return "";
   if (typeof error === "string") return error;
-  const message = (error as { message?: unknown }).message;
-  if (typeof message === "string") return message;
+  // An invalid row carries its list of problems: one line each, as a person reads them.
+  if (Array.isArray(error)) return error.map(errorText).join("\n");
+  const record = error as {
+    message?: unknown;
+    field?: unknown;
+    rule?: unknown;
+    limit?: unknown;
+    actual?: unknown;
+  };
+  if (typeof record.message === "string") {
+    const where = typeof record.field === "string" ? `${record.field}: ` : "";
+    const values =
+      record.limit !== undefined && record.actual !== undefined
+        ? ` (${String(record.rule ?? "limit")} ${JSON.stringify(record.limit)}, actual ${JSON.stringify(record.actual)})`
+        : "";
+    return `${where}${record.message}${values}`;
+  }
   return JSON.stringify(error);
 }
 

@@ -1321,7 +1321,13 @@ class Runner {
         sha256: r.phase === "done" ? r.sha256 : undefined,
         error:
           r.phase === "invalid"
-            ? r.validation?.violations.map((v) => ({ field: v.path, rule: v.rule, message: v.message }))
+            ? r.validation?.violations.map((v) => ({
+                field: v.path,
+                rule: v.rule,
+                limit: v.limit,
+                actual: v.actual,
+                message: v.message,
+              }))
             : r.phase === "unknown"
               ? {
                   message:
