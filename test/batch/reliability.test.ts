@@ -67,16 +67,27 @@ async function checkGuarantees(sb: Sandbox, journal: Journal, out: string, resub
     assert.equal(await sha256File(join(out, row.file!)), job.output.sha256, `row ${row.key}: file on disk`);
   }
   // Duplicates: a job whose input was submitted before must belong to a row resubmitted on purpose.
+  // A row's jobs share one input, so they are grouped by it: a resubmit whose own answer was lost
+  // again has an id the client never heard of, but its row is known from the group's other jobs.
   const rowOf = new Map<string, string>();
   for (const rec of journal.list({ batchId: report.batchId, limit: 10_000 })) {
     if (rec.requestId && rec.rowKey) rowOf.set(rec.requestId, rec.rowKey);
   }
+  const byInput = new Map<string, string[]>();
+  for (const job of sb.jobs())
+    byInput.set(job.inputSha256, [...(byInput.get(job.inputSha256) ?? []), job.id]);
   const duplicates = sb.jobs().filter((j) => j.submitCount > 1);
   for (const job of duplicates) {
-    const key = rowOf.get(job.id);
+    const keys = new Set<string>();
+    for (const id of byInput.get(job.inputSha256) ?? []) {
+      const key = rowOf.get(id);
+      if (key) keys.add(key);
+    }
+    assert.equal(keys.size, 1, `job ${job.id}: its input belongs to exactly one row of the batch`);
+    const [key] = [...keys];
     assert.ok(
-      key && resubmitted.has(key),
-      `job ${job.id} duplicates a row that was not resubmitted on purpose`,
+      key !== undefined && resubmitted.has(key),
+      `job ${job.id} duplicates row ${key}, which was not resubmitted on purpose`,
     );
   }
   return { report, duplicates: duplicates.length };
