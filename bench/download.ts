@@ -8,7 +8,7 @@
 //   - a resume after a cut at 50 %: the bytes fetched on resume must equal the missing bytes.
 // Run: node --import tsx bench/download.ts   (BENCH_DOWNLOAD_MB to change the size, BENCH_RUNS)
 
-import { execFile, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, open, readFile, rm, stat } from "node:fs/promises";
@@ -17,12 +17,11 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { download } from "../src/node/download.js";
 import { type CdnFile, serveFile } from "../src/sandbox/cdn.js";
 import type { AppliedFault } from "../src/sandbox/faults.js";
+import { makeTestMp4 } from "../test/helpers/mp4.js";
 
-const run = promisify(execFile);
 const SELF = fileURLToPath(import.meta.url);
 const RSS_LIMIT_MB = 32;
 const THROUGHPUT_RATIO = 0.9;
@@ -99,29 +98,6 @@ async function childMain(url: string, warmUrl: string, dest: string): Promise<vo
     sampledArrayBuffersGrowth,
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);
-}
-
-async function makeSmallMp4(path: string): Promise<void> {
-  const ffmpeg = ((await import("@ffmpeg-installer/ffmpeg")) as { default: { path: string } }).default.path;
-  await run(ffmpeg, [
-    "-hide_banner",
-    "-loglevel",
-    "error",
-    "-y",
-    "-f",
-    "lavfi",
-    "-i",
-    "testsrc=size=320x240:rate=24",
-    "-frames:v",
-    "48",
-    "-c:v",
-    "libx264",
-    "-pix_fmt",
-    "yuv420p",
-    "-movflags",
-    "+faststart",
-    path,
-  ]);
 }
 
 /** The clip followed by one `free` box (64-bit size, pseudo-random content) up to `total` bytes. */
@@ -294,7 +270,7 @@ export async function main(): Promise<boolean> {
   const big = join(dir, "big.mp4");
   const quarter = join(dir, "quarter.mp4");
   try {
-    await makeSmallMp4(clip);
+    await makeTestMp4(clip, 48);
     await makeBigMp4(clip, big, sizeMb * MB);
     await makeBigMp4(clip, quarter, smallSizeMb * MB);
     const cdnFile = async (path: string): Promise<CdnFile> => ({

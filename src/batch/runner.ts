@@ -1002,17 +1002,8 @@ class Runner {
   #onResult(r: RowRun, result: JobResult): void {
     const at = Date.now();
     this.#defer(() =>
-      this.#o.journal.recordResult(result.requestId, {
-        status: result.status,
-        rawStatus: result.rawStatus,
-        outputUrls: result.outputUrls,
-        error: result.error,
-        cost: result.cost,
-        createdAt: result.createdAt,
-        finishedAt: result.finishedAt,
-        raw: result.raw,
-        at,
-      }),
+      // A JobResult carries every field the journal keeps; `at` is when it was seen, not written.
+      this.#o.journal.recordResult(result.requestId, { ...result, at }),
     );
     r.costUsd = result.cost;
   }

@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import type { Journal, Migration } from "../node/journal.js";
+import { type Journal, type Migration, parseStoredJson } from "../node/journal.js";
 
 export const BATCH_MODULE = "batch";
 export const MARKER_FILE = ".dreamina-batch.json";
@@ -345,14 +345,7 @@ export class BatchState {
 }
 
 function toRecord(r: RowSql): BatchRowRecord {
-  let error: unknown;
-  if (r.error_json !== null) {
-    try {
-      error = JSON.parse(r.error_json);
-    } catch {
-      error = r.error_json;
-    }
-  }
+  const error = parseStoredJson(r.error_json);
   return {
     rowKey: r.row_key,
     line: r.line ?? undefined,

@@ -663,7 +663,7 @@ export class Journal {
       transitions,
       queuePositions,
       files,
-      result: parseJson(row.result_json),
+      result: parseStoredJson(row.result_json),
     };
   }
 
@@ -795,7 +795,7 @@ export class Journal {
       state: this.#reportedState(row),
       storedState: row.state,
       rawStatus: row.raw_status ?? undefined,
-      input: parseJson(row.input_json),
+      input: parseStoredJson(row.input_json),
       inputDigest: row.input_digest,
       prompt: row.prompt ?? undefined,
       frames: row.frames ?? undefined,
@@ -808,10 +808,10 @@ export class Journal {
       startedAt: optIso(row.started_at),
       finishedAt: optIso(row.finished_at),
       updatedAt: iso(row.updated_at),
-      outputUrls: (parseJson(row.output_urls_json) as string[] | undefined) ?? [],
+      outputUrls: (parseStoredJson(row.output_urls_json) as string[] | undefined) ?? [],
       cost: row.cost ?? undefined,
-      jobError: parseJson(row.job_error_json),
-      lastError: parseJson(row.last_error_json),
+      jobError: parseStoredJson(row.job_error_json),
+      lastError: parseStoredJson(row.last_error_json),
       serviceCreatedAt: row.service_created_at ?? undefined,
       serviceFinishedAt: row.service_finished_at ?? undefined,
       pid: row.pid ?? undefined,
@@ -990,7 +990,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
-function parseJson(text: string | null): unknown {
+/** Stored JSON back to a value; text that is not JSON comes back as it is. */
+export function parseStoredJson(text: string | null): unknown {
   if (text === null) return undefined;
   try {
     return JSON.parse(text);

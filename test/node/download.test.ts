@@ -3,7 +3,6 @@
 // stalls, 404, HTML. The server counts every body byte it sends.
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -12,11 +11,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { DownloadError, download, fileNameFromUrl, sanitizeFileName } from "../../src/node/download.js";
 import { checkMp4File, Mp4StructureError } from "../../src/node/mp4.js";
-
-const run = promisify(execFile);
+import { makeTestMp4 } from "../helpers/mp4.js";
 
 interface Mode {
   /** Destroy the socket after this many body bytes, for the first `times` full/ranged responses. */
@@ -56,30 +53,6 @@ let faultsLeft = 0;
 
 function sha(buf: Buffer): string {
   return createHash("sha256").update(buf).digest("hex");
-}
-
-async function makeMp4(path: string, seconds: number): Promise<Buffer> {
-  const ffmpeg = ((await import("@ffmpeg-installer/ffmpeg")) as { default: { path: string } }).default.path;
-  await run(ffmpeg, [
-    "-hide_banner",
-    "-loglevel",
-    "error",
-    "-y",
-    "-f",
-    "lavfi",
-    "-i",
-    `testsrc=size=320x240:rate=24`,
-    "-frames:v",
-    String(24 * seconds),
-    "-c:v",
-    "libx264",
-    "-pix_fmt",
-    "yuv420p",
-    "-movflags",
-    "+faststart",
-    path,
-  ]);
-  return readFile(path);
 }
 
 function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -163,8 +136,8 @@ async function freshDir(): Promise<string> {
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "dreamina-download-"));
-  video = await makeMp4(join(dir, "source.mp4"), 2);
-  other = await makeMp4(join(dir, "other.mp4"), 3);
+  video = await makeTestMp4(join(dir, "source.mp4"), 48);
+  other = await makeTestMp4(join(dir, "other.mp4"), 72);
   videoSha = sha(video);
   server = createServer(handle);
   // Idle keep-alive sockets must not keep the test process alive.
