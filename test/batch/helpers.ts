@@ -7,7 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { RunComfyClient } from "../../src/api/client.js";
+import { type BatchEvent, type BatchSummary, readManifest, runBatch } from "../../src/batch/index.js";
 import { RateLimiter } from "../../src/batch/rate-limiter.js";
+import type { RunBatchOptions } from "../../src/batch/runner.js";
 import { Journal } from "../../src/node/journal.js";
 import { type Sandbox, type SandboxOptions, startSandbox } from "../../src/sandbox/index.js";
 
@@ -104,4 +106,35 @@ export function journal(dir: string): Journal {
 /** Submits in the sandbox's log (POST to the model), by request id when one was answered. */
 export function submitCount(sb: Sandbox): number {
   return sb.requests().filter((r) => r.route === "submit" && r.method === "POST").length;
+}
+
+/**
+ * Runs a manifest through runBatch on a fresh client (thumbnails off) and collects its events.
+ * `onEvent` may call `abort()` to interrupt the run at a chosen moment, as Ctrl-C would.
+ */
+export async function drive(
+  manifestPath: string,
+  options: Omit<RunBatchOptions, "client" | "journal" | "signal"> & {
+    sb: Sandbox;
+    journal: Journal;
+    onEvent?: (event: BatchEvent, abort: () => void) => void;
+  },
+): Promise<{ events: BatchEvent[]; summary: BatchSummary }> {
+  const { sb, onEvent, ...rest } = options;
+  const manifest = await readManifest(manifestPath);
+  const { client: batchClient, limiter } = client(sb.url);
+  const controller = new AbortController();
+  const run = runBatch(manifest, {
+    ...rest,
+    client: batchClient,
+    rateLimiter: limiter,
+    thumbnails: false,
+    signal: controller.signal,
+  });
+  const events: BatchEvent[] = [];
+  for await (const event of run) {
+    events.push(event);
+    onEvent?.(event, () => controller.abort());
+  }
+  return { events, summary: await run.summary };
 }

@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type BatchSummary, readManifest, runBatch, sha256File } from "../../src/batch/index.js";
+import { type BatchSummary, sha256File } from "../../src/batch/index.js";
 import type { Journal } from "../../src/node/journal.js";
 import type { Sandbox } from "../../src/sandbox/index.js";
 import * as h from "./helpers.js";
@@ -105,26 +105,18 @@ describe("batch reliability", () => {
         h.rows(ws, 150, (i) => ({ prompt: `reliability ${i}`, seed: 1 + (i % 3) })),
       );
       const out = join(ws.dir, "out-rel");
-      const manifest = await readManifest(path);
       const resubmitted = new Set<string>();
       let summary: BatchSummary | undefined;
       // Lost and ambiguous submits are left alone; then resubmitted on purpose, as a person would.
       for (let pass = 0; pass < 5; pass++) {
-        const { client, limiter } = h.client(sb.url);
-        const run = runBatch(manifest, {
-          client,
+        ({ summary } = await h.drive(path, {
+          sb,
           journal,
           outDir: out,
           concurrency: 16,
-          rateLimiter: limiter,
           resubmitUnknown: pass > 0,
           timeScale: 300,
-          thumbnails: false,
-        });
-        for await (const _ of run) {
-          // drain
-        }
-        summary = await run.summary;
+        }));
         for (const key of summary.resubmitted) resubmitted.add(key);
         if (pass === 0) {
           assert.equal(summary.done + summary.failed + summary.unknown, 150);

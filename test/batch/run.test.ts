@@ -5,16 +5,7 @@ import assert from "node:assert/strict";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import {
-  type BatchEvent,
-  type BatchSummary,
-  readManifest,
-  runBatch,
-  sha256File,
-} from "../../src/batch/index.js";
-import type { RunBatchOptions } from "../../src/batch/runner.js";
-import type { Journal } from "../../src/node/journal.js";
-import type { Sandbox } from "../../src/sandbox/index.js";
+import { sha256File } from "../../src/batch/index.js";
 import * as h from "./helpers.js";
 
 let ws: h.Workspace;
@@ -22,18 +13,6 @@ before(async () => {
   ws = await h.workspace(3);
 });
 after(() => ws.cleanup());
-
-async function drive(
-  manifestPath: string,
-  options: Omit<RunBatchOptions, "client" | "journal"> & { sb: Sandbox; journal: Journal },
-): Promise<{ events: BatchEvent[]; summary: BatchSummary }> {
-  const manifest = await readManifest(manifestPath);
-  const { client, limiter } = h.client(options.sb.url);
-  const run = runBatch(manifest, { ...options, client, rateLimiter: limiter, thumbnails: false });
-  const events: BatchEvent[] = [];
-  for await (const event of run) events.push(event);
-  return { events, summary: await run.summary };
-}
 
 describe("batch: validation and dry run", () => {
   test("dry run: the whole manifest priced from the service, nothing submitted", async () => {
@@ -45,7 +24,7 @@ describe("batch: validation and dry run", () => {
         { image: ws.images[1], prompt: "b", seed: 1, frames: 241 },
         { image: ws.images[2], prompt: "c", seed: 2, frames: 121 },
       ]);
-      const { events, summary } = await drive(path, {
+      const { events, summary } = await h.drive(path, {
         sb,
         journal,
         outDir: join(ws.dir, "out-dry"),
@@ -74,7 +53,12 @@ describe("batch: validation and dry run", () => {
       const path = await h.writeJsonl(join(ws.dir, "dry2.jsonl"), [
         { image: ws.images[0], prompt: "a", seed: 1 },
       ]);
-      const { summary } = await drive(path, { sb, journal, outDir: join(ws.dir, "out-dry2"), dryRun: true });
+      const { summary } = await h.drive(path, {
+        sb,
+        journal,
+        outDir: join(ws.dir, "out-dry2"),
+        dryRun: true,
+      });
       assert.equal(summary.price?.source, "default");
       assert.match(summary.price?.note ?? "", /default/);
       assert.equal(summary.estimatedUsd, 0.6);
@@ -100,7 +84,7 @@ describe("batch: validation and dry run", () => {
           JSON.stringify({ image: ws.images[2], prompt: "bad frames", frames: 100 }),
         ].join("\n"),
       );
-      const { events, summary } = await drive(path, { sb, journal, outDir: join(ws.dir, "out-bad") });
+      const { events, summary } = await h.drive(path, { sb, journal, outDir: join(ws.dir, "out-bad") });
       assert.equal(summary.exitCode, 65);
       const lines = [
         ...new Set(events.filter((e) => e.type === "row-invalid").map((e) => (e as { line: number }).line)),
@@ -127,7 +111,7 @@ describe("batch: validation and dry run", () => {
         { image: ws.images[1], prompt: "ok 2", seed: 2 },
       ]);
       const out = join(ws.dir, "out-skip");
-      const { summary } = await drive(path, { sb, journal, outDir: out, skipInvalid: true });
+      const { summary } = await h.drive(path, { sb, journal, outDir: out, skipInvalid: true });
       assert.equal(summary.done, 2);
       assert.equal(summary.invalid, 1);
       assert.equal(summary.exitCode, 1);
@@ -157,7 +141,7 @@ describe("batch: money", () => {
         join(ws.dir, "budget.jsonl"),
         h.rows(ws, 5, (i) => ({ prompt: `budget ${i}` })),
       );
-      const { events, summary } = await drive(path, {
+      const { events, summary } = await h.drive(path, {
         sb,
         journal,
         outDir: join(ws.dir, "out-budget"),
@@ -186,11 +170,11 @@ describe("batch: exactly once", () => {
         h.rows(ws, 6, (i) => ({ prompt: `resume ${i}` })),
       );
       const out = join(ws.dir, "out-resume");
-      const first = await drive(path, { sb, journal, outDir: out, concurrency: 3 });
+      const first = await h.drive(path, { sb, journal, outDir: out, concurrency: 3 });
       assert.equal(first.summary.exitCode, 0);
       assert.equal(h.submitCount(sb), 6);
 
-      const second = await drive(path, { sb, journal, outDir: out, concurrency: 3 });
+      const second = await h.drive(path, { sb, journal, outDir: out, concurrency: 3 });
       assert.equal(second.summary.exitCode, 0);
       assert.equal(second.summary.alreadyDone, 6);
       assert.equal(h.submitCount(sb), 6, "no new submissions");
@@ -199,7 +183,7 @@ describe("batch: exactly once", () => {
       const report = JSON.parse(await readFile(join(out, "report.json"), "utf8"));
       await rm(join(out, report.rows[0].file));
       await writeFile(join(out, report.rows[1].file), "garbage");
-      const third = await drive(path, { sb, journal, outDir: out, concurrency: 3 });
+      const third = await h.drive(path, { sb, journal, outDir: out, concurrency: 3 });
       assert.equal(third.summary.exitCode, 0);
       assert.equal(third.summary.alreadyDone, 4);
       assert.equal(h.submitCount(sb), 6, "no new submissions");
@@ -221,18 +205,18 @@ describe("batch: exactly once", () => {
         h.rows(ws, 4, (i) => ({ prompt: `lost ${i}` })),
       );
       const out = join(ws.dir, "out-lost");
-      const first = await drive(path, { sb, journal, outDir: out, concurrency: 1 });
+      const first = await h.drive(path, { sb, journal, outDir: out, concurrency: 1 });
       assert.equal(first.summary.unknown, 2);
       assert.equal(first.summary.done, 2);
       assert.equal(first.summary.exitCode, 1);
       assert.equal(h.submitCount(sb), 4);
 
-      const second = await drive(path, { sb, journal, outDir: out, concurrency: 1 });
+      const second = await h.drive(path, { sb, journal, outDir: out, concurrency: 1 });
       assert.equal(second.summary.unknown, 2);
       assert.equal(h.submitCount(sb), 4, "unknown submits are not resent");
       assert.ok(second.events.some((e) => e.type === "row-unknown"));
 
-      const third = await drive(path, { sb, journal, outDir: out, concurrency: 1, resubmitUnknown: true });
+      const third = await h.drive(path, { sb, journal, outDir: out, concurrency: 1, resubmitUnknown: true });
       assert.equal(third.summary.exitCode, 0);
       assert.equal(third.summary.resubmitted.length, 2);
       assert.equal(h.submitCount(sb), 6);
@@ -253,28 +237,21 @@ describe("batch: exactly once", () => {
         h.rows(ws, 12, (i) => ({ prompt: `int ${i}` })),
       );
       const out = join(ws.dir, "out-int");
-      const controller = new AbortController();
-      const manifest = await readManifest(path);
-      const { client, limiter } = h.client(sb.url);
-      const run = runBatch(manifest, {
-        client,
+      let submitted = 0;
+      const { summary } = await h.drive(path, {
+        sb,
         journal,
         outDir: out,
         concurrency: 4,
-        signal: controller.signal,
-        rateLimiter: limiter,
-        thumbnails: false,
+        onEvent: (event, abort) => {
+          if (event.type === "submitted" && ++submitted === 3) abort();
+        },
       });
-      let submitted = 0;
-      for await (const event of run) {
-        if (event.type === "submitted" && ++submitted === 3) controller.abort();
-      }
-      const summary = await run.summary;
       assert.equal(summary.exitCode, 130);
       assert.equal(summary.interrupted, true);
       assert.ok(h.submitCount(sb) < 12);
 
-      const again = await drive(path, { sb, journal, outDir: out, concurrency: 4 });
+      const again = await h.drive(path, { sb, journal, outDir: out, concurrency: 4 });
       assert.equal(again.summary.exitCode, 0);
       assert.equal(again.summary.done, 12);
       assert.equal(sb.jobs().filter((j) => j.submitCount > 1).length, 0, "no duplicates");
@@ -294,29 +271,22 @@ describe("batch: exactly once", () => {
         h.rows(ws, 4, (i) => ({ prompt: `cq ${i}` })),
       );
       const out = join(ws.dir, "out-cq");
-      const controller = new AbortController();
-      const manifest = await readManifest(path);
-      const { client, limiter } = h.client(sb.url);
-      const run = runBatch(manifest, {
-        client,
+      let queued = 0;
+      const { summary } = await h.drive(path, {
+        sb,
         journal,
         outDir: out,
         concurrency: 4,
-        signal: controller.signal,
         cancelQueuedOnExit: true,
-        rateLimiter: limiter,
-        thumbnails: false,
         timeScale: 60,
+        onEvent: (event, abort) => {
+          if (event.type === "status" && event.status === "in_queue" && ++queued === 2) abort();
+        },
       });
-      let queued = 0;
-      for await (const event of run) {
-        if (event.type === "status" && event.status === "in_queue" && ++queued === 2) controller.abort();
-      }
-      const summary = await run.summary;
       assert.equal(summary.exitCode, 130);
       const cancelled = sb.jobs().filter((j) => j.state === "cancelled").length;
       assert.ok(cancelled >= 1, "queued jobs were cancelled");
-      const again = await drive(path, { sb, journal, outDir: out, concurrency: 4, timeScale: 60 });
+      const again = await h.drive(path, { sb, journal, outDir: out, concurrency: 4, timeScale: 60 });
       assert.equal(again.summary.exitCode, 0);
       // Only the cancelled (never run, never billed) jobs were submitted twice.
       assert.equal(sb.jobs().filter((j) => j.submitCount > 1).length, cancelled);
