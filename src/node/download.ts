@@ -98,13 +98,10 @@ interface PartMeta {
   total: number | undefined;
 }
 
-/**
- * Received chunks wait for the disk in a queue of at most this many bytes (plus as much again in
- * the write in flight): the socket is paused beyond it, so memory stays flat whatever the size
- * of the file. Queued chunks go out together in one writev, so a slow disk means fewer, larger
- * writes rather than a longer queue.
- */
-const QUEUE_LIMIT = 1 << 20;
+/** Read size when hashing a `.part` left by an earlier process. */
+const HASH_READ_BYTES = 1 << 20;
+/** With an injected fetch: body bytes waiting for the disk before reading pauses. */
+const FETCH_QUEUE_LIMIT = 1 << 20;
 /**
  * Every this many bytes a datasync is started in the background, so the disk writes back while
  * the network keeps delivering and the final fsync (before the rename) has little left to do:
@@ -496,10 +493,22 @@ function fromFetch(response: Response): Got {
     async pipe(sink) {
       const body = response.body;
       if (!body) throw new Error("response without a body");
+      // fetch hands out a fresh buffer per read, so pieces may wait for the disk while reading
+      // goes on, up to FETCH_QUEUE_LIMIT bytes.
+      const waiting: { done: Promise<void>; bytes: number }[] = [];
+      let waitingBytes = 0;
       for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-        const wait = sink(chunk);
-        if (wait) await wait;
+        const done = sink(chunk);
+        if (!done) continue;
+        waiting.push({ done, bytes: chunk.byteLength });
+        waitingBytes += chunk.byteLength;
+        while (waitingBytes >= FETCH_QUEUE_LIMIT) {
+          const oldest = waiting.shift()!;
+          await oldest.done;
+          waitingBytes -= oldest.bytes;
+        }
       }
+      await Promise.all(waiting.map((w) => w.done));
     },
     async cancel() {
       try {
@@ -510,19 +519,20 @@ function fromFetch(response: Response): Got {
 }
 
 /**
- * Appends received chunks to a file without copying them: they wait in a queue (at most
- * QUEUE_LIMIT bytes) while the previous batch is written, then go out in one writev. Every
- * SYNC_EVERY bytes a datasync is started in the background, so that the final fsync has little
- * left to do.
+ * Appends received chunks to a file without copying them: chunks that arrive while a write is in
+ * flight wait in a queue, then go out together in one writev, so a slow disk means fewer, larger
+ * writes. add() returns the promise of the write that carries the chunk: the chunk's memory is
+ * not needed after it (the transport reads into it again). Every SYNC_EVERY bytes a datasync is
+ * started in the background, so that the final fsync has little left to do.
  */
 class Appender {
   readonly #file: FileHandle;
   #queue: Uint8Array[] = [];
   #queued = 0;
+  /** Settles when the queued chunks have been written. */
+  #queueWritten: Deferred | undefined;
   /** The write loop, while it runs (it never rejects: a failure is kept in #error). */
   #writing: Promise<void> | undefined;
-  /** Resolves add()'s caller waiting for room in the queue. */
-  #wake: (() => void) | undefined;
   #syncing: Promise<void> | undefined;
   #unsynced = 0;
   #error: unknown;
@@ -536,16 +546,15 @@ class Appender {
     return this.#failed;
   }
 
-  /** Queues `chunk` (kept, not copied); a promise back means: wait for it before adding more. */
-  add(chunk: Uint8Array): Promise<void> | undefined {
-    if (this.#failed) throw this.#error;
+  /** Queues `chunk` (kept, not copied); the promise settles once it is written. */
+  add(chunk: Uint8Array): Promise<void> {
+    if (this.#failed) return Promise.reject(this.#error);
     this.#queue.push(chunk);
     this.#queued += chunk.byteLength;
+    this.#queueWritten ??= deferred();
+    const written = this.#queueWritten.promise;
     this.#writing ??= this.#writeLoop();
-    if (this.#queued < QUEUE_LIMIT) return undefined;
-    return new Promise((resolve) => {
-      this.#wake = resolve;
-    });
+    return written;
   }
 
   /** Waits for the queue to be written, then fsyncs the file. */
@@ -560,6 +569,8 @@ class Appender {
 
   async close(): Promise<void> {
     this.#queue = [];
+    this.#queueWritten?.reject(new Error("the file was closed"));
+    this.#queueWritten = undefined;
     await this.#writing;
     await this.#syncing;
     await this.#file.close();
@@ -567,13 +578,15 @@ class Appender {
 
   async #writeLoop(): Promise<void> {
     const file = this.#file;
+    let written: Deferred | undefined;
     try {
       while (this.#queue.length > 0 && !this.#failed) {
         let batch = this.#queue;
         let bytes = this.#queued;
+        written = this.#queueWritten;
         this.#queue = [];
         this.#queued = 0;
-        this.#wakeUp();
+        this.#queueWritten = undefined;
         for (;;) {
           const { bytesWritten } = await file.writev(batch);
           if (bytesWritten >= bytes) break;
@@ -582,6 +595,8 @@ class Appender {
           bytes -= bytesWritten;
           batch = dropBytes(batch, bytesWritten);
         }
+        written?.resolve();
+        written = undefined;
         this.#unsynced += bytes;
         if (this.#unsynced >= SYNC_EVERY && !this.#syncing) {
           this.#unsynced = 0;
@@ -595,16 +610,12 @@ class Appender {
       }
     } catch (error) {
       this.#fail(error);
+      written?.reject(error);
+      this.#queueWritten?.reject(error);
+      this.#queueWritten = undefined;
     } finally {
       this.#writing = undefined;
-      this.#wakeUp();
     }
-  }
-
-  #wakeUp(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
   }
 
   #fail(error: unknown): void {
@@ -612,6 +623,24 @@ class Appender {
     this.#failed = true;
     this.#error = error;
   }
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A rejection nobody waits for (the download already failed) is not an unhandled one.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }
 
 /** `chunks` without their first `n` bytes. */
@@ -668,7 +697,7 @@ async function readLeftover(
 
 async function hashFile(path: string, signal: AbortSignal | undefined): Promise<Hash> {
   const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: QUEUE_LIMIT, signal })) {
+  for await (const chunk of createReadStream(path, { highWaterMark: HASH_READ_BYTES, signal })) {
     hash.update(chunk as Buffer);
   }
   return hash;
