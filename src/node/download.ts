@@ -23,7 +23,7 @@ import {
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { abortErrorFrom, sleep } from "../api/sleep.js";
 import { type BodySink, type HttpGetResponse, httpGet } from "./http-get.js";
-import { checkMp4File, describeNonMp4, Mp4StructureError } from "./mp4.js";
+import { checkMp4File, describeNonMp4, Mp4StreamCheck, Mp4StructureError } from "./mp4.js";
 
 export interface DownloadProgress {
   received: number;
@@ -140,14 +140,17 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
   let meta: PartMeta | undefined;
   let received = 0;
   let hash = createHash("sha256");
+  // Checks the MP4 structure as the bytes go by, for a file fetched from byte 0 in this process
+  // (a `.part` left by another is checked from the disk at the end instead).
+  let structure: Mp4StreamCheck | undefined;
   // A `.part` from an earlier process is resumed only if we know what it is a part of.
   const leftover = await readLeftover(part, metaPath, url);
-  if (leftover) {
-    meta = leftover.meta;
-    received = leftover.size;
+  if (leftover.resumable) {
+    meta = leftover.resumable.meta;
+    received = leftover.resumable.size;
     hash = await hashFile(part, signal);
   } else {
-    await rm(part, { force: true });
+    if (leftover.partExists) await rm(part, { force: true });
     await rm(metaPath, { force: true });
   }
 
@@ -190,7 +193,8 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
   const total = received;
   if (expectMp4) {
     try {
-      await checkMp4File(part);
+      if (structure) structure.finish();
+      else await checkMp4File(part);
     } catch (error) {
       // A damaged file must not be resumed onto next time.
       await rm(part, { force: true });
@@ -339,6 +343,7 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
         received = 0;
         resumed = false;
         hash = createHash("sha256");
+        structure = expectMp4 ? new Mp4StreamCheck() : undefined;
         meta = { url, etag, lastModified, total };
         await writeFile(metaPath, JSON.stringify(meta));
         handle = await open(part, "w");
@@ -370,6 +375,7 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
           );
         }
         hash.update(chunk);
+        structure?.feed(chunk);
         received += chunk.byteLength;
         if (onProgress) onProgress({ received, total: expectedEnd });
         return file.add(chunk);
@@ -400,6 +406,7 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
   async function restart(): Promise<void> {
     received = 0;
     hash = createHash("sha256");
+    structure = undefined;
     meta = undefined;
     resumed = false;
     await rm(part, { force: true });
@@ -673,25 +680,26 @@ function parseContentRangeTotal(value: string | null | undefined): number | unde
   return match ? Number(match[1]) : undefined;
 }
 
+/** Whether a `.part` is there, and whether it can be resumed (its metadata says it is ours). */
 async function readLeftover(
   part: string,
   metaPath: string,
   url: string,
-): Promise<{ meta: PartMeta; size: number } | undefined> {
+): Promise<{ partExists: boolean; resumable?: { meta: PartMeta; size: number } }> {
   let size: number;
   try {
     size = (await stat(part)).size;
   } catch {
-    return undefined;
+    return { partExists: false };
   }
   try {
     const meta = JSON.parse(await readFile(metaPath, "utf8")) as PartMeta;
     // Same file only: the same URL, and a validator to confirm the server still has that version.
-    if (meta.url !== url || (!meta.etag && !meta.lastModified) || size === 0) return undefined;
-    if (meta.total !== undefined && size > meta.total) return undefined;
-    return { meta, size };
+    if (meta.url !== url || (!meta.etag && !meta.lastModified) || size === 0) return { partExists: true };
+    if (meta.total !== undefined && size > meta.total) return { partExists: true };
+    return { partExists: true, resumable: { meta, size } };
   } catch {
-    return undefined;
+    return { partExists: true };
   }
 }
 

@@ -64,52 +64,154 @@ export async function checkMp4Structure(
   size: number,
   read: (offset: number, length: number) => Promise<Uint8Array>,
 ): Promise<Mp4Summary> {
-  if (size < 8) {
-    const head = await read(0, Math.min(size, 64));
-    throw new Mp4StructureError(`${size} bytes: too short for an MP4 (${describeNonMp4(head)})`);
-  }
-  const head = await read(0, 64);
-  const what = describeNonMp4(head);
-  if (what !== "not an MP4 file") throw new Mp4StructureError(`this is ${what}, not an MP4`);
+  const head = Buffer.from(await read(0, Math.min(size, 64)));
+  checkHead(head, size);
   const boxes: Mp4Box[] = [];
   let offset = 0;
   while (offset < size) {
-    if (boxes.length >= MAX_BOXES) throw new Mp4StructureError(`more than ${MAX_BOXES} top-level boxes`);
-    if (size - offset < 8) {
-      throw new Mp4StructureError(`${size - offset} stray bytes after the last box at offset ${offset}`);
+    const box = parseBoxHeader(Buffer.from(await read(offset, 16)), offset, size, boxes.length);
+    boxes.push(box);
+    offset += box.size;
+  }
+  const ftyp = boxes.find((b) => b.type === "ftyp");
+  const brand = ftyp ? Buffer.from(await read(ftyp.offset + 8, 4)).toString("latin1") : "";
+  return summarize(boxes, brand);
+}
+
+/**
+ * The same check on a file as it streams by, fed its bytes in order from byte 0: only the box
+ * headers are looked at, so nothing needs reading back from the disk afterwards.
+ */
+export class Mp4StreamCheck {
+  /** The first bytes, to say what a file that is not an MP4 is. */
+  readonly #head = Buffer.alloc(64);
+  #headLength = 0;
+  /** Bytes seen so far. */
+  #position = 0;
+  /** Where the next box header starts. */
+  #next = 0;
+  /** The bytes of that header gathered so far (16 cover a 64-bit size and the ftyp brand). */
+  readonly #header = Buffer.alloc(16);
+  #headerLength = 0;
+  /** A box of size 0 ("to the end of the file") was seen: nothing after it is a header. */
+  #toEnd = false;
+  readonly #boxes: Mp4Box[] = [];
+  #brand = "";
+  #error: Mp4StructureError | undefined;
+
+  feed(chunk: Uint8Array): void {
+    if (this.#headLength < this.#head.length) {
+      const take = Math.min(this.#head.length - this.#headLength, chunk.byteLength);
+      this.#head.set(chunk.subarray(0, take), this.#headLength);
+      this.#headLength += take;
     }
-    const header = Buffer.from(await read(offset, 16));
-    const type = header.toString("latin1", 4, 8);
-    if (!/^[\x20-\x7e]{4}$/.test(type)) {
-      if (offset === 0) throw new Mp4StructureError(`this is ${describeNonMp4(header)}, not an MP4`);
-      throw new Mp4StructureError(`unreadable box type at offset ${offset}: the file is damaged`);
-    }
-    let boxSize = header.readUInt32BE(0);
-    let headerSize = 8;
-    if (boxSize === 1) {
-      if (header.length < 16) throw new Mp4StructureError(`box "${type}" at ${offset} is cut short`);
-      const large = header.readBigUInt64BE(8);
-      if (large > BigInt(Number.MAX_SAFE_INTEGER)) {
-        throw new Mp4StructureError(`box "${type}" at ${offset} declares an absurd size`);
+    let i = 0;
+    while (i < chunk.byteLength && !this.#toEnd && this.#error === undefined) {
+      const at = this.#position + i;
+      if (this.#headerLength === 0 && at < this.#next) {
+        i += Math.min(chunk.byteLength - i, this.#next - at);
+        continue;
       }
-      boxSize = Number(large);
-      headerSize = 16;
-    } else if (boxSize === 0) {
-      // "Extends to the end of the file": only meaningful for the last box.
-      boxSize = size - offset;
+      const take = Math.min(this.#header.length - this.#headerLength, chunk.byteLength - i);
+      this.#header.set(chunk.subarray(i, i + take), this.#headerLength);
+      this.#headerLength += take;
+      i += take;
+      if (this.#headerLength === this.#header.length) this.#takeBox(Number.POSITIVE_INFINITY);
     }
-    if (boxSize < headerSize) {
-      throw new Mp4StructureError(`box "${type}" at offset ${offset} declares ${boxSize} bytes`);
-    }
-    if (offset + boxSize > size) {
+    this.#position += chunk.byteLength;
+  }
+
+  /** The verdict, once every byte has been fed; throws {@link Mp4StructureError}. */
+  finish(): Mp4Summary {
+    const size = this.#position;
+    checkHead(this.#head.subarray(0, this.#headLength), size);
+    while (this.#headerLength > 0 && this.#error === undefined && !this.#toEnd) this.#takeBox(size);
+    if (this.#error) throw this.#error;
+    const last = this.#boxes.at(-1);
+    if (last && this.#toEnd) last.size = size - last.offset;
+    if (last && last.offset + last.size > size) {
       throw new Mp4StructureError(
-        `box "${type}" at offset ${offset} needs ${boxSize} bytes but the file ends ` +
-          `${offset + boxSize - size} bytes early: the file is truncated`,
+        `box "${last.type}" at offset ${last.offset} needs ${last.size} bytes but the file ends ` +
+          `${last.offset + last.size - size} bytes early: the file is truncated`,
       );
     }
-    boxes.push({ type, offset, size: boxSize });
-    offset += boxSize;
+    return summarize(this.#boxes, this.#brand);
   }
+
+  /** Parses the header gathered at #next (`size`: the file size once known, else infinity). */
+  #takeBox(size: number): void {
+    try {
+      const header = this.#header.subarray(0, this.#headerLength);
+      const box = parseBoxHeader(header, this.#next, size, this.#boxes.length);
+      this.#boxes.push(box);
+      if (box.type === "ftyp" && this.#brand === "" && header.length >= 12 && box.size >= 12) {
+        this.#brand = header.toString("latin1", 8, 12);
+      }
+      if (!Number.isFinite(box.size)) {
+        this.#toEnd = true;
+        return;
+      }
+      // Header bytes past this box's end (a box shorter than 16 bytes) start the next header.
+      const rest = Math.max(0, this.#headerLength - box.size);
+      this.#header.copy(this.#header, 0, this.#headerLength - rest, this.#headerLength);
+      this.#headerLength = rest;
+      this.#next += box.size;
+    } catch (error) {
+      this.#error = error as Mp4StructureError;
+    }
+  }
+}
+
+/** A file too short to be an MP4, or one whose first bytes say it is something else. */
+function checkHead(head: Uint8Array, size: number): void {
+  if (size < 8) throw new Mp4StructureError(`${size} bytes: too short for an MP4 (${describeNonMp4(head)})`);
+  const what = describeNonMp4(head);
+  if (what !== "not an MP4 file") throw new Mp4StructureError(`this is ${what}, not an MP4`);
+}
+
+/**
+ * The box whose header starts `header` (8 bytes at least, 16 for a 64-bit size) at `offset` of
+ * a file of `size` bytes (infinity while streaming: a size-0 box then gets an infinite size, to
+ * be settled at the end). Throws {@link Mp4StructureError} for anything malformed.
+ */
+function parseBoxHeader(header: Buffer, offset: number, size: number, boxesSoFar: number): Mp4Box {
+  if (boxesSoFar >= MAX_BOXES) throw new Mp4StructureError(`more than ${MAX_BOXES} top-level boxes`);
+  if (header.length < 8) {
+    throw new Mp4StructureError(`${size - offset} stray bytes after the last box at offset ${offset}`);
+  }
+  const type = header.toString("latin1", 4, 8);
+  if (!/^[\x20-\x7e]{4}$/.test(type)) {
+    if (offset === 0) throw new Mp4StructureError(`this is ${describeNonMp4(header)}, not an MP4`);
+    throw new Mp4StructureError(`unreadable box type at offset ${offset}: the file is damaged`);
+  }
+  let boxSize = header.readUInt32BE(0);
+  let headerSize = 8;
+  if (boxSize === 1) {
+    if (header.length < 16) throw new Mp4StructureError(`box "${type}" at ${offset} is cut short`);
+    const large = header.readBigUInt64BE(8);
+    if (large > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new Mp4StructureError(`box "${type}" at ${offset} declares an absurd size`);
+    }
+    boxSize = Number(large);
+    headerSize = 16;
+  } else if (boxSize === 0) {
+    // "Extends to the end of the file": only meaningful for the last box.
+    boxSize = size - offset;
+  }
+  if (boxSize < headerSize) {
+    throw new Mp4StructureError(`box "${type}" at offset ${offset} declares ${boxSize} bytes`);
+  }
+  if (offset + boxSize > size) {
+    throw new Mp4StructureError(
+      `box "${type}" at offset ${offset} needs ${boxSize} bytes but the file ends ` +
+        `${offset + boxSize - size} bytes early: the file is truncated`,
+    );
+  }
+  return { type, offset, size: boxSize };
+}
+
+/** The rules on the list of top-level boxes: ftyp first, a moov somewhere. */
+function summarize(boxes: Mp4Box[], majorBrand: string): Mp4Summary {
   const ftypIndex = boxes.findIndex((b) => b.type === "ftyp");
   if (ftypIndex < 0) throw new Mp4StructureError("no ftyp box: not an MP4");
   if (boxes.slice(0, ftypIndex).some((b) => !BEFORE_FTYP.has(b.type))) {
@@ -118,7 +220,5 @@ export async function checkMp4Structure(
   const moovIndex = boxes.findIndex((b) => b.type === "moov");
   if (moovIndex < 0) throw new Mp4StructureError("no moov box: the MP4 is incomplete or damaged");
   const mdatIndex = boxes.findIndex((b) => b.type === "mdat");
-  const ftyp = boxes[ftypIndex]!;
-  const brand = Buffer.from(await read(ftyp.offset + 8, 4)).toString("latin1");
-  return { boxes, majorBrand: brand, faststart: mdatIndex < 0 || moovIndex < mdatIndex };
+  return { boxes, majorBrand, faststart: mdatIndex < 0 || moovIndex < mdatIndex };
 }

@@ -11,8 +11,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
+import fc from "fast-check";
 import { DownloadError, download, fileNameFromUrl, sanitizeFileName } from "../../src/node/download.js";
-import { checkMp4File, Mp4StructureError } from "../../src/node/mp4.js";
+import { checkMp4File, checkMp4Structure, Mp4StreamCheck, Mp4StructureError } from "../../src/node/mp4.js";
 import { makeTestMp4 } from "../helpers/mp4.js";
 
 interface Mode {
@@ -473,6 +474,82 @@ describe("MP4 structure check", () => {
     const ftypOnly = video.subarray(0, video.readUInt32BE(0));
     await writeFile(bad, ftypOnly);
     await assert.rejects(checkMp4File(bad), /no moov/);
+  });
+
+  it("the streaming check (download's, as bytes go by) gives the file check's verdict, whatever the chunking", async () => {
+    /** The verdict as comparable text: the summary, or the error's message. */
+    const verdict = (run: () => unknown) => {
+      try {
+        return JSON.stringify(run());
+      } catch (error) {
+        assert.ok(error instanceof Mp4StructureError, String(error));
+        return `error: ${error.message}`;
+      }
+    };
+    const fromFile = (bytes: Uint8Array) =>
+      checkMp4Structure(bytes.length, async (offset, length) => bytes.subarray(offset, offset + length)).then(
+        (summary) => JSON.stringify(summary),
+        (error: unknown) => {
+          assert.ok(error instanceof Mp4StructureError, String(error));
+          return `error: ${error.message}`;
+        },
+      );
+    const box = (type: string, body: Uint8Array, form: "32" | "64" | "0" = "32") => {
+      const head = Buffer.alloc(form === "64" ? 16 : 8);
+      head.write(type, 4, "latin1");
+      if (form === "64") {
+        head.writeUInt32BE(1, 0);
+        head.writeBigUInt64BE(BigInt(16 + body.length), 8);
+      } else if (form === "32") {
+        head.writeUInt32BE(8 + body.length, 0);
+      }
+      return Buffer.concat([head, body]);
+    };
+    const ftypEnd = video.readUInt32BE(0);
+    const variants: Buffer[] = [
+      video,
+      // Tiny boxes (shorter than a 16-byte header) between real ones, a 64-bit size, a size-0 last box.
+      Buffer.concat([
+        box("free", Buffer.alloc(0)),
+        video.subarray(0, ftypEnd),
+        box("skip", Buffer.alloc(3)),
+        video.subarray(ftypEnd),
+      ]),
+      Buffer.concat([
+        video.subarray(0, ftypEnd),
+        box("free", Buffer.alloc(40), "64"),
+        video.subarray(ftypEnd),
+      ]),
+      Buffer.concat([video, box("mdat", Buffer.alloc(100), "0")]),
+      Buffer.concat([video, Buffer.alloc(5)]),
+      Buffer.concat([video, Buffer.from([0, 0, 0, 1, 0x66, 0x72, 0x65, 0x65, 0, 0])]),
+      Buffer.concat([box("moov", Buffer.alloc(20)), video]),
+      Buffer.from("<!DOCTYPE html><html><body>not found</body></html>"),
+      Buffer.from([0, 0, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8]),
+      Buffer.alloc(6),
+    ];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat(variants.length - 1),
+        fc.option(fc.nat(), { nil: undefined }),
+        fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 20 }),
+        async (which, cut, sizes) => {
+          const whole = variants[which]!;
+          const bytes = cut === undefined ? whole : whole.subarray(0, cut % (whole.length + 1));
+          const stream = new Mp4StreamCheck();
+          for (let at = 0, i = 0; at < bytes.length; i++) {
+            const n = sizes[i % sizes.length]!;
+            stream.feed(bytes.subarray(at, at + n));
+            at += n;
+          }
+          assert.equal(
+            verdict(() => stream.finish()),
+            await fromFile(bytes),
+          );
+        },
+      ),
+      { numRuns: 400 },
+    );
   });
 });
 
