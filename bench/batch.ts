@@ -38,15 +38,23 @@ interface ClientReport {
 
 /** The child: runs the batch through the SDK and prints one JSON line with its own usage. */
 export async function clientMain(params: ClientParams): Promise<void> {
-  const [{ runBatch, readManifest, RateLimiter }, { RunComfyClient }, { Journal }] = await Promise.all([
-    import("../src/batch/index.js"),
-    import("../src/api/client.js"),
-    import("../src/node/journal.js"),
-  ]);
+  const [{ runBatch, readManifest, RateLimiter }, { RunComfyClient }, { Journal }, { nodeFetch }] =
+    await Promise.all([
+      import("../src/batch/index.js"),
+      import("../src/api/client.js"),
+      import("../src/node/journal.js"),
+      import("../src/node/node-fetch.js"),
+    ]);
   const manifest = await readManifest(params.manifest);
   const journal = Journal.open(params.journal);
   const limiter = new RateLimiter({ rps: params.rps, burst: 64 });
-  const client = new RunComfyClient({ baseUrl: params.baseUrl, token: "bench", hooks: limiter.hooks() });
+  // As `dreamina batch` does: the Node transport (BENCH_FETCH=global: the global fetch instead).
+  const client = new RunComfyClient({
+    baseUrl: params.baseUrl,
+    token: "bench",
+    hooks: limiter.hooks(),
+    ...(process.env.BENCH_FETCH === "global" ? {} : { fetch: nodeFetch }),
+  });
   const peak = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
   const sampler = process.env.BENCH_MEM
     ? setInterval(() => {
@@ -299,14 +307,17 @@ export async function main(): Promise<boolean> {
         // BENCH_PIN=1 (Linux, taskset): the sandbox on CPU 0, the client on CPU 1, so that the
         // two do not take each other's core and the client's CPU time is less noisy.
         const pin = pinning();
+        // BENCH_CLIENT_WRAPPER (e.g. "strace -f -c -o /tmp/client.strace") runs the client under
+        // a tool of its own, for diagnostics.
+        const wrapper = (process.env.BENCH_CLIENT_WRAPPER ?? "").split(" ").filter(Boolean);
         const argv = [...nodeArgs, ...command.argv, "--client", JSON.stringify(params)];
-        const child = spawn(
-          pin ? "taskset" : process.execPath,
-          pin ? ["-c", pin.client, process.execPath, ...argv] : argv,
-          {
-            stdio: ["ignore", "pipe", "inherit"],
-          },
-        );
+        const launch = pin
+          ? ["taskset", "-c", pin.client, process.execPath, ...argv]
+          : [process.execPath, ...argv];
+        const [program, ...args] = [...wrapper, ...launch] as [string, ...string[]];
+        const child = spawn(program, args, {
+          stdio: ["ignore", "pipe", "inherit"],
+        });
         let out = "";
         child.stdout.on("data", (d) => {
           out += d;

@@ -17,9 +17,19 @@ function collect(dir) {
 
 const filter = process.argv.slice(2);
 const files = collect("test").filter((f) => filter.length === 0 || filter.some((s) => f.includes(s)));
-const result = spawnSync(
-  process.execPath,
-  ["--import", "tsx", "--test", "--test-concurrency=2", "--test-reporter=spec", ...files],
-  { stdio: "inherit", env: { ...process.env, NODE_NO_WARNINGS: "1" } },
-);
-process.exit(result.status ?? 1);
+const run = (list, env = {}) =>
+  spawnSync(
+    process.execPath,
+    ["--import", "tsx", "--test", "--test-concurrency=2", "--test-reporter=spec", ...list],
+    { stdio: "inherit", env: { ...process.env, NODE_NO_WARNINGS: "1", ...env } },
+  ).status ?? 1;
+
+let status = run(files);
+// The protocol client's tests again, on the Node transport (nodeFetch) instead of the global
+// fetch: both must behave the same (test/helpers/scripted-server.ts reads TEST_FETCH).
+const clientTests = files.filter((f) => f.startsWith(join("test", "api")) && !f.endsWith("bundle.test.ts"));
+if (clientTests.length > 0) {
+  console.log("\n# the protocol client's tests again, with TEST_FETCH=node (nodeFetch)\n");
+  status = Math.max(status, run(clientTests, { TEST_FETCH: "node" }));
+}
+process.exit(status);

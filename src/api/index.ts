@@ -9,6 +9,10 @@ export {
   apiRoot,
   type CallOptions,
   DEFAULT_BASE_URL,
+  type FetchInit,
+  type FetchLike,
+  type HeadersLike,
+  type ResponseLike,
   type TokenSource,
   type TransportHooks,
 } from "./transport.js";

@@ -50,10 +50,37 @@ export interface TransportHooks {
 
 export type TokenSource = string | (() => string | Promise<string>);
 
+/** The response headers, as the client reads them. */
+export interface HeadersLike {
+  get(name: string): string | null;
+}
+
+/** The part of a fetch `Response` the client uses. */
+export interface ResponseLike {
+  status: number;
+  headers: HeadersLike;
+  text(): Promise<string>;
+}
+
+/** What the client sends: redirects are never followed (the token must not travel with one). */
+export interface FetchInit {
+  method: string;
+  headers: Record<string, string>;
+  body?: string | undefined;
+  signal: AbortSignal;
+  redirect: "manual";
+}
+
+/**
+ * How the client makes an HTTP call. The global `fetch` is one (the default, in every runtime);
+ * in Node, `nodeFetch` from `dreamina-i2v/node` does the same on node:http with less CPU per call.
+ */
+export type FetchLike = (url: string, init: FetchInit) => Promise<ResponseLike>;
+
 export interface TransportConfig {
   baseUrl: string;
   token: () => Promise<string>;
-  fetch: typeof fetch;
+  fetch: FetchLike;
   timeoutMs: number;
   retry: RetryPolicy;
   userAgent: string;
@@ -81,7 +108,7 @@ export interface RequestSpec extends CallOptions {
 
 export interface HttpReply {
   status: number;
-  headers: Headers;
+  headers: HeadersLike;
   body: Record<string, unknown>;
 }
 
@@ -198,7 +225,7 @@ export class Transport {
       }
       // Aborted while the token was fetched: nothing has been sent.
       if (spec.signal?.aborted) throw abortErrorFrom(spec.signal, spec.requestId);
-      let response: Response;
+      let response: ResponseLike;
       try {
         response = await this.#config.fetch(url, {
           method: spec.method,
@@ -296,7 +323,7 @@ function describeBody(text: string): string {
 /** Maps one response to the error it means, or undefined when it is a success. */
 export function interpretResponse(
   status: number,
-  headers: Headers,
+  headers: HeadersLike,
   text: string,
   spec: Pick<RequestSpec, "kind" | "method" | "requestId">,
   retryAfterMs: number | undefined = parseRetryAfter(headers.get("retry-after")),

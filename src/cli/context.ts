@@ -3,9 +3,14 @@
 
 import { join } from "node:path";
 import { RunComfyClient } from "../api/client.js";
+import type { FetchLike } from "../api/transport.js";
 import { dreaminaHome } from "../node/paths.js";
 import { resolveToken } from "../node/token-file.js";
 import { type GlobalOptions, Io } from "./io.js";
+
+/** The CLI's HTTP calls: nodeFetch, loaded on the first call (--help and --version need none). */
+export const lazyNodeFetch: FetchLike = async (url, init) =>
+  (await import("../node/node-fetch.js")).nodeFetch(url, init);
 
 /** How much faster than the real service the --sandbox runs (a job takes seconds, not a minute). */
 export const SANDBOX_TIME_SCALE = 20;
@@ -52,7 +57,7 @@ export async function openContext(options: GlobalOptions, io = new Io(options)):
       return cached;
     };
   }
-  const client = new RunComfyClient({ baseUrl, token });
+  const client = new RunComfyClient({ baseUrl, token, fetch: lazyNodeFetch });
   return {
     io,
     client,

@@ -13,6 +13,7 @@ import { type DownloadProgress, type DownloadResult, download } from "./download
 import type { FitOptions } from "./fit.js";
 import { type PreparedInput, type PrepareInputParams, prepareInput } from "./image-input.js";
 import { Journal } from "./journal.js";
+import { nodeFetch } from "./node-fetch.js";
 import { resolveToken } from "./token-file.js";
 
 export interface DreaminaOptions extends RunComfyClientOptions {
@@ -81,6 +82,7 @@ export class Dreamina {
     this.client =
       client ??
       new RunComfyClient({
+        fetch: nodeFetch,
         ...clientOptions,
         baseUrl: clientOptions.baseUrl ?? process.env.RUNCOMFY_MODEL_API_BASE,
         // The full Node look-up (environment, then the official tool's token.json).

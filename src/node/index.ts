@@ -13,6 +13,7 @@ export {
 export * from "./fit.js";
 export * from "./image-input.js";
 export * from "./journal.js";
+export { nodeFetch } from "./node-fetch.js";
 export { defaultJournalPath, dreaminaHome } from "./paths.js";
 export * from "./probe.js";
 export { type ResolvedToken, resolveToken, tokenFileCandidates } from "./token-file.js";

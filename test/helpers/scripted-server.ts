@@ -5,6 +5,7 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import type { AddressInfo, Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { RunComfyClient, type RunComfyClientOptions } from "../../src/api/client.js";
+import { nodeFetch } from "../../src/node/node-fetch.js";
 
 export interface RecordedRequest {
   method: string;
@@ -188,11 +189,18 @@ export async function startPair(): Promise<{
 export const TEST_TOKEN = "rc_test_TOKEN_0123456789abcdef";
 export const MODEL_ID = "bytedance/dreamina-3-0/pro/image-to-video";
 
+/**
+ * TEST_FETCH=node runs the same tests with the Node transport (src/node/node-fetch.ts) instead
+ * of the global fetch: scripts/run-tests.mjs does both, so the two are held to one behaviour.
+ */
+const injectedFetch = process.env.TEST_FETCH === "node" ? nodeFetch : undefined;
+
 /** Fast, deterministic client settings for tests: jitter off (random = 1), tiny backoff. */
 export function testClientOptions(server: ScriptedServer, overrides: Partial<RunComfyClientOptions> = {}) {
   return {
     token: TEST_TOKEN,
     baseUrl: server.url,
+    ...(injectedFetch ? { fetch: injectedFetch } : {}),
     timeoutMs: 2_000,
     random: () => 1,
     ...overrides,

@@ -162,7 +162,7 @@ describe("httpGet over https", () => {
   before(async () => {
     server = createHttpsServer(
       { key: fixture("localhost-key.pem"), cert: fixture("localhost-cert.pem") },
-      (req, res) => {
+      (_req, res) => {
         res.writeHead(200, { "content-length": String(BODY.length) }).end(BODY);
       },
     );

@@ -124,7 +124,7 @@ async function batchAction(
     import("../../node/journal.js"),
     import("../../node/paths.js"),
   ]);
-  const { openContext } = await import("../context.js");
+  const { openContext, lazyNodeFetch } = await import("../context.js");
   const { RunComfyClient } = await import("../../api/client.js");
 
   const interrupt = new AbortController();
@@ -157,7 +157,12 @@ async function batchAction(
       return cached;
     };
   }
-  const client = new RunComfyClient({ baseUrl: ctx.baseUrl, token, hooks: limiter.hooks() });
+  const client = new RunComfyClient({
+    baseUrl: ctx.baseUrl,
+    token,
+    hooks: limiter.hooks(),
+    fetch: lazyNodeFetch,
+  });
   const progress = new BatchProgress({ live: io.live && !json, silent: io.quiet || flags.dryRun });
 
   let progressStarted = false;
