@@ -108,6 +108,12 @@ const FETCH_QUEUE_LIMIT = 1 << 20;
  * the total is then about max(network, disk), not their sum.
  */
 const SYNC_EVERY = 16 << 20;
+/**
+ * From this size on (or when the size is unknown) a `.part.json` beside the `.part` lets another
+ * process resume it; below it, an interrupted download starts over, which costs less than the
+ * extra files cost every download.
+ */
+const RESUMABLE_BYTES = 8 << 20;
 /** Redirects followed by the built-in transport (fetch's own limit applies to an injected fetch). */
 const MAX_REDIRECTS = 10;
 
@@ -145,6 +151,8 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
   let structure: Mp4StreamCheck | undefined;
   // A `.part` from an earlier process is resumed only if we know what it is a part of.
   const leftover = await readLeftover(part, metaPath, url);
+  // Whether `metaPath` exists (it is written only for downloads worth resuming in another process).
+  let metaOnDisk = leftover.resumable !== undefined;
   if (leftover.resumable) {
     meta = leftover.resumable.meta;
     received = leftover.resumable.size;
@@ -208,7 +216,7 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
     }
   }
   await moveIntoPlace(part, path, options.force ?? false, url);
-  await rm(metaPath, { force: true });
+  if (metaOnDisk) await rm(metaPath, { force: true });
   return { path, bytes: total, sha256: hash.digest("hex"), resumed, url };
 
   /** One request; "done" when the part holds the whole file. Throws RetryableCut for a cut. */
@@ -345,7 +353,11 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
         hash = createHash("sha256");
         structure = expectMp4 ? new Mp4StreamCheck() : undefined;
         meta = { url, etag, lastModified, total };
-        await writeFile(metaPath, JSON.stringify(meta));
+        // Another process can resume only with a validator; a small file is simply fetched again.
+        if ((etag || lastModified) && (total === undefined || total >= RESUMABLE_BYTES)) {
+          await writeFile(metaPath, JSON.stringify(meta));
+          metaOnDisk = true;
+        }
         handle = await open(part, "w");
         expectedEnd = total;
       }
@@ -855,6 +867,7 @@ async function partOfAnotherUrl(path: string, url: string): Promise<boolean> {
     const meta = JSON.parse(await readFile(`${path}.part.json`, "utf8")) as PartMeta;
     return meta.url !== url;
   } catch {
-    return false;
+    // No metadata: a small download in progress (or left over) whose URL we cannot know.
+    return exists(`${path}.part`);
   }
 }

@@ -248,6 +248,34 @@ describe("download", () => {
     assert.equal(seen[1]?.headers.range, "bytes=5000-");
   });
 
+  it("a small file gets no .part.json (a cut is resumed within the process), and a .part without one keeps its name taken", async () => {
+    const d = await freshDir();
+    const target = join(d, "small.mp4");
+    const names: string[][] = [];
+    mode = { cutAt: 1000, times: 1 };
+    const result = await download(`${base}/v.mp4`, {
+      dest: target,
+      retryDelayMs: 1,
+      onProgress: () => {
+        void readdir(d).then((list) => names.push(list));
+      },
+    });
+    assert.equal(result.resumed, true);
+    assert.equal(result.sha256, videoSha);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.ok(names.length > 0);
+    assert.ok(
+      names.every((list) => !list.some((n) => n.endsWith(".part.json"))),
+      JSON.stringify(names),
+    );
+    // A .part without metadata in a directory is someone's download: its name is not taken.
+    const dirDest = await freshDir();
+    await writeFile(join(dirDest, "v.mp4.part"), "someone else's bytes");
+    const beside = await download(`${base}/v.mp4`, { dest: dirDest });
+    assert.equal(beside.path, join(dirDest, "v (1).mp4"));
+    assert.equal(await readFile(join(dirDest, "v.mp4.part"), "utf8"), "someone else's bytes");
+  });
+
   it("resumes a .part left by an earlier process (hashing the existing part first)", async () => {
     const d = await freshDir();
     const target = join(d, "left.mp4");
