@@ -519,6 +519,8 @@ function fromFetch(response: Response): Got {
       for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
         const done = sink(chunk);
         if (!done) continue;
+        // Awaited below, perhaps only later: a failure must not count as unhandled meanwhile.
+        done.catch(() => {});
         waiting.push({ done, bytes: chunk.byteLength });
         waitingBytes += chunk.byteLength;
         while (waitingBytes >= FETCH_QUEUE_LIMIT) {
@@ -601,7 +603,8 @@ class Appender {
     try {
       while (this.#queue.length > 0 && !this.#failed) {
         let batch = this.#queue;
-        let bytes = this.#queued;
+        const total = this.#queued;
+        let bytes = total;
         written = this.#queueWritten;
         this.#queue = [];
         this.#queued = 0;
@@ -616,7 +619,7 @@ class Appender {
         }
         written?.resolve();
         written = undefined;
-        this.#unsynced += bytes;
+        this.#unsynced += total;
         if (this.#unsynced >= SYNC_EVERY && !this.#syncing) {
           this.#unsynced = 0;
           this.#syncing = file
@@ -630,9 +633,14 @@ class Appender {
     } catch (error) {
       this.#fail(error);
       written?.reject(error);
-      this.#queueWritten?.reject(error);
-      this.#queueWritten = undefined;
     } finally {
+      // After a failure (here or in a background datasync), what is still queued never will be.
+      if (this.#failed) {
+        this.#queueWritten?.reject(this.#error);
+        this.#queueWritten = undefined;
+        this.#queue = [];
+        this.#queued = 0;
+      }
       this.#writing = undefined;
     }
   }

@@ -68,7 +68,12 @@ const POOL_LIMIT = 16;
 const pool: Buffer[] = [];
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const UNSAFE_VALUE = /[\r\n\0]/;
+/** Visible Latin-1 and tabs only: no line breaks, no control characters. */
+const SAFE_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** The current slot is left for a fresh one when less room than this is left in it. */
+const MIN_READ_BYTES = 64 << 10;
+/** Handed to a socket that is being destroyed, in place of a slot. */
+const SCRATCH = Buffer.alloc(64);
 
 /** GET `url`, following redirects; resolves once the response head has arrived. */
 export async function httpGet(url: string | URL, options: HttpGetOptions = {}): Promise<HttpGetResponse> {
@@ -91,11 +96,14 @@ export async function httpGet(url: string | URL, options: HttpGetOptions = {}): 
 
 /** The request line and headers, refusing anything that could split the request. */
 function requestText(url: URL, headers: Record<string, string> | undefined): string {
+  const all = new Map<string, string>([["accept-encoding", "identity"]]);
+  for (const [name, value] of Object.entries(headers ?? {})) all.set(name.toLowerCase(), value);
+  // One request per connection: the body's end is the response's end, never a pooled socket.
+  all.set("connection", "close");
+  all.delete("host");
   const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`];
-  const all: Record<string, string> = { "accept-encoding": "identity", ...headers, connection: "close" };
-  for (const [name, value] of Object.entries(all)) {
-    if (name.toLowerCase() === "host") continue;
-    if (!TOKEN.test(name) || UNSAFE_VALUE.test(value)) {
+  for (const [name, value] of all) {
+    if (!TOKEN.test(name) || !SAFE_VALUE.test(value)) {
       throw new HttpGetError(`invalid request header ${JSON.stringify(name)}`);
     }
     lines.push(`${name}: ${value}`);
@@ -103,7 +111,15 @@ function requestText(url: URL, headers: Record<string, string> | undefined): str
   return `${lines.join("\r\n")}\r\n\r\n`;
 }
 
-/** One request on its own connection, and its response. */
+/**
+ * One request on its own connection, and its response.
+ *
+ * Reading: the socket reads into `#slots[#current]` from `#offset` on (several reads may share
+ * a slot: TLS delivers 16 KiB records). The bytes from `#offset` to the slot's end are never
+ * anyone's, so wherever the socket writes next is free. A slot holds pieces handed to the sink
+ * until their promises settle (`#holds`); the socket moves on to a free slot when the current one
+ * is nearly full, and stops reading when no slot would be left to move on to.
+ */
 class Exchange {
   readonly head: Promise<HttpGetResponse>;
   readonly #url: URL;
@@ -112,18 +128,21 @@ class Exchange {
   readonly #signal: AbortSignal | undefined;
   readonly #maxSlots: number;
 
-  // Slots: `#slots[i]` is read into only when `#holds[i]` is 0. `#current` is always a free
-  // slot (the one the socket reads into next); `#free` holds the other free ones.
   readonly #slots: Buffer[] = [];
+  /** Pieces of each slot not yet given back by the sink. */
   readonly #holds: number[] = [];
+  /** Slots other than the current one that hold nothing. */
   readonly #free: number[] = [];
   #current: number;
+  #offset = 0;
+  /** The slot being parsed (its pieces are counted against it). */
   #readSlot = -1;
 
   #resolveHead!: (response: HttpGetResponse) => void;
   #rejectHead!: (error: unknown) => void;
   #headDone = false;
-  #headers = new Map<string, string>();
+  #headError: HttpGetError | undefined;
+  readonly #headers = new Map<string, string>();
 
   #sink: BodySink | undefined;
   /** Body pieces that arrived with the head, before pipe() was called. */
@@ -147,6 +166,7 @@ class Exchange {
     this.#url = url;
     this.#signal = options.signal;
     this.#maxSlots = Math.max(2, Math.floor((options.bufferBytes ?? DEFAULT_BUFFER_BYTES) / SLOT_BYTES));
+    const request = requestText(url, options.headers);
     this.#current = this.#newSlot();
     this.head = new Promise((resolve, reject) => {
       this.#resolveHead = resolve;
@@ -159,10 +179,10 @@ class Exchange {
       this.#onBody(start === 0 && length === chunk.length ? chunk : chunk.subarray(start, start + length));
     parser[HTTPParser.kOnMessageComplete] = () => this.#onComplete();
 
-    const request = requestText(url, options.headers);
     const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
     const onread = {
-      buffer: () => this.#slots[this.#current]!,
+      // After the exchange finished (the socket is destroyed, nothing more is read) the slots are gone.
+      buffer: () => this.#slots[this.#current]?.subarray(this.#offset) ?? SCRATCH,
       callback: (bytes: number) => this.#onRead(bytes),
     };
     if (url.protocol === "https:") {
@@ -205,29 +225,53 @@ class Exchange {
     return this.#slots.length - 1;
   }
 
-  /** `bytes` were read into the current slot. Returns false to stop reading for now. */
+  /** `bytes` were read into the current slot at #offset. Returns false to stop reading for now. */
   #onRead(bytes: number): boolean {
+    if (this.#finished || this.#complete) return false;
     const slot = this.#current;
+    const start = this.#offset;
+    this.#offset += bytes;
     this.#readSlot = slot;
-    const result = this.#parser.execute(this.#slots[slot]!, 0, bytes);
+    let result: number | Error;
+    try {
+      result = this.#parser.execute(this.#slots[slot]!, start, bytes);
+    } catch (error) {
+      result = error instanceof Error ? error : new Error(String(error));
+    }
     this.#readSlot = -1;
-    // Whatever follows a complete response on this connection is not ours to read.
+    if (this.#finished) return false;
+    if (this.#headError) {
+      this.#fail(this.#headError);
+      return false;
+    }
     if (this.#complete) {
-      this.#stopped = true;
+      // The whole response is in: nothing more is read on this connection.
+      this.#socket.destroy();
+      this.#settle();
       return false;
     }
     if (result instanceof Error) {
       this.#fail(new HttpGetError(`malformed HTTP response: ${result.message}`, { cause: result }));
       return false;
     }
-    if (this.#holds[slot]! > 0) {
-      // Part of this slot is still someone's: read into another one. (Reading stops while no
-      // spare is left, so the pool grows past the limit only if something restarts it.)
-      this.#current = this.#free.pop() ?? this.#newSlot();
-      if (this.#free.length === 0 && this.#slots.length >= this.#maxSlots) this.#waitingForSlot = true;
-    }
+    this.#advance();
     this.#stopped = this.#waitingForSlot || this.#waitingForPipe;
     return !this.#stopped;
+  }
+
+  /** Keeps free room under the socket's next read: a fresh slot when the current one fills up. */
+  #advance(): void {
+    const slot = this.#current;
+    if (this.#holds[slot] === 0) {
+      // Nothing in it is anyone's any more: read into it again from the start.
+      this.#offset = 0;
+    } else if (SLOT_BYTES - this.#offset < MIN_READ_BYTES) {
+      // Beyond the limit only if reading went on after it was asked to stop (TLS hands over
+      // records it already decrypted): a little more memory rather than overwritten data.
+      this.#current = this.#free.pop() ?? this.#newSlot();
+      this.#offset = 0;
+    }
+    if (this.#free.length === 0 && this.#slots.length >= this.#maxSlots) this.#waitingForSlot = true;
   }
 
   #onHead(head: ParsedHead): boolean {
@@ -240,8 +284,10 @@ class Exchange {
       this.#headers.set(name, seen === undefined ? value : `${seen}, ${value}`);
     }
     const length = this.#headers.get("content-length");
-    if (length !== undefined && !/^\s*\d+\s*(,\s*\d+\s*)*$/.test(length)) {
-      throw new HttpGetError(`invalid Content-Length: ${JSON.stringify(length)}`);
+    if (length !== undefined && !/^\s*\d+\s*$/.test(length)) {
+      // Thrown from here, the parser would rethrow it out of the socket's read callback.
+      this.#headError = new HttpGetError(`invalid Content-Length: ${JSON.stringify(length)}`);
+      return true;
     }
     this.#headDone = true;
     this.#waitingForPipe = true;
@@ -251,7 +297,7 @@ class Exchange {
   }
 
   #onBody(piece: Buffer): void {
-    if (piece.byteLength === 0 || this.#finished || this.#complete) return;
+    if (piece.byteLength === 0 || this.#finished || this.#complete || this.#headError) return;
     const slot = this.#readSlot;
     if (this.#sink === undefined) {
       this.#early.push({ piece, slot });
@@ -296,8 +342,9 @@ class Exchange {
     );
   }
 
+  /** One piece of `slot` is given back; a slot holding nothing (not the current) is free again. */
   #release(slot: number): void {
-    if (--this.#holds[slot]! > 0 || slot === this.#current) return;
+    if (--this.#holds[slot]! > 0 || slot === this.#current || this.#finished) return;
     this.#free.push(slot);
     if (this.#waitingForSlot) {
       this.#waitingForSlot = false;
@@ -306,7 +353,8 @@ class Exchange {
   }
 
   #resume(): void {
-    if (!this.#stopped || this.#waitingForSlot || this.#waitingForPipe || this.#finished) return;
+    if (!this.#stopped || this.#waitingForSlot || this.#waitingForPipe || this.#finished || this.#complete)
+      return;
     this.#stopped = false;
     this.#socket.resume();
   }
@@ -315,13 +363,16 @@ class Exchange {
     // The completion of an interim (1xx) response: the parser goes on to the real one.
     if (!this.#headDone || this.#complete) return;
     this.#complete = true;
-    this.#settle();
   }
 
   #onEnd(): void {
-    if (this.#complete || this.#finished) return;
+    if (this.#finished) return;
     // A close-delimited body ends here; anything else is a cut.
-    if (this.#headDone && this.#parser.finish() === undefined && this.#complete) return;
+    if (!this.#complete && this.#headDone) this.#parser.finish();
+    if (this.#complete) {
+      this.#settle();
+      return;
+    }
     this.#fail(
       new HttpGetError(
         this.#headDone
@@ -356,6 +407,7 @@ class Exchange {
       if (this.#holds[i] === 0 && pool.length < POOL_LIMIT) pool.push(this.#slots[i]!);
     }
     this.#slots.length = 0;
+    this.#free.length = 0;
   }
 
   #response(head: ParsedHead): HttpGetResponse {
@@ -373,7 +425,8 @@ class Exchange {
 
   #pipe(sink: BodySink): Promise<void> {
     if (this.#sink !== undefined) return Promise.reject(new HttpGetError("the body can be read only once"));
-    if (this.#finished && !this.#complete) return Promise.reject(this.#error);
+    // Before a sink is given, the exchange can only have finished by failing (or being cancelled).
+    if (this.#finished) return Promise.reject(this.#error);
     this.#sink = sink;
     const done = new Promise<void>((resolve, reject) => {
       this.#resolvePipe = resolve;
@@ -386,12 +439,15 @@ class Exchange {
       if (this.#finished) break;
       this.#deliver(piece, slot);
     }
-    for (const slot of new Set(early.map((e) => e.slot))) {
-      if (this.#holds[slot] === 0 && slot !== this.#current) this.#free.push(slot);
+    if (!this.#finished) {
+      for (const slot of new Set(early.map((e) => e.slot))) {
+        if (this.#holds[slot] === 0 && slot !== this.#current) this.#free.push(slot);
+      }
+      if (this.#free.length > 0) this.#waitingForSlot = false;
+      this.#waitingForPipe = false;
+      this.#resume();
+      this.#settle();
     }
-    this.#waitingForPipe = false;
-    this.#resume();
-    this.#settle();
     return done;
   }
 }

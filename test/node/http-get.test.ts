@@ -156,6 +156,89 @@ describe("httpGet", () => {
   });
 });
 
+// Raw TCP servers that write exactly the bytes a case needs.
+describe("httpGet against raw responses", () => {
+  const servers: import("node:net").Server[] = [];
+  after(() => {
+    for (const server of servers) server.close();
+  });
+  async function raw(onRequest: (socket: import("node:net").Socket) => void): Promise<string> {
+    const { createServer: createTcpServer } = await import("node:net");
+    const server = createTcpServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () => onRequest(socket));
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  }
+
+  it("an invalid or listed Content-Length is a clear error (not a crash, not an empty body)", async () => {
+    for (const value of ["abc", "5, 5", "-1"]) {
+      const url = await raw((socket) =>
+        socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${value}\r\n\r\nhello`),
+      );
+      await assert.rejects(httpGet(url), (error: unknown) => {
+        assert.ok(error instanceof HttpGetError, String(error));
+        assert.match(error.message, /invalid Content-Length/);
+        return true;
+      });
+    }
+  });
+
+  it("bytes after the response never overwrite a piece the sink still holds", async () => {
+    const url = await raw((socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${"A".repeat(1000)}`);
+      setTimeout(() => socket.end("Z".repeat(5000)), 50);
+    });
+    const response = await httpGet(url);
+    let seen = "";
+    await response.pipe(
+      (chunk) =>
+        new Promise<void>((resolve) =>
+          setTimeout(() => {
+            seen += Buffer.from(chunk).toString();
+            resolve();
+          }, 150),
+        ),
+    );
+    assert.equal(seen, "A".repeat(1000));
+  });
+
+  it("pipe() after an abort or a cancel rejects at once (the body had already arrived with the head)", async () => {
+    const url = await raw((socket) => socket.end("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"));
+    const controller = new AbortController();
+    const aborted = await httpGet(url, { signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 30));
+    controller.abort(new Error("stop"));
+    await assert.rejects(
+      aborted.pipe(() => {}),
+      /stop/,
+    );
+    const cancelled = await httpGet(url);
+    await new Promise((r) => setTimeout(r, 30));
+    cancelled.cancel();
+    await assert.rejects(
+      cancelled.pipe(() => {}),
+      /cancelled/,
+    );
+  });
+
+  it("a small buffer and a sink that keeps nothing still read the whole body", async () => {
+    const body = pattern(3 * 1024 * 1024);
+    const url = await raw((socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+      socket.end(body);
+    });
+    const response = await httpGet(url, { bufferBytes: 512 * 1024 });
+    const hash = createHash("sha256");
+    await response.pipe((chunk) => {
+      hash.update(chunk);
+    });
+    assert.equal(hash.digest("hex"), sha(body));
+  });
+});
+
 describe("httpGet over https", () => {
   let server: import("node:https").Server;
   let port: number;
@@ -185,5 +268,27 @@ describe("httpGet over https", () => {
       assert.equal(hash.digest("hex"), sha(BODY), name);
     }
     await assert.rejects(httpGet(`https://localhost:${port}/v.mp4`), /self-signed certificate/);
+  });
+
+  it("keeps to the buffer limit over TLS too (16 KiB records, a slow sink)", async () => {
+    const ca = fixture("localhost-cert.pem");
+    const response = await httpGet(`https://localhost:${port}/v.mp4`, { ca, bufferBytes: 1024 * 1024 });
+    const hash = createHash("sha256");
+    let held = 0;
+    let mostHeld = 0;
+    await response.pipe((chunk) => {
+      hash.update(chunk);
+      held += chunk.byteLength;
+      mostHeld = Math.max(mostHeld, held);
+      return new Promise<void>((resolve) =>
+        setTimeout(() => {
+          held -= chunk.byteLength;
+          resolve();
+        }, 2),
+      );
+    });
+    assert.equal(hash.digest("hex"), sha(BODY));
+    // The limit, plus what TLS had already decrypted when reading stopped.
+    assert.ok(mostHeld <= 1024 * 1024 + 256 * 1024, `held at once: ${mostHeld}`);
   });
 });
