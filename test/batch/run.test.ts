@@ -228,6 +228,49 @@ describe("batch: exactly once", () => {
     }
   });
 
+  test("--resubmit-unknown gives up the unknown submits only together with the new intent row", async () => {
+    const sb = await h.sandbox({ faults: "submit:lost=1#2" });
+    const journal = h.journal(ws.dir);
+    try {
+      const path = await h.writeJsonl(
+        join(ws.dir, "lost-tx.jsonl"),
+        h.rows(ws, 2, (i) => ({ prompt: `lost tx ${i}` })),
+      );
+      const out = join(ws.dir, "out-lost-tx");
+      const first = await h.drive(path, { sb, journal, outDir: out, concurrency: 1 });
+      assert.equal(first.summary.unknown, 2);
+      const unknownStates = () =>
+        journal.db.prepare("SELECT count(*) AS n FROM jobs WHERE state = 'submission_unknown'").get() as {
+          n: number;
+        };
+      assert.equal(unknownStates().n, 2);
+
+      // The journal refuses the new intent rows (a real SQLite failure, raised by a trigger).
+      journal.db.exec(
+        "CREATE TRIGGER refuse_intent BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'journal refuses'); END;",
+      );
+      const refused = await h.drive(path, {
+        sb,
+        journal,
+        outDir: out,
+        concurrency: 1,
+        resubmitUnknown: true,
+      });
+      assert.notEqual(refused.summary.exitCode, 0);
+      assert.equal(h.submitCount(sb), 2, "nothing was sent without its intent row");
+      // Rolled back with the failed intent row: the earlier submits are still unknown, not given up.
+      assert.equal(unknownStates().n, 2);
+      journal.db.exec("DROP TRIGGER refuse_intent");
+
+      const next = await h.drive(path, { sb, journal, outDir: out, concurrency: 1 });
+      assert.equal(next.summary.unknown, 2, "still listed, and still not resent without the flag");
+      assert.equal(h.submitCount(sb), 2);
+    } finally {
+      journal.close();
+      await sb.close();
+    }
+  });
+
   test("an interrupt stops submitting, leaves a resumable state, and the next run finishes without duplicates", async () => {
     const sb = await h.sandbox({ workers: 2 });
     const journal = h.journal(ws.dir);
