@@ -22,7 +22,7 @@ import {
 } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { abortErrorFrom, sleep } from "../api/sleep.js";
-import { type BodySink, type HttpGetResponse, httpGet } from "./http-get.js";
+import { type BodySink, HttpGetError, type HttpGetResponse, httpGet } from "./http-get.js";
 import { checkMp4File, describeNonMp4, Mp4StreamCheck, Mp4StructureError } from "./mp4.js";
 
 export interface DownloadProgress {
@@ -68,6 +68,8 @@ export type DownloadErrorCode =
   | "http_status"
   | "not_mp4"
   | "size_mismatch"
+  /** The server's answer cannot be used and asking again will not help (malformed, a redirect loop). */
+  | "bad_response"
   | "cut"
   | "timeout";
 
@@ -258,6 +260,9 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
       try {
         response = await get(url, headers, controller.signal);
       } catch (error) {
+        if (error instanceof HttpGetError && !error.retryable) {
+          throw new DownloadError("bad_response", `${error.message} (from ${url})`, url, { cause: error });
+        }
         throw new RetryableCut(error, timedOut);
       }
       const status = response.status;

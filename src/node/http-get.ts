@@ -53,9 +53,12 @@ export interface HttpGetOptions {
 }
 
 export class HttpGetError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /** False when asking again cannot help: a malformed response, a redirect loop, a bad header. */
+  readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "HttpGetError";
+    this.retryable = options?.retryable ?? true;
   }
 }
 
@@ -85,10 +88,11 @@ export async function httpGet(url: string | URL, options: HttpGetOptions = {}): 
     const location = response.header("location");
     if (!REDIRECTS.has(response.status) || location === undefined) return response;
     response.cancel();
-    if (hop >= maxRedirects) throw new HttpGetError(`more than ${maxRedirects} redirects from ${url}`);
+    if (hop >= maxRedirects)
+      throw new HttpGetError(`more than ${maxRedirects} redirects from ${url}`, { retryable: false });
     const next = new URL(location, current);
     if (next.protocol !== "http:" && next.protocol !== "https:") {
-      throw new HttpGetError(`redirect to a non-http(s) URL: ${next.protocol}`);
+      throw new HttpGetError(`redirect to a non-http(s) URL: ${next.protocol}`, { retryable: false });
     }
     current = next;
   }
@@ -104,7 +108,7 @@ function requestText(url: URL, headers: Record<string, string> | undefined): str
   const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`];
   for (const [name, value] of all) {
     if (!TOKEN.test(name) || !SAFE_VALUE.test(value)) {
-      throw new HttpGetError(`invalid request header ${JSON.stringify(name)}`);
+      throw new HttpGetError(`invalid request header ${JSON.stringify(name)}`, { retryable: false });
     }
     lines.push(`${name}: ${value}`);
   }
@@ -251,7 +255,9 @@ class Exchange {
       return false;
     }
     if (result instanceof Error) {
-      this.#fail(new HttpGetError(`malformed HTTP response: ${result.message}`, { cause: result }));
+      this.#fail(
+        new HttpGetError(`malformed HTTP response: ${result.message}`, { cause: result, retryable: false }),
+      );
       return false;
     }
     this.#advance();
@@ -286,7 +292,9 @@ class Exchange {
     const length = this.#headers.get("content-length");
     if (length !== undefined && !/^\s*\d+\s*$/.test(length)) {
       // Thrown from here, the parser would rethrow it out of the socket's read callback.
-      this.#headError = new HttpGetError(`invalid Content-Length: ${JSON.stringify(length)}`);
+      this.#headError = new HttpGetError(`invalid Content-Length: ${JSON.stringify(length)}`, {
+        retryable: false,
+      });
       return true;
     }
     this.#headDone = true;

@@ -720,11 +720,31 @@ describe("built-in HTTP transport", () => {
       ["/a", "/b", "/final.mp4"],
     );
     requests.length = 0;
+    // Not retried: asking again cannot end a loop (the default 5 resumptions would mean 66 requests).
     await assert.rejects(
-      download(`${rawBase}/loop`, { dest: join(d, "loop.mp4"), retries: 0 }),
-      (error: unknown) => error instanceof DownloadError && /more than 10 redirects/.test(error.message),
+      download(`${rawBase}/loop`, { dest: join(d, "loop.mp4") }),
+      (error: unknown) =>
+        error instanceof DownloadError &&
+        error.code === "bad_response" &&
+        /more than 10 redirects/.test(error.message),
     );
     assert.equal(requests.length, 11);
+  });
+
+  it("a malformed response fails at once with code bad_response (not retried as if it were a cut)", async () => {
+    const d = await freshDir();
+    script = (_req, socket) => socket.end("HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nhello");
+    const t0 = Date.now();
+    await assert.rejects(
+      download(`${rawBase}/bad.mp4`, { dest: join(d, "bad.mp4") }),
+      (error: unknown) =>
+        error instanceof DownloadError &&
+        error.code === "bad_response" &&
+        /invalid Content-Length/.test(error.message),
+    );
+    assert.equal(requests.length, 1);
+    assert.ok(Date.now() - t0 < 400, "no retry delays");
+    assert.deepEqual(await readdir(d), []);
   });
 
   it("a body longer than Content-Length is not written past it; extra bytes are ignored", async () => {
