@@ -9,8 +9,11 @@ import { resolveToken } from "../node/token-file.js";
 import { type GlobalOptions, Io } from "./io.js";
 
 /** The CLI's HTTP calls: nodeFetch, loaded on the first call (--help and --version need none). */
-export const lazyNodeFetch: FetchLike = async (url, init) =>
-  (await import("../node/node-fetch.js")).nodeFetch(url, init);
+let nodeFetchModule: Promise<typeof import("../node/node-fetch.js")> | undefined;
+export const lazyNodeFetch: FetchLike = async (url, init) => {
+  nodeFetchModule ??= import("../node/node-fetch.js");
+  return (await nodeFetchModule).nodeFetch(url, init);
+};
 
 /** How much faster than the real service the --sandbox runs (a job takes seconds, not a minute). */
 export const SANDBOX_TIME_SCALE = 20;

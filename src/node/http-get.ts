@@ -10,8 +10,8 @@
 // views of the slots. A slot is read into again only once every piece of it has been consumed:
 // when the sink's promise settles. With all slots busy the socket stops reading (backpressure).
 //
-// One connection per request (`Connection: close`), no cookies, no credentials (nothing is ever
-// added to the headers given), redirects bounded.
+// One connection per request (`Connection: close`), no cookies, no credentials (only Host,
+// Connection and Accept-Encoding are added to the headers given), redirects bounded.
 
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { type ConnectionOptions, rootCertificates, connect as tlsConnect } from "node:tls";
@@ -164,7 +164,6 @@ class Exchange {
   /** Reading is stopped: until pipe() (after the head), or until a slot frees up. */
   #waitingForPipe = false;
   #waitingForSlot = false;
-  #stopped = false;
 
   constructor(url: URL, options: HttpGetOptions) {
     this.#url = url;
@@ -261,8 +260,7 @@ class Exchange {
       return false;
     }
     this.#advance();
-    this.#stopped = this.#waitingForSlot || this.#waitingForPipe;
-    return !this.#stopped;
+    return !this.#waitingForSlot && !this.#waitingForPipe;
   }
 
   /** Keeps free room under the socket's next read: a fresh slot when the current one fills up. */
@@ -361,9 +359,8 @@ class Exchange {
   }
 
   #resume(): void {
-    if (!this.#stopped || this.#waitingForSlot || this.#waitingForPipe || this.#finished || this.#complete)
-      return;
-    this.#stopped = false;
+    if (this.#waitingForSlot || this.#waitingForPipe || this.#finished || this.#complete) return;
+    // Restarts reading if it was stopped; a no-op on a socket that is reading.
     this.#socket.resume();
   }
 

@@ -129,12 +129,7 @@ export class Mp4StreamCheck {
     if (this.#error) throw this.#error;
     const last = this.#boxes.at(-1);
     if (last && this.#toEnd) last.size = size - last.offset;
-    if (last && last.offset + last.size > size) {
-      throw new Mp4StructureError(
-        `box "${last.type}" at offset ${last.offset} needs ${last.size} bytes but the file ends ` +
-          `${last.offset + last.size - size} bytes early: the file is truncated`,
-      );
-    }
+    if (last && last.offset + last.size > size) throw truncated(last, size);
     return summarize(this.#boxes, this.#brand);
   }
 
@@ -201,13 +196,16 @@ function parseBoxHeader(header: Buffer, offset: number, size: number, boxesSoFar
   if (boxSize < headerSize) {
     throw new Mp4StructureError(`box "${type}" at offset ${offset} declares ${boxSize} bytes`);
   }
-  if (offset + boxSize > size) {
-    throw new Mp4StructureError(
-      `box "${type}" at offset ${offset} needs ${boxSize} bytes but the file ends ` +
-        `${offset + boxSize - size} bytes early: the file is truncated`,
-    );
-  }
-  return { type, offset, size: boxSize };
+  const box = { type, offset, size: boxSize };
+  if (offset + boxSize > size) throw truncated(box, size);
+  return box;
+}
+
+function truncated(box: Mp4Box, size: number): Mp4StructureError {
+  return new Mp4StructureError(
+    `box "${box.type}" at offset ${box.offset} needs ${box.size} bytes but the file ends ` +
+      `${box.offset + box.size - size} bytes early: the file is truncated`,
+  );
 }
 
 /** The rules on the list of top-level boxes: ftyp first, a moov somewhere. */

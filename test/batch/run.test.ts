@@ -239,11 +239,8 @@ describe("batch: exactly once", () => {
       const out = join(ws.dir, "out-lost-tx");
       const first = await h.drive(path, { sb, journal, outDir: out, concurrency: 1 });
       assert.equal(first.summary.unknown, 2);
-      const unknownStates = () =>
-        journal.db.prepare("SELECT count(*) AS n FROM jobs WHERE state = 'submission_unknown'").get() as {
-          n: number;
-        };
-      assert.equal(unknownStates().n, 2);
+      const unknownCount = () => journal.list({ state: "submission_unknown" }).length;
+      assert.equal(unknownCount(), 2);
 
       // The journal refuses the new intent rows (a real SQLite failure, raised by a trigger).
       journal.db.exec(
@@ -259,7 +256,7 @@ describe("batch: exactly once", () => {
       assert.notEqual(refused.summary.exitCode, 0);
       assert.equal(h.submitCount(sb), 2, "nothing was sent without its intent row");
       // Rolled back with the failed intent row: the earlier submits are still unknown, not given up.
-      assert.equal(unknownStates().n, 2);
+      assert.equal(unknownCount(), 2);
       journal.db.exec("DROP TRIGGER refuse_intent");
 
       const next = await h.drive(path, { sb, journal, outDir: out, concurrency: 1 });
