@@ -274,14 +274,17 @@ export class FaultPlan {
   constructor(config: FaultConfig | string | undefined, defaultSeed = 0) {
     const parsed = typeof config === "string" ? parseFaultSpec(config) : (config ?? { rules: [] });
     for (const rule of parsed.rules) checkRule(rule, `${rule.endpoint}:${rule.kind}`);
+    const given: Record<string, string> = {};
     for (const [name, value] of Object.entries(parsed.modes ?? {})) {
+      if (value === undefined) continue; // a mode left out, as if never written
       if (!isModeName(name)) throw new FaultSpecError(`unknown mode ${JSON.stringify(name)}`);
-      if (value !== undefined) checkMode(name, value, `${name}=${String(value)}`);
+      checkMode(name, value, `${name}=${String(value)}`);
+      given[name] = value;
     }
     this.#rules = parsed.rules.map((r) => ({ ...r }));
     this.#seed = parsed.seed ?? defaultSeed;
-    this.#givenModes = { ...parsed.modes };
-    this.modes = Object.freeze({ ...DEFAULT_MODES, ...parsed.modes });
+    this.#givenModes = given as Partial<SandboxModes>;
+    this.modes = Object.freeze({ ...DEFAULT_MODES, ...this.#givenModes });
   }
 
   get seed(): number {

@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import { after, before, describe, test } from "node:test";
+import { FaultPlan } from "../../src/sandbox/faults.js";
 import {
+  DEFAULT_MODES,
   FaultSpecError,
   formatFaultSpec,
   parseFaultSpec,
@@ -72,6 +74,12 @@ describe("fault grammar", () => {
     });
     assert.deepEqual(parseFaultSpec(formatFaultSpec(config)), config);
     assert.equal(parseFaultSpec("job:fail=1").modes, undefined);
+
+    // The parsed form given directly: checked the same way; a mode set to undefined is left out.
+    const plan = new FaultPlan({ rules: [], modes: { output: undefined, "job-error": "array" } });
+    assert.deepEqual(plan.modes, { ...DEFAULT_MODES, "job-error": "array" });
+    assert.equal(formatFaultSpec(plan.config), "job-error=array,seed=0");
+    assert.throws(() => new FaultPlan({ rules: [], modes: { output: "gif" as "video" } }), FaultSpecError);
   });
 });
 
