@@ -13,7 +13,7 @@ import {
 } from "./parse.js";
 import { registerSecret } from "./redact.js";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry.js";
-import { TOKEN_ENV_VARS, tokenFromEnv } from "./token.js";
+import { TOKEN_ENV_VARS, TOKEN_FILE_HINT, tokenFromEnv } from "./token.js";
 import {
   type CallOptions,
   DEFAULT_BASE_URL,
@@ -94,7 +94,10 @@ export class RunComfyClient {
         if (source !== undefined) throw new MissingTokenError(["the token option (it was empty)"]);
         const fromEnv = tokenFromEnv();
         if (fromEnv) return fromEnv.token;
-        throw new MissingTokenError(["the token option", ...TOKEN_ENV_VARS.map((v) => `$${v}`)]);
+        throw new MissingTokenError(
+          ["the token option", ...TOKEN_ENV_VARS.map((v) => `$${v}`)],
+          TOKEN_FILE_HINT,
+        );
       },
       fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
       timeoutMs: options.timeoutMs ?? 30_000,

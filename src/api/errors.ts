@@ -155,11 +155,14 @@ export class UnknownStatusError extends RunComfyError {
   }
 }
 
-/** No token was found; `lookedIn` lists every place that was tried, in order. */
+/**
+ * No token was found; `lookedIn` lists every place that was tried, in order. `hint` names
+ * places this caller could not try itself (the core cannot read token.json).
+ */
 export class MissingTokenError extends RunComfyError {
   readonly lookedIn: string[];
-  constructor(lookedIn: string[]) {
-    super(`No RunComfy API token found. Looked in: ${lookedIn.join("; ")}.`);
+  constructor(lookedIn: string[], hint?: string) {
+    super(`No RunComfy API token found. Looked in: ${lookedIn.join("; ")}.${hint ? ` ${hint}` : ""}`);
     this.lookedIn = lookedIn;
   }
 }

@@ -22,11 +22,18 @@ const KNOWN_STATUSES: ReadonlySet<string> = new Set<KnownJobStatus>([
   "cancelled",
 ]);
 
-// Spellings seen from other clients of the same family of APIs.
+// Spellings seen from other clients of the same family of APIs. RunComfy's own Python client
+// treats pending, waiting, starting and processing as ordinary non-terminal states: the first
+// two mean the job has not started (queued-like), the last two that it runs (running-like).
+// `rawStatus` keeps the service's own word either way.
 const STATUS_ALIASES: Record<string, KnownJobStatus> = {
   canceled: "cancelled",
   queued: "in_queue",
+  pending: "in_queue",
+  waiting: "in_queue",
   running: "in_progress",
+  starting: "in_progress",
+  processing: "in_progress",
 };
 
 /** Case-insensitive; an unknown value comes back as `unknown` and is never guessed. */

@@ -19,3 +19,20 @@ export function tokenFromEnv(env: Env = runtimeEnv()): { token: string; source: 
   }
   return undefined;
 }
+
+/**
+ * Where the official RunComfy command-line tool keeps its token.json, in the order it picks the
+ * directory. The Node entry and the CLI read that file (src/node/token-file.ts); this
+ * runtime-neutral core cannot, so it only names the places in its errors.
+ */
+export const TOKEN_FILE_DIRS = [
+  "$RUNCOMFY_CONFIG_DIR",
+  "$XDG_CONFIG_HOME/runcomfy",
+  "~/.config/runcomfy",
+] as const;
+
+/** The sentence a core MissingTokenError adds, so a user logged in with the official tool knows why. */
+export const TOKEN_FILE_HINT =
+  "The Node entry (dreamina-i2v/node) and the dreamina CLI also read the official RunComfy CLI's " +
+  `token.json (key access_token) under ${TOKEN_FILE_DIRS.join(", else ")}; ` +
+  "this runtime-neutral client reads no files, so pass the token option or set one of the variables.";

@@ -33,7 +33,11 @@ export async function fetchImage(url: string, limits: ImageFetchLimits): Promise
     });
     if (!response.ok) {
       await response.body?.cancel();
-      return { ok: false, reason: `fetching the image failed: HTTP ${response.status}` };
+      const text = response.statusText ? ` ${response.statusText}` : "";
+      return {
+        ok: false,
+        reason: `fetching the image failed: ${parsed.host} answered HTTP ${response.status}${text}`,
+      };
     }
     const declared = Number(response.headers.get("content-length") ?? Number.NaN);
     if (declared > limits.maxBytes) {
@@ -55,14 +59,59 @@ export async function fetchImage(url: string, limits: ImageFetchLimits): Promise
     }
     return { ok: true, bytes: Buffer.concat(chunks) };
   } catch (error) {
-    const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-    return {
-      ok: false,
-      reason: timedOut
-        ? `fetching the image took longer than ${limits.timeoutMs} ms`
-        : `fetching the image failed: ${error instanceof Error ? error.message : String(error)}`,
-    };
+    return { ok: false, reason: `fetching the image failed: ${whyFetchFailed(error, parsed, limits)}` };
   }
+}
+
+/**
+ * The cause of a failed fetch in words a user can act on. fetch() only says "fetch failed";
+ * the system error (ECONNREFUSED, ENOTFOUND...) sits in its `cause` chain.
+ */
+function whyFetchFailed(error: unknown, url: URL, limits: ImageFetchLimits): string {
+  const name = error instanceof Error ? error.name : "";
+  if (name === "TimeoutError" || name === "AbortError") {
+    return `timed out after ${limits.timeoutMs} ms (${url.host})`;
+  }
+  const { code, message } = innermostCause(error);
+  switch (code) {
+    case "ECONNREFUSED":
+      return `connection refused by ${url.host}`;
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+    case "EAI_NONAME":
+    case "EAI_FAIL":
+      return `DNS lookup failed for ${url.hostname} (${code})`;
+    case "ECONNRESET":
+    case "UND_ERR_SOCKET":
+      return `the connection to ${url.host} was reset`;
+    case "ETIMEDOUT":
+    case "UND_ERR_CONNECT_TIMEOUT":
+      return `connecting to ${url.host} timed out`;
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return `${url.host} is unreachable (${code})`;
+    default:
+      if (code && /CERT|TLS|SSL|SIGNATURE/.test(code))
+        return `TLS with ${url.host} failed: ${message} (${code})`;
+      return code ? `${message} (${code})` : message;
+  }
+}
+
+/** The deepest error with a system code (or the deepest error at all) in a `cause` chain. */
+function innermostCause(error: unknown): { code: string | undefined; message: string } {
+  let code: string | undefined;
+  let coded: string | undefined;
+  let deepest = error instanceof Error ? error.message : String(error);
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; depth++) {
+    deepest = e.message;
+    const own = (e as { code?: unknown }).code;
+    if (typeof own === "string") {
+      code = own;
+      coded = e.message;
+    }
+    e = e.cause;
+  }
+  return { code, message: coded ?? deepest };
 }
 
 function decodeDataUri(uri: string, limits: ImageFetchLimits): FetchedImage {

@@ -9,23 +9,29 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type FaultConfig, FaultPlan, formatFaultSpec } from "./faults.js";
 import { DEFAULT_IMAGE_FETCH_LIMITS, type ImageFetchLimits } from "./fetch-image.js";
+import { type JobSummary, jobSummary } from "./job-summary.js";
 import { type LogSink, RequestLog, type RequestLogEntry } from "./log.js";
 import { DEFAULT_RUN_TIME, type Job, type RunTime, Scheduler } from "./queue.js";
 import { Renderer } from "./render.js";
-import { type JobSummary, jobSummary, SandboxHandler } from "./server.js";
+import { SandboxHandler } from "./server.js";
 
 export {
+  DEFAULT_MODES,
   type FaultConfig,
   type FaultRule,
   FaultSpecError,
   formatFaultSpec,
+  MODE_VALUES,
+  type ModeName,
   parseFaultSpec,
+  type SandboxModes,
 } from "./faults.js";
+export type { JobSummary } from "./job-summary.js";
 export type { RequestLogEntry } from "./log.js";
 export { BASE_PRICE_USD, PRICE_UNIT } from "./models.js";
 export { DEFAULT_RUN_TIME, type RunTime } from "./queue.js";
 export { FPS, motionForSeed, outputSize } from "./render.js";
-export { ERROR_CODES, type JobSummary } from "./server.js";
+export { ERROR_CODES } from "./replies.js";
 
 export interface SandboxOptions {
   /** Default 127.0.0.1. */
@@ -40,7 +46,7 @@ export interface SandboxOptions {
   runTime?: Record<number, RunTime>;
   /** When set, the only token accepted; otherwise any non-empty token, jobs kept per token. */
   token?: string;
-  /** A fault spec (see faults.ts) or its parsed form. Default: $DREAMINA_SANDBOX_FAULTS, else none. */
+  /** A fault spec with modes (see faults.ts) or its parsed form. Default: $DREAMINA_SANDBOX_FAULTS, else none. */
   faults?: string | FaultConfig;
   /** Seed for run-time jitter, picked seeds (-1) and faults without their own seed (default 0). */
   seed?: number;
@@ -67,7 +73,7 @@ export interface Sandbox {
   requests(): RequestLogEntry[];
   /** Every job so far, with its seed, state and output sha256. */
   jobs(): JobSummary[];
-  /** Replaces the fault plan (counters restart). */
+  /** Replaces the fault plan and the modes (counters restart; modes not given return to their defaults). */
   setFaults(faults: string | FaultConfig | undefined): void;
   /** The fault plan in its canonical string form. */
   faults(): string;
@@ -120,7 +126,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const address = server.address() as AddressInfo;
   const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
   url = `http://${shownHost === "0.0.0.0" ? "127.0.0.1" : shownHost === "[::]" ? "[::1]" : shownHost}:${address.port}`;
-  if (state.plan.config.rules.length > 0) sink?.(`faults: ${formatFaultSpec(state.plan.config)}`);
+  const { rules, modes } = state.plan.config;
+  if (rules.length > 0 || modes) sink?.(`faults: ${formatFaultSpec(state.plan.config)}`);
 
   let closing: Promise<void> | undefined;
   return {

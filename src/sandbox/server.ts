@@ -1,30 +1,31 @@
-// The sandbox's HTTP side: routing, auth, the JSON shapes of the contract, and where faults
-// hook in. Shapes follow /work/shared/runcomfy-api.md; where the contract leaves room the
-// sandbox picks one plausible answer and keeps to it (noted inline).
+// The sandbox's HTTP side: routing, auth, submit's checks, and where faults hook in. The JSON
+// shapes themselves (and the modes that pick among the contract's variants) are in replies.ts;
+// they follow /work/shared/runcomfy-api.md.
 
 import { createHash, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type ImageHeader, sniffImage } from "../model/image-header.js";
-import { estimateCostUsd, withDefaults } from "../model/input.js";
+import { withDefaults } from "../model/input.js";
 import { type ImageFacts, type Violation, validate } from "../model/validate.js";
 import { serveFile } from "./cdn.js";
 import { type AppliedFault, describeFault, type FaultEndpoint, type FaultPlan } from "./faults.js";
 import { fetchImage, type ImageFetchLimits } from "./fetch-image.js";
+import { jobSummary, outputPath } from "./job-summary.js";
 import type { RequestLog } from "./log.js";
 import { findModel, listModels, modelJson } from "./models.js";
-import type { Job, JobState, Scheduler } from "./queue.js";
+import type { Job, Scheduler } from "./queue.js";
 import { drawUint32 } from "./random.js";
-
-export const ERROR_CODES = {
-  invalidResource: 400001,
-  /** Not in the contract's table: the sandbox's code for a 422 schema violation. */
-  invalidInput: 400003,
-  auth: 400004,
-  forbidden: 403001,
-  notFound: 404001,
-  /** Not in the contract's table: the sandbox's code for internal errors and error200 faults. */
-  internal: 500001,
-} as const;
+import {
+  cancelReply,
+  ERROR_CODES,
+  errorBody,
+  faultReply,
+  isRecord,
+  type Reply,
+  resultReply,
+  statusReply,
+  withErrorKey,
+} from "./replies.js";
 
 /** A request body larger than this is refused (the contract's 64 MiB per request). */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -44,14 +45,6 @@ export interface ServerState {
   fallbackBase: () => string;
 }
 
-interface Reply {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-  /** Sent verbatim instead of JSON (gateway HTML pages, malformed JSON). */
-  raw?: { contentType: string; text: string };
-}
-
 /** What the log learns about one exchange while it is handled. */
 interface Exchange {
   route: string;
@@ -60,62 +53,6 @@ interface Exchange {
   fault: AppliedFault | undefined;
   requestId: string | undefined;
   status: number | undefined;
-}
-
-const STATUS_OF: Record<JobState, string> = {
-  in_queue: "in_queue",
-  in_progress: "in_progress",
-  // The quirk: status says "completed" for failures too; only result says "failed".
-  succeeded: "completed",
-  failed: "completed",
-  cancelled: "cancelled",
-};
-
-function errorBody(code: number, message: string, detail?: unknown): Record<string, unknown> {
-  return detail === undefined
-    ? { error_code: code, error_message: message }
-    : { error_code: code, error_message: message, detail };
-}
-
-function gatewayPage(status: number, reason: string): Reply {
-  const text = `<html>\r\n<head><title>${status} ${reason}</title></head>\r\n<body>\r\n<center><h1>${status} ${reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
-  return { status, raw: { contentType: "text/html", text } };
-}
-
-/** The reply a pre-empting fault sends instead of the real one; undefined for the others. */
-function faultReply(fault: AppliedFault): Reply | undefined {
-  switch (fault.kind) {
-    case "429":
-      return {
-        status: 429,
-        headers: { "Retry-After": String(fault.param ?? 1) },
-        body: errorBody(429001, "Too many requests, slow down."),
-      };
-    case "429-date":
-      return {
-        status: 429,
-        headers: { "Retry-After": new Date(Date.now() + (fault.param ?? 1) * 1000).toUTCString() },
-        body: errorBody(429001, "Too many requests, slow down."),
-      };
-    case "429-bare":
-      return { status: 429, body: errorBody(429001, "Too many requests.") };
-    case "500":
-      return { status: 500, body: errorBody(ERROR_CODES.internal, "Internal server error.") };
-    case "502":
-      return gatewayPage(502, "Bad Gateway");
-    case "503": {
-      const page = gatewayPage(503, "Service Temporarily Unavailable");
-      if (fault.param !== undefined) page.headers = { "Retry-After": String(fault.param) };
-      return page;
-    }
-    case "error200":
-      return {
-        status: 200,
-        body: errorBody(fault.param ?? ERROR_CODES.internal, "The request could not be processed."),
-      };
-    default:
-      return undefined;
-  }
 }
 
 export class SandboxHandler {
@@ -146,7 +83,8 @@ export class SandboxHandler {
           const message = error instanceof Error ? error.message : String(error);
           exchange.status = 500;
           res.writeHead(500, { "Content-Type": "application/json" });
-          res.end(JSON.stringify(errorBody(ERROR_CODES.internal, `sandbox error: ${message}`)));
+          const reply = { status: 500, body: errorBody(ERROR_CODES.internal, `sandbox error: ${message}`) };
+          res.end(JSON.stringify(withErrorKey(reply, this.#state.plan.modes["error-key"]).body));
         }
       })
       .finally(() => {
@@ -184,11 +122,21 @@ export class SandboxHandler {
     const route = apiRoute(method, path);
     if (!route) {
       await drain(req);
-      return this.#send(res, ex, { status: 404, body: { error_message: `No route for ${method} ${path}` } });
+      return this.#send(res, ex, {
+        status: 404,
+        body: errorBody(ERROR_CODES.noRoute, `No route for ${method} ${path}`),
+      });
     }
     if (route.kind === "method") {
       await drain(req);
-      return this.#send(res, ex, { status: 405, body: { error_message: `${method} is not allowed here` } });
+      return this.#send(res, ex, {
+        status: 405,
+        headers: { Allow: route.allow },
+        body: errorBody(
+          ERROR_CODES.methodNotAllowed,
+          `${method} is not allowed on ${path}; use ${route.allow}`,
+        ),
+      });
     }
     ex.route = route.kind;
     ex.requestId = route.requestId;
@@ -277,6 +225,7 @@ export class SandboxHandler {
 
   #send(res: ServerResponse, ex: Exchange, reply: Reply): void {
     if (res.destroyed) return;
+    reply = withErrorKey(reply, this.#state.plan.modes["error-key"]);
     const payload = reply.raw?.text ?? (reply.body === undefined ? "" : JSON.stringify(reply.body));
     const contentType = reply.raw?.contentType ?? "application/json";
     res.writeHead(reply.status, {
@@ -450,45 +399,17 @@ export class SandboxHandler {
   }
 
   #statusReply(job: Job, base: string): Reply {
-    const body: Record<string, unknown> = { request_id: job.id, status: STATUS_OF[job.state] };
-    const position = this.#state.scheduler.queuePosition(job);
-    if (job.state === "in_queue" && position !== undefined) body.queue_position = position;
-    body.status_url = `${base}/v1/requests/${job.id}/status`;
-    body.result_url = `${base}/v1/requests/${job.id}/result`;
-    return { status: 200, body };
+    return statusReply(job, base, this.#state.scheduler.queuePosition(job), this.#state.plan.modes);
   }
 
   #resultReply(job: Job, base: string, includeCost: string | null): Reply {
-    const body: Record<string, unknown> = { request_id: job.id, status: job.state };
-    if (job.state === "succeeded" && job.video) body.output = { video: `${base}${outputPath(job)}` };
-    if (job.state === "failed") body.error = job.error ?? "Generation failed.";
-    body.created_at = job.createdAt.toISOString();
-    if (job.finishedAt) body.finished_at = job.finishedAt.toISOString();
-    if (includeCost === "true" && job.finishedAt) {
-      // Billed only for a delivered video; failed and cancelled jobs cost nothing here.
-      const model = findModel(job.modelId);
-      body.cost =
-        job.state === "succeeded" && model
-          ? estimateCostUsd({
-              frames: job.frames,
-              basePriceUsd: model.base_price_usd,
-              priceUnit: model.price_unit,
-            })
-          : 0;
-    }
-    return { status: 200, body };
+    const video = job.state === "succeeded" && job.video ? `${base}${outputPath(job)}` : undefined;
+    return resultReply(job, video, includeCost === "true", this.#state.plan.modes);
   }
 
   #cancelReply(job: Job): Reply {
     const cancelled = job.state === "cancelled" || this.#state.scheduler.cancel(job);
-    return {
-      status: 202,
-      body: {
-        request_id: job.id,
-        status: STATUS_OF[job.state],
-        outcome: cancelled ? "cancelled" : "not_cancellable",
-      },
-    };
+    return cancelReply(job, cancelled, this.#state.plan.modes);
   }
 
   async #cdn(req: IncomingMessage, res: ServerResponse, ex: Exchange, path: string): Promise<void> {
@@ -532,7 +453,7 @@ export class SandboxHandler {
       return { status: 200, body: [...this.#state.jobs.values()].map(jobSummary) };
     }
     await drain(req);
-    return { status: 404, body: { error_message: `No sandbox route for ${method} ${path}` } };
+    return { status: 404, body: errorBody(ERROR_CODES.noRoute, `No sandbox route for ${method} ${path}`) };
   }
 
   #sleep(ms: number): Promise<void> {
@@ -556,11 +477,11 @@ type ApiRoute =
   | { kind: "detail"; modelId: string; requestId?: undefined }
   | { kind: "list"; requestId?: undefined }
   | { kind: "status" | "result" | "cancel"; requestId: string }
-  | { kind: "method"; requestId?: undefined };
+  | { kind: "method"; allow: string; requestId?: undefined };
 
 function apiRoute(method: string, path: string): ApiRoute | undefined {
   if (path === "/v1/models" || path === "/v1/models/") {
-    return method === "GET" ? { kind: "list" } : { kind: "method" };
+    return method === "GET" ? { kind: "list" } : { kind: "method", allow: "GET" };
   }
   if (path.startsWith("/v1/models/")) {
     let modelId: string;
@@ -576,13 +497,18 @@ function apiRoute(method: string, path: string): ApiRoute | undefined {
     }
     if (method === "POST") return { kind: "submit", modelId };
     if (method === "GET") return { kind: "detail", modelId };
-    return { kind: "method" };
+    return { kind: "method", allow: "GET, POST" };
   }
   const m = /^\/v1\/requests\/([^/]+)\/(status|result|cancel)$/.exec(path);
   if (!m) return undefined;
   const kind = m[2] as "status" | "result" | "cancel";
   const wanted = kind === "cancel" ? "POST" : "GET";
-  return method === wanted ? { kind, requestId: decodeURIComponent(m[1]!) } : { kind: "method" };
+  if (method !== wanted) return { kind: "method", allow: wanted };
+  try {
+    return { kind, requestId: decodeURIComponent(m[1]!) };
+  } catch {
+    return undefined; // a broken %-escape: no request can have that id
+  }
 }
 
 function listQuery(params: URLSearchParams) {
@@ -629,76 +555,8 @@ function imageFacts(header: ImageHeader, sizeBytes: number, url: string): ImageF
   };
 }
 
-export function outputPath(job: Job): string {
-  return `/cdn/${job.id}/dreamina-${job.frames}f-${job.seed}.mp4`;
-}
-
-export interface JobSummary {
-  id: string;
-  state: JobState;
-  modelId: string;
-  frames: number;
-  seed: number;
-  requestedSeed: number;
-  submitCount: number;
-  inputSha256: string;
-  imageSha256: string;
-  createdAt: string;
-  startedAt: string | undefined;
-  finishedAt: string | undefined;
-  runMs: number;
-  fault: "fail" | undefined;
-  error: string | undefined;
-  output:
-    | {
-        path: string;
-        file: string;
-        sha256: string;
-        size: number;
-        width: number;
-        height: number;
-        cached: boolean;
-      }
-    | undefined;
-}
-
-export function jobSummary(job: Job): JobSummary {
-  return {
-    id: job.id,
-    state: job.state,
-    modelId: job.modelId,
-    frames: job.frames,
-    seed: job.seed,
-    requestedSeed: job.requestedSeed,
-    submitCount: job.submitCount,
-    inputSha256: job.inputSha256,
-    imageSha256: job.imageSha256,
-    createdAt: job.createdAt.toISOString(),
-    startedAt: job.startedAt?.toISOString(),
-    finishedAt: job.finishedAt?.toISOString(),
-    runMs: Math.round(job.runMs),
-    fault: job.failByFault ? "fail" : undefined,
-    error: job.error,
-    output: job.video
-      ? {
-          path: outputPath(job),
-          file: job.video.path,
-          sha256: job.video.sha256,
-          size: job.video.size,
-          width: job.video.width,
-          height: job.video.height,
-          cached: job.video.cached,
-        }
-      : undefined,
-  };
-}
-
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | "too-large"> {

@@ -110,6 +110,11 @@ describe("status", () => {
     ["Succeeded", "succeeded"],
     ["FAILED", "failed"],
     ["Cancelled", "cancelled"],
+    // RunComfy's own Python client treats these as ordinary non-terminal states.
+    ["pending", "in_queue"],
+    ["WAITING", "in_queue"],
+    ["starting", "in_progress"],
+    ["Processing", "in_progress"],
     ["exploded", "unknown"],
   ];
   for (const [raw, expected] of values) {

@@ -166,6 +166,19 @@ describe("MissingTokenError", () => {
       const err = await new RunComfyClient({ baseUrl: server.url }).status("r1").catch((e: unknown) => e);
       assert.ok(err instanceof MissingTokenError, String(err));
       assert.ok(err.lookedIn.includes("$RUNCOMFY_API_KEY"));
+      // The core reads no files, but a user logged in with the official tool must learn that
+      // the Node entry and the CLI would have found its token.json, and where.
+      for (const place of [
+        "token.json",
+        "$RUNCOMFY_CONFIG_DIR",
+        "$XDG_CONFIG_HOME/runcomfy",
+        "~/.config/runcomfy",
+        "dreamina-i2v/node",
+        "CLI",
+      ]) {
+        assert.ok(err.message.includes(place), `names ${place}: ${err.message}`);
+      }
+      assert.ok(!err.lookedIn.some((p) => p.includes("token.json")), "it did not look there itself");
       const empty = await new RunComfyClient({ baseUrl: server.url, token: "  " })
         .status("r1")
         .catch((e) => e);

@@ -195,8 +195,14 @@ export const MODEL_ID = "bytedance/dreamina-3-0/pro/image-to-video";
  */
 const injectedFetch = process.env.TEST_FETCH === "node" ? nodeFetch : undefined;
 
-/** Fast, deterministic client settings for tests: jitter off (random = 1), tiny backoff. */
-export function testClientOptions(server: ScriptedServer, overrides: Partial<RunComfyClientOptions> = {}) {
+/**
+ * Fast, deterministic client settings for tests: jitter off (random = 1), tiny backoff.
+ * `server` is anything with a base URL (a ScriptedServer, a sandbox).
+ */
+export function testClientOptions(
+  server: { readonly url: string },
+  overrides: Partial<RunComfyClientOptions> = {},
+) {
   return {
     token: TEST_TOKEN,
     baseUrl: server.url,
@@ -208,6 +214,6 @@ export function testClientOptions(server: ScriptedServer, overrides: Partial<Run
   } satisfies RunComfyClientOptions;
 }
 
-export function testClient(server: ScriptedServer, overrides: Partial<RunComfyClientOptions> = {}) {
+export function testClient(server: { readonly url: string }, overrides: Partial<RunComfyClientOptions> = {}) {
   return new RunComfyClient(testClientOptions(server, overrides));
 }

@@ -14,6 +14,7 @@ import type { JobUpdate } from "../../src/run/wait.js";
 import type { Sandbox } from "../../src/sandbox/index.js";
 import { assertMp4, FAKE_TOKEN, inProcessSandbox, sha256File } from "../helpers/cli.js";
 import { jpeg } from "../helpers/images.js";
+import { JobServer, resultBody, statusBody } from "../run/job-server.js";
 
 let sandbox: Sandbox;
 let dir: string;
@@ -202,6 +203,53 @@ describe("Dreamina (Node SDK)", () => {
       assert.equal(sandbox.requests().length, requestsBefore);
     } finally {
       dreamina.close();
+    }
+  });
+});
+
+describe("Dreamina with other status names", () => {
+  it("pending/waiting/starting/processing reach the journal as in_queue/in_progress, raw text kept", async () => {
+    const server = await JobServer.start();
+    const rid = "alias-job-1";
+    server.submitIds.push(rid);
+    server.script(rid, {
+      status: [
+        statusBody(rid, "pending", 3),
+        statusBody(rid, "waiting", 1),
+        statusBody(rid, "starting"),
+        statusBody(rid, "processing"),
+        statusBody(rid, "completed"),
+      ],
+      result: [resultBody(rid, "succeeded", { output: { video: `${server.url}/out.mp4` } })],
+    });
+    const dreamina = new Dreamina({
+      baseUrl: server.url,
+      token: FAKE_TOKEN,
+      journal: join(dir, "aliases.db"),
+    });
+    try {
+      const { requestId } = await dreamina.submit({ image, prompt: "other names", frames: 121 });
+      assert.equal(requestId, rid);
+      const video = await dreamina.wait(rid, { download: false, pollSchedule: () => 5 });
+      assert.equal(video.result.status, "succeeded");
+      const row = dreamina.journal?.get(rid);
+      assert.equal(row?.state, "succeeded");
+      assert.ok(row?.startedAt, "starting counts as running: the run time is measured from it");
+      assert.deepEqual(
+        row?.transitions.map((t) => [t.status, t.rawStatus ?? null, t.queuePosition ?? null]),
+        [
+          ["submitting", null, null],
+          ["submitted", null, null],
+          ["in_queue", "pending", 3],
+          ["in_queue", "waiting", 1],
+          ["in_progress", "starting", null],
+          ["completed", "completed", null],
+          ["succeeded", "succeeded", null],
+        ],
+      );
+    } finally {
+      dreamina.close();
+      await server.close();
     }
   });
 });

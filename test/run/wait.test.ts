@@ -75,6 +75,83 @@ describe("wait", () => {
     assert.equal(server.count("cancel", rid), 0);
   });
 
+  test("pending, waiting, starting, processing are ordinary states: polled through, raw text kept", async () => {
+    const rid = id("aliases");
+    server.script(rid, {
+      status: [
+        statusBody(rid, "pending", 2),
+        statusBody(rid, "WAITING", 1),
+        statusBody(rid, "starting"),
+        statusBody(rid, "Processing"),
+        statusBody(rid, "processing"),
+        statusBody(rid, "completed"),
+      ],
+      result: [resultBody(rid, "succeeded", { output: { video: VIDEO } })],
+    });
+    const seen: JobUpdate[] = [];
+    const result = await wait(server.client(), rid, {
+      pollSchedule: fast,
+      onUpdate: (u) => {
+        seen.push(u);
+      },
+    });
+    assert.equal(result.video, VIDEO);
+    assert.deepEqual(
+      seen.map((u) => [u.status, u.rawStatus, u.queuePosition]),
+      [
+        ["in_queue", "pending", 2],
+        ["in_queue", "WAITING", 1],
+        ["in_progress", "starting", undefined],
+        ["in_progress", "Processing", undefined],
+        ["in_progress", "processing", undefined],
+        ["completed", "completed", undefined],
+        ["succeeded", "succeeded", undefined],
+      ],
+    );
+    // None of them is terminal or unknown: the result is read once, at the end.
+    assert.equal(server.count("result", rid), 1);
+  });
+
+  test("a running-like alias lets pollResultWhileRunning switch to the result", async () => {
+    const rid = id("aliases-result");
+    server.script(rid, {
+      status: [statusBody(rid, "waiting", 0), statusBody(rid, "starting")],
+      result: [resultBody(rid, "processing"), resultBody(rid, "succeeded", { output: { video: VIDEO } })],
+    });
+    const seen: string[] = [];
+    const result = await wait(server.client(), rid, {
+      pollSchedule: fast,
+      pollResultWhileRunning: true,
+      onUpdate: (u) => void seen.push(`${u.status}/${u.rawStatus}`),
+    });
+    assert.equal(result.video, VIDEO);
+    assert.deepEqual(seen, [
+      "in_queue/waiting",
+      "in_progress/starting",
+      "in_progress/processing",
+      "succeeded/succeeded",
+    ]);
+    assert.equal(server.count("status", rid), 2);
+    assert.equal(server.count("result", rid), 2);
+  });
+
+  test("abort while starting (running-like) → not_cancellable, no cancel sent", async () => {
+    const rid = id("aliases-abort");
+    server.script(rid, { status: [statusBody(rid, "starting")] });
+    const controller = new AbortController();
+    const waiting = wait(server.client(), rid, {
+      pollSchedule: fast,
+      signal: controller.signal,
+      onUpdate: () => controller.abort(),
+    });
+    await assert.rejects(waiting, (err: unknown) => {
+      assert.ok(err instanceof WaitAbortedError);
+      assert.equal(err.cancel.outcome, "not_cancellable");
+      return true;
+    });
+    assert.equal(server.count("cancel", rid), 0);
+  });
+
   test("completed on status but failed on result → JobFailedError with the service's error verbatim", async () => {
     const rid = id("failed");
     const jobError = [{ errorCode: 7001, error: "NSFW content detected", debugInfo: { stage: "filter" } }];

@@ -175,6 +175,31 @@ describe("sandbox contract", () => {
     assert.equal(c.body.error_code, 404001);
   });
 
+  test("unrouted paths are 404 + error_code, wrong methods 405 + error_code and Allow", async () => {
+    for (const path of ["/v2/models", "/v1/requests/abc/progress", "/v1/requests/%E0%A4%A/status", "/"]) {
+      const r = await getJson(`${sandbox.url}${path}`);
+      assert.equal(r.status, 404, path);
+      assert.equal(r.body.error_code, 404002, path);
+      assert.match(r.body.error_message, /No route for GET/, path);
+    }
+    const admin = await getJson(`${sandbox.url}/__sandbox/nothing`);
+    assert.equal(admin.status, 404);
+    assert.equal(admin.body.error_code, 404002);
+    for (const [method, path, allow] of [
+      ["GET", "/v1/requests/abc/cancel", "POST"],
+      ["POST", "/v1/requests/abc/status", "GET"],
+      ["DELETE", MODEL_PATH, "GET, POST"],
+      ["PUT", "/v1/models", "GET"],
+    ] as const) {
+      const r = await fetch(`${sandbox.url}${path}`, { method, headers: auth() });
+      assert.equal(r.status, 405, `${method} ${path}`);
+      assert.equal(r.headers.get("allow"), allow);
+      const body = (await r.json()) as Body;
+      assert.equal(body.error_code, 405001);
+      assert.match(body.error_message, new RegExp(`${method} is not allowed`));
+    }
+  });
+
   test("unknown model: 400 + 400001 on submit and detail", async () => {
     const r = await fetch(`${sandbox.url}/v1/models/acme/nothing`, {
       method: "POST",
@@ -260,7 +285,7 @@ describe("sandbox contract", () => {
       assert.equal(small.jobs()[0]!.state === "in_queue" || small.jobs()[0]!.state === "in_progress", true);
       const notFound = await submit(small.url, { prompt: "p", image_urls: [`${origin}/missing.jpg`] });
       assert.equal(notFound.status, 422);
-      assert.match(notFound.body.detail[0].msg, /HTTP 404/);
+      assert.match(notFound.body.detail[0].msg, /127\.0\.0\.1:\d+ answered HTTP 404 Not Found/);
       const huge = await submit(small.url, { prompt: "p", image_urls: [`${origin}/huge.jpg`] });
       assert.equal(huge.status, 422);
       assert.match(huge.body.detail[0].msg, /larger than 1000000 bytes/);
@@ -268,6 +293,45 @@ describe("sandbox contract", () => {
     } finally {
       await small.close();
       host.close();
+    }
+  });
+
+  test("an image fetch that fails says why: refused, DNS, timeout", async () => {
+    // A port that was free a moment ago; a host that never answers; a name no resolver accepts
+    // (a 64-character label cannot go into a DNS query, and .invalid is reserved anyway).
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const closedPort = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const silent: Server = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const silentOrigin = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const quick = await startSandbox({ quiet: true, timeScale: 600, imageFetch: { timeoutMs: 300 } });
+    try {
+      const cases: [string, RegExp][] = [
+        [
+          `http://127.0.0.1:${closedPort}/a.jpg`,
+          new RegExp(`connection refused by 127\\.0\\.0\\.1:${closedPort}`),
+        ],
+        [
+          `http://${"x".repeat(64)}.invalid/a.jpg`,
+          /DNS lookup failed for x+\.invalid \((ENOTFOUND|EAI_\w+)\)/,
+        ],
+        [`${silentOrigin}/a.jpg`, /timed out after 300 ms \(127\.0\.0\.1:\d+\)/],
+      ];
+      for (const [url, why] of cases) {
+        const r = await submit(quick.url, { prompt: "p", image_urls: [url] });
+        assert.equal(r.status, 422, url);
+        assert.deepEqual(r.body.detail[0].loc, ["body", "image_urls", 0]);
+        assert.equal(r.body.detail[0].type, "image_fetch");
+        assert.match(r.body.detail[0].msg, /^fetching the image failed: /);
+        assert.match(r.body.detail[0].msg, why, url);
+      }
+      assert.equal(quick.jobs().length, 0);
+    } finally {
+      await quick.close();
+      silent.closeAllConnections();
+      silent.close();
     }
   });
 

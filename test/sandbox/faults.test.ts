@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import { after, before, describe, test } from "node:test";
+import { FaultPlan } from "../../src/sandbox/faults.js";
 import {
+  DEFAULT_MODES,
   FaultSpecError,
   formatFaultSpec,
   parseFaultSpec,
@@ -43,9 +45,41 @@ describe("fault grammar", () => {
       "status:teapot=0.1",
       "status:reset@3=0.1",
       "seed=x",
+      "status:balance=0.1",
+      "submit:balance@200=1",
+      "submit:balance@402.5=1",
+      "output=gif",
+      "colour=blue",
+      "job-error=",
     ]) {
       assert.throws(() => parseFaultSpec(bad), FaultSpecError, bad);
     }
+    assert.throws(() => parseFaultSpec("output=gif"), /bad value "gif" for mode output.*video, videos/);
+    assert.throws(() => parseFaultSpec("colour=blue"), /unknown mode "colour".*output, finished-status/);
+    assert.throws(() => parseFaultSpec("status:balance=1"), /does not apply to status/);
+  });
+
+  test("modes: parsed beside faults, the last one wins, kept through the canonical form", () => {
+    const config = parseFaultSpec(
+      "submit:balance@400=1, output=videos, finished-status=outcome, job-error=array, error-key=message, " +
+        "result-model-id=on, error-key=error, seed=3",
+    );
+    assert.deepEqual(config.rules, [{ endpoint: "submit", kind: "balance", share: 1, param: 400 }]);
+    assert.deepEqual(config.modes, {
+      output: "videos",
+      "finished-status": "outcome",
+      "job-error": "array",
+      "error-key": "error",
+      "result-model-id": "on",
+    });
+    assert.deepEqual(parseFaultSpec(formatFaultSpec(config)), config);
+    assert.equal(parseFaultSpec("job:fail=1").modes, undefined);
+
+    // The parsed form given directly: checked the same way; a mode set to undefined is left out.
+    const plan = new FaultPlan({ rules: [], modes: { output: undefined, "job-error": "array" } });
+    assert.deepEqual(plan.modes, { ...DEFAULT_MODES, "job-error": "array" });
+    assert.equal(formatFaultSpec(plan.config), "job-error=array,seed=0");
+    assert.throws(() => new FaultPlan({ rules: [], modes: { output: "gif" as "video" } }), FaultSpecError);
   });
 });
 
@@ -242,6 +276,105 @@ describe("fault effects", () => {
     const body = Buffer.from(await (await fetch(video)).arrayBuffer());
     assert.equal(body.length, size);
     assert.ok(Date.now() - t0 >= 400, `slow download took ${Date.now() - t0} ms`);
+  });
+
+  test("submit:balance: 402 (or the given 4xx) with error_code 400002, and nothing is created", async () => {
+    const before = sandbox.jobs().length;
+    sandbox.setFaults("submit:balance=1");
+    const refused = await submit(sandbox.url, { prompt: "p", image_urls: [image], seed: 2 });
+    assert.equal(refused.status, 402);
+    assert.equal(refused.body.error_code, 400002);
+    assert.match(refused.body.error_message, /Insufficient balance/);
+    sandbox.setFaults("submit:balance@400=1");
+    const as400 = await submit(sandbox.url, { prompt: "p", image_urls: [image], seed: 2 });
+    assert.equal(as400.status, 400);
+    assert.equal(as400.body.error_code, 400002);
+    assert.equal(sandbox.jobs().length, before, "a refused submit creates no job");
+    // The last submit's entry (an earlier test's slow download may be logged after it).
+    const submits = sandbox.requests().filter((e) => e.route === "submit");
+    assert.deepEqual(
+      submits.slice(-2).map((e) => [e.fault, e.status]),
+      [
+        ["balance", 402],
+        ["balance@400", 400],
+      ],
+    );
+  });
+
+  test("output=videos, result-model-id=on: the result's output is a videos array, and it names the model", async () => {
+    const id = await newJob();
+    await waitDone(sandbox.url, id);
+    const plain = (await getJson(`${sandbox.url}/v1/requests/${id}/result`)).body;
+    assert.equal(typeof plain.output.video, "string");
+    assert.equal("model_id" in plain, false, "the contract's result has no model_id by default");
+    sandbox.setFaults("output=videos,result-model-id=on");
+    const shaped = (await getJson(`${sandbox.url}/v1/requests/${id}/result`)).body;
+    assert.deepEqual(shaped.output, { videos: [plain.output.video] });
+    assert.equal(shaped.model_id, "bytedance/dreamina-3-0/pro/image-to-video");
+    assert.equal(shaped.status, "succeeded");
+    sandbox.setFaults(undefined);
+  });
+
+  test("finished-status=outcome: status (and cancel) say succeeded or failed instead of completed", async () => {
+    const ok = await newJob();
+    sandbox.setFaults("job:fail=1");
+    const bad = (await submit(sandbox.url, { prompt: "p", image_urls: [image], seed: 2 })).body.request_id;
+    sandbox.setFaults(undefined);
+    assert.equal((await waitDone(sandbox.url, ok)).status, "completed");
+    assert.equal((await waitDone(sandbox.url, bad)).status, "completed");
+    sandbox.setFaults("finished-status=outcome");
+    assert.equal((await getJson(`${sandbox.url}/v1/requests/${ok}/status`)).body.status, "succeeded");
+    assert.equal((await getJson(`${sandbox.url}/v1/requests/${bad}/status`)).body.status, "failed");
+    const cancel = await fetch(`${sandbox.url}/v1/requests/${bad}/cancel`, {
+      method: "POST",
+      headers: { authorization: "Bearer token-a" },
+    });
+    assert.deepEqual(await cancel.json(), { request_id: bad, status: "failed", outcome: "not_cancellable" });
+    const result = (await getJson(`${sandbox.url}/v1/requests/${bad}/result`)).body;
+    assert.equal(result.status, "failed");
+    assert.equal(typeof result.error, "string");
+    sandbox.setFaults(undefined);
+  });
+
+  test("job-error=array: a failed result's error is [{errorCode, error, debugInfo}]", async () => {
+    sandbox.setFaults("job:fail=1");
+    const id = (await submit(sandbox.url, { prompt: "p", image_urls: [image], seed: 2 })).body.request_id;
+    sandbox.setFaults(undefined);
+    await waitDone(sandbox.url, id);
+    sandbox.setFaults("job-error=array");
+    const result = (await getJson(`${sandbox.url}/v1/requests/${id}/result`)).body;
+    assert.equal(result.status, "failed");
+    assert.ok(Array.isArray(result.error));
+    assert.equal(result.error.length, 1);
+    const [entry] = result.error;
+    assert.deepEqual(Object.keys(entry), ["errorCode", "error", "debugInfo"]);
+    assert.equal(entry.errorCode, 500001);
+    assert.equal(entry.error, "Generation failed: internal worker error");
+    assert.equal(entry.debugInfo.requestId, id);
+    sandbox.setFaults(undefined);
+  });
+
+  test("error-key=message|error: every JSON error body carries its message under that key", async () => {
+    for (const key of ["message", "error"]) {
+      sandbox.setFaults(`error-key=${key}`);
+      const missing = await getJson(`${sandbox.url}/v1/requests/no-such-id/status`);
+      assert.equal(missing.status, 404);
+      assert.deepEqual(Object.keys(missing.body), ["error_code", key]);
+      assert.match(missing.body[key], /not found/);
+      const invalid = await submit(sandbox.url, { prompt: "p" });
+      assert.equal(invalid.status, 422);
+      assert.deepEqual(Object.keys(invalid.body), ["error_code", key, "detail"]);
+      sandbox.setFaults(`error-key=${key},status:500=1`);
+      const fault = await getJson(`${sandbox.url}/v1/requests/no-such-id/status`);
+      assert.equal(fault.status, 500);
+      assert.equal(fault.body[key], "Internal server error.");
+      assert.equal(fault.body.error_message, undefined);
+    }
+    sandbox.setFaults(undefined);
+    assert.equal(
+      typeof (await getJson(`${sandbox.url}/v1/requests/no-such-id/status`)).body.error_message,
+      "string",
+    );
   });
 
   test("faults apply before auth, like a gateway in front of the service", async () => {

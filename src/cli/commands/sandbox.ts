@@ -33,7 +33,7 @@ export function registerSandbox(program: Command, run: ActionRunner): void {
     .option("--time-scale <x>", "divide simulated run times by x (60 turns a minute into a second)", "1")
     .option(
       "--faults <spec>",
-      "fault spec, e.g. 'status:500=0.05,cdn:truncate=0.1,seed=7' (default $DREAMINA_SANDBOX_FAULTS)",
+      "faults and modes, e.g. 'status:500=0.05,cdn:truncate=0.1,output=videos,seed=7' (default $DREAMINA_SANDBOX_FAULTS; README lists them)",
     )
     .option("--seed <n>", "seed for run-time jitter, picked seeds and faults", "0")
     .addHelpText(
