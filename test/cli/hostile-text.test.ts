@@ -104,7 +104,7 @@ describe("control characters are shown, not obeyed", () => {
 describe("URL passwords are redacted everywhere", () => {
   const url = () => `http://user:${PASSWORD}@127.0.0.1:9/photo.jpg`;
 
-  it("validate, run and submit: not on stderr, not in --json; the exit code says input (66)", async () => {
+  it("validate, run and submit: not on stderr, not in --json; the exit code says input, not service", async () => {
     for (const command of [
       ["validate", "-i", url()],
       ["run", "-i", url(), "-p", "x"],
@@ -112,7 +112,8 @@ describe("URL passwords are redacted everywhere", () => {
     ]) {
       for (const json of [[], ["--json"]]) {
         const r = await dreamina([...json, ...command]);
-        assert.equal(r.code, 66, show(r));
+        // An input problem (the URL cannot be fetched: 66; refused as a source: 65), never 69.
+        assert.ok(r.code === 66 || r.code === 65, show(r));
         assert.ok(!`${r.stdout}${r.stderr}`.includes(PASSWORD), show(r));
         assert.ok(`${r.stdout}${r.stderr}`.includes("http://[REDACTED]@127.0.0.1:9/photo.jpg"), show(r));
       }
