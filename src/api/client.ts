@@ -12,6 +12,7 @@ import {
   parseSubmit,
 } from "./parse.js";
 import { registerSecret } from "./redact.js";
+import { isRequestId, REQUEST_ID_RULE } from "./request-id.js";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry.js";
 import { TOKEN_ENV_VARS, TOKEN_FILE_HINT, tokenFromEnv } from "./token.js";
 import {
@@ -53,12 +54,9 @@ export interface RunComfyClientOptions {
   random?: () => number;
 }
 
-/** `request_id`s are opaque; this is what known clients accept, and it keeps paths safe. */
-const REQUEST_ID = /^[A-Za-z0-9_-]{1,128}$/;
-
 function checkRequestId(requestId: string): string {
-  if (typeof requestId !== "string" || !REQUEST_ID.test(requestId)) {
-    throw new TypeError(`request_id must match ${REQUEST_ID} (got ${JSON.stringify(requestId)})`);
+  if (!isRequestId(requestId)) {
+    throw new TypeError(`request_id must match ${REQUEST_ID_RULE} (got ${JSON.stringify(requestId)})`);
   }
   return requestId;
 }
@@ -155,7 +153,7 @@ export class RunComfyClient {
       submit: { modelId, input },
     });
     const parsed = parseSubmit(reply.body);
-    if (!parsed || !REQUEST_ID.test(parsed.requestId)) {
+    if (!parsed || !isRequestId(parsed.requestId)) {
       throw new SubmissionUnknownError(
         `The service accepted the submit (HTTP ${reply.status}) but sent no usable request_id; ` +
           "the job may exist and be billed. It was not sent again.",

@@ -6,6 +6,7 @@
 
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
+import { redactSecrets } from "../api/redact.js";
 
 export type ReportRowStatus =
   | "done"
@@ -71,7 +72,11 @@ export interface BatchReport {
 export async function writeJsonReport(outDir: string, report: BatchReport): Promise<string> {
   const path = join(outDir, "report.json");
   // Absent values are written as null, so every row has every field.
-  await atomicWrite(path, `${JSON.stringify(report, (_k, v) => (v === undefined ? null : v), 2)}\n`);
+  // Redacted like every other output: no token, no URL password (`user:pass@`) in a report.
+  await atomicWrite(
+    path,
+    `${redactSecrets(JSON.stringify(report, (_k, v) => (v === undefined ? null : v), 2))}\n`,
+  );
   return path;
 }
 
@@ -154,7 +159,8 @@ const HTML_ESCAPES: Record<string, string> = {
 };
 
 export function escapeHtml(text: unknown): string {
-  return String(text ?? "").replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
+  // Redacted before escaping: `'` becomes `&#39;`, whose `#` would end a URL's userinfo.
+  return redactSecrets(String(text ?? "")).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
 }
 
 /** A path relative to the report, as a URL: each segment percent-encoded. */

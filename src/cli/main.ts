@@ -6,7 +6,7 @@ import { Command, CommanderError } from "commander";
 import { VERSION } from "../api/version.js";
 import { registerCommands } from "./commands/index.js";
 import { CliError, EXIT, exitCodeFor } from "./exit-codes.js";
-import { type GlobalOptions, Io } from "./io.js";
+import { type GlobalOptions, Io, printable } from "./io.js";
 
 /** Runs one command's body and turns whatever it throws into a message and an exit code. */
 export type ActionRunner = (
@@ -34,6 +34,8 @@ export async function main(argv: string[]): Promise<number> {
     .option("-q, --quiet", "no progress output")
     .option("-v, --verbose", "more detail on stderr")
     .showHelpAfterError("(run with --help for usage)")
+    // Commander echoes what was typed: it is made printable like everything else we print.
+    .configureOutput({ writeErr: (text) => process.stderr.write(printable(text)) })
     .exitOverride();
 
   const run: ActionRunner = async (command, body) => {
@@ -47,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   };
   registerCommands(program, run);
+  reportUnknownOptionsFirst(program);
 
   try {
     await program.parseAsync(argv);
@@ -58,6 +61,28 @@ export async function main(argv: string[]): Promise<number> {
     throw error;
   }
   return exitCode;
+}
+
+/**
+ * Commander checks required options before unknown ones, so `run --bogus` would complain about
+ * a missing --image rather than name --bogus. Each required option is checked in a preAction
+ * hook instead, which runs after the unknown-option check; the message and code stay commander's.
+ */
+function reportUnknownOptionsFirst(command: Command): void {
+  const required = command.options.filter((option) => option.mandatory);
+  for (const option of required) option.makeOptionMandatory(false);
+  if (required.length > 0) {
+    command.hook("preAction", (self) => {
+      for (const option of required) {
+        if (self.getOptionValue(option.attributeName()) === undefined) {
+          self.error(`error: required option '${option.flags}' not specified`, {
+            code: "commander.missingMandatoryOptionValue",
+          });
+        }
+      }
+    });
+  }
+  for (const sub of command.commands) reportUnknownOptionsFirst(sub);
 }
 
 function reportError(io: Io, error: unknown, exitCode: number): void {

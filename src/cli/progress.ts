@@ -1,11 +1,15 @@
 // What a person sees while one job runs. On a terminal: a live line (state, queue position,
 // elapsed, expected remaining), then a download bar, drawn by cli-progress. Elsewhere: one
-// plain line per state change. With -q or --json: nothing (results go to stdout at the end).
+// plain line per state change. With -q or --json: nothing (results go to stdout at the end),
+// except that polls failing (the service unreachable) are always said on stderr, unless -q.
 
 import type { SingleBar } from "cli-progress";
 import type { DownloadProgress } from "../node/download.js";
-import type { JobUpdate } from "../run/wait.js";
-import type { Io } from "./io.js";
+import type { JobUpdate, PollErrorInfo } from "../run/wait.js";
+import { type Io, printable } from "./io.js";
+
+/** While polls keep failing: the first failure is said at once, then one line this often. */
+export const POLL_ERROR_REPORT_EVERY_MS = 15_000;
 
 function seconds(ms: number | undefined): string {
   if (ms === undefined || !Number.isFinite(ms)) return "?";
@@ -13,8 +17,9 @@ function seconds(ms: number | undefined): string {
   return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }
 
+/** One line about the job; the raw status is the service's text, so it is made printable here. */
 function describe(update: JobUpdate): string {
-  const state = update.status === "unknown" ? update.rawStatus : update.status;
+  const state = printable(update.status === "unknown" ? update.rawStatus : update.status, { inline: true });
   const parts = [state];
   if (update.queuePosition !== undefined) {
     parts.push(update.queuePosition === 0 ? "next in queue" : `queue position ${update.queuePosition}`);
@@ -37,6 +42,8 @@ export class JobProgress {
   #latest: JobUpdate | undefined;
   #latestAt = 0;
   #barStartedAt = 0;
+  /** The current spell of failing polls: how many, and when it was last reported. */
+  #failing: { count: number; reportedAt: number } | undefined;
 
   private constructor(io: Io, cliProgress: typeof import("cli-progress") | undefined) {
     this.#io = io;
@@ -55,7 +62,39 @@ export class JobProgress {
     this.#io.info(line);
   }
 
+  /**
+   * A poll failed and polling goes on: said at once the first time, then every
+   * POLL_ERROR_REPORT_EVERY_MS with the count and the last error, so a wait never goes silent.
+   */
+  pollError(error: Error, consecutiveErrors: number, info: PollErrorInfo): void {
+    if (this.#io.quiet) return;
+    const now = Date.now();
+    const first = this.#failing === undefined;
+    const failing = this.#failing ?? { count: 0, reportedAt: 0 };
+    this.#failing = failing;
+    failing.count = consecutiveErrors;
+    if (!first && now - failing.reportedAt < POLL_ERROR_REPORT_EVERY_MS) return;
+    failing.reportedAt = now;
+    const giveUp =
+      info.giveUpInMs === undefined ? "" : `; giving up in ${seconds(info.giveUpInMs)} (--give-up-after)`;
+    this.#closeBar(true);
+    this.#io.warn(
+      first
+        ? `cannot get the job's status: ${error.message}; retrying${giveUp}`
+        : `still failing: ${consecutiveErrors} polls in a row over ${seconds(info.failingForMs)}; ` +
+            `the last: ${error.message}${giveUp}`,
+    );
+  }
+
   update(update: JobUpdate): void {
+    if (this.#failing !== undefined) {
+      const count = this.#failing.count;
+      this.#failing = undefined;
+      if (!this.#io.quiet) {
+        this.#closeBar(true);
+        this.#io.info(`the service answers again (after ${count} failed poll${count === 1 ? "" : "s"})`);
+      }
+    }
     if (this.#io.json || this.#io.quiet) return;
     this.#latest = update;
     this.#latestAt = Date.now();

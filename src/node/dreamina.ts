@@ -39,6 +39,7 @@ export interface WaitVideoOptions
     | "cancelOnAbort"
     | "cancelOnTimeout"
     | "onPollError"
+    | "giveUpAfterMs"
   > {
   /** A file path or a directory for the video. Default: the current directory. */
   output?: string | undefined;
@@ -111,9 +112,14 @@ export class Dreamina {
   /** Submit only: the request id is journaled and returned; nothing waits. */
   async submit(
     request: VideoRequest,
-    options: { fit?: boolean | FitOptions; signal?: AbortSignal } = {},
+    options: {
+      fit?: boolean | FitOptions;
+      signal?: AbortSignal;
+      onPrepared?: RunVideoOptions["onPrepared"];
+    } = {},
   ): Promise<{ requestId: string; localId: number | undefined; submit: SubmitResult }> {
     const prepared = await this.prepare(request, options);
+    options.onPrepared?.(prepared);
     const journal = this.journal;
     const localId = journal?.beginSubmit({
       modelId: MODEL_ID,
@@ -202,6 +208,7 @@ export class Dreamina {
       cancelOnAbort: options.cancelOnAbort,
       cancelOnTimeout: options.cancelOnTimeout,
       onPollError: options.onPollError,
+      giveUpAfterMs: options.giveUpAfterMs,
       includeCost: options.includeCost ?? true,
       prior: this.journal?.runTimePrior(MODEL_ID, frames),
     };

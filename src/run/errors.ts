@@ -1,7 +1,13 @@
 // Errors of the run layer. They extend the protocol layer's classes, so there is still one
 // hierarchy: `instanceof AbortError`, `TimeoutError`, `InvalidInputError` keep working.
 
-import { AbortError, InvalidInputError, type RunComfyErrorOptions, TimeoutError } from "../api/errors.js";
+import {
+  AbortError,
+  InvalidInputError,
+  RunComfyError,
+  type RunComfyErrorOptions,
+  TimeoutError,
+} from "../api/errors.js";
 import type { CancelResult, JobStatusValue } from "../api/types.js";
 import type { ValidationReport, Violation } from "../model/validate.js";
 
@@ -77,6 +83,53 @@ export class WaitTimeoutError extends TimeoutError {
       timeoutMs: this.timeoutMs,
       cancel: reportJSON(this.cancel),
       lastStatus: this.lastRawStatus,
+    };
+  }
+}
+
+/**
+ * Every poll failed (5xx, 429, connection refused or reset, timeouts) for `giveUpAfterMs`
+ * without one answer in between, so the wait stopped. The job was left alone: it may still run
+ * and be billed; wait for it again once the service answers. `cause` is the last poll's error.
+ */
+export class WaitGaveUpError extends RunComfyError {
+  /** How long every poll had been failing, ms. */
+  readonly failingForMs: number;
+  /** Failed polls in a row. */
+  readonly consecutiveErrors: number;
+  readonly lastStatus: JobStatusValue | undefined;
+  readonly lastRawStatus: string | undefined;
+  constructor(options: {
+    requestId: string;
+    /** The last poll's error. */
+    cause: RunComfyError;
+    failingForMs: number;
+    consecutiveErrors: number;
+    lastStatus?: JobStatusValue | undefined;
+    lastRawStatus?: string | undefined;
+  }) {
+    const { requestId, cause } = options;
+    const seen =
+      options.lastRawStatus === undefined ? "no status seen yet" : `last status ${options.lastRawStatus}`;
+    super(
+      `Gave up waiting for request ${requestId}: every poll failed for ${Math.round(options.failingForMs / 1000)} s ` +
+        `(${options.consecutiveErrors} in a row, ${seen}; the last: ${cause.message}). The job was left alone: it ` +
+        `may still run and be billed. Its request id is ${requestId}: check or fetch it once the service answers.`,
+      { requestId, cause, status: cause.status, retryable: true },
+    );
+    this.failingForMs = options.failingForMs;
+    this.consecutiveErrors = options.consecutiveErrors;
+    this.lastStatus = options.lastStatus;
+    this.lastRawStatus = options.lastRawStatus;
+  }
+  override toJSON(): Record<string, unknown> {
+    const last = this.cause instanceof RunComfyError ? this.cause.toJSON() : undefined;
+    return {
+      ...super.toJSON(),
+      failingForMs: this.failingForMs,
+      consecutiveErrors: this.consecutiveErrors,
+      lastStatus: this.lastRawStatus,
+      lastError: last,
     };
   }
 }

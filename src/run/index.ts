@@ -5,6 +5,7 @@ export {
   PreflightError,
   type StopCancelOutcome,
   WaitAbortedError,
+  WaitGaveUpError,
   WaitTimeoutError,
 } from "./errors.js";
 export { type RunJobHooks, type RunJobOptions, type RunJobResult, runJob } from "./run.js";
@@ -22,4 +23,4 @@ export {
   runStartBracket,
   type ScheduleTuning,
 } from "./schedule.js";
-export { type JobUpdate, updates, type WaitOptions, wait } from "./wait.js";
+export { type JobUpdate, type PollErrorInfo, updates, type WaitOptions, wait } from "./wait.js";

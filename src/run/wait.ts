@@ -7,7 +7,7 @@ import { JobCancelledError, JobFailedError, RunComfyError, UnknownStatusError } 
 import { isTerminalStatus } from "../api/parse.js";
 import { sleep } from "../api/sleep.js";
 import type { JobResult, JobStatusValue, StatusResult } from "../api/types.js";
-import { type CancelReport, WaitAbortedError, WaitTimeoutError } from "./errors.js";
+import { type CancelReport, WaitAbortedError, WaitGaveUpError, WaitTimeoutError } from "./errors.js";
 import {
   defaultPollSchedule,
   estimateRemainingMs,
@@ -36,6 +36,14 @@ export interface JobUpdate {
   result?: JobResult | undefined;
 }
 
+/** Where a spell of failing polls stands, for whoever reports it. */
+export interface PollErrorInfo {
+  /** Since the first failure of this spell (no poll answered since), ms. */
+  failingForMs: number;
+  /** Left before the wait gives up (`giveUpAfterMs`), ms; undefined when it never does. */
+  giveUpInMs: number | undefined;
+}
+
 export interface WaitOptions {
   /** Stops waiting at once (also mid-sleep); see `cancelOnAbort`. */
   signal?: AbortSignal | undefined;
@@ -44,7 +52,13 @@ export interface WaitOptions {
   /** Called (and awaited) for every status seen and for the final result. */
   onUpdate?: ((update: JobUpdate) => void | Promise<void>) | undefined;
   /** Called when a status or result request failed with a retryable error and polling goes on. */
-  onPollError?: ((error: RunComfyError, consecutiveErrors: number) => void) | undefined;
+  onPollError?: ((error: RunComfyError, consecutiveErrors: number, info: PollErrorInfo) => void) | undefined;
+  /**
+   * Stop when every poll has failed (5xx, 429, connection refused or reset, timeouts) for this
+   * long, ms, with no answer in between: throws WaitGaveUpError (the job is left alone). Default:
+   * never; polling goes on, bounded by `timeoutMs` only.
+   */
+  giveUpAfterMs?: number | undefined;
   /** When to poll; `defaultPollSchedule` unless given. */
   pollSchedule?: PollSchedule | undefined;
   /**
@@ -172,6 +186,8 @@ async function* pollJob(
   const history: PollObservation[] = [];
   let pollCount = 0;
   let consecutiveErrors = 0;
+  /** When the current spell of failing polls began (undefined: the last poll was answered). */
+  let failingSince: number | undefined;
   let retryAfterMs: number | undefined;
   let lastStatus: JobStatusValue | undefined;
   let lastRawStatus: string | undefined;
@@ -231,18 +247,39 @@ async function* pollJob(
     return u;
   };
 
-  /** Records a retryable failure; rethrows anything else. */
+  /** Records a retryable failure (giving up after a long enough spell of them); rethrows anything else. */
   const tolerate = (error: unknown): void => {
     if (inner.signal.aborted) throw error;
     if (!(error instanceof RunComfyError) || !error.retryable) throw error;
     consecutiveErrors++;
     retryAfterMs = retryAfterOf(error);
-    options.onPollError?.(error, consecutiveErrors);
+    failingSince ??= now();
+    const failingForMs = now() - failingSince;
+    const giveUpAfterMs = options.giveUpAfterMs;
+    if (giveUpAfterMs !== undefined && failingForMs >= giveUpAfterMs) {
+      throw new WaitGaveUpError({
+        requestId,
+        cause: error,
+        failingForMs,
+        consecutiveErrors,
+        lastStatus,
+        lastRawStatus,
+      });
+    }
+    options.onPollError?.(error, consecutiveErrors, {
+      failingForMs,
+      giveUpInMs: giveUpAfterMs === undefined ? undefined : giveUpAfterMs - failingForMs,
+    });
+  };
+  const answered = (): void => {
+    consecutiveErrors = 0;
+    failingSince = undefined;
+    retryAfterMs = undefined;
   };
 
   try {
     for (;;) {
-      const delay = schedule({
+      let delay = schedule({
         elapsedMs: now() - submittedAt,
         history,
         consecutiveErrors,
@@ -251,6 +288,10 @@ async function* pollJob(
         random: random(),
         timeScale: options.timeScale,
       });
+      if (failingSince !== undefined && options.giveUpAfterMs !== undefined) {
+        // The last try falls at the give-up time, not a backoff later.
+        delay = Math.min(delay, failingSince + options.giveUpAfterMs - now());
+      }
       await sleep(Math.max(0, delay), inner.signal, requestId);
 
       if (options.pollResultWhileRunning && lastStatus === "in_progress" && !resultPollingOff) {
@@ -262,8 +303,7 @@ async function* pollJob(
           tolerate(error);
           continue;
         }
-        consecutiveErrors = 0;
-        retryAfterMs = undefined;
+        answered();
         if (polled.status === "in_queue" || polled.status === "in_progress") {
           // Unfinished: the result is a status observation (back in the queue → status polls again).
           lastStatus = polled.status;
@@ -298,8 +338,7 @@ async function* pollJob(
         tolerate(error);
         continue;
       }
-      consecutiveErrors = 0;
-      retryAfterMs = undefined;
+      answered();
       lastStatus = status.status;
       lastRawStatus = status.rawStatus;
       history.push({ atMs: now() - submittedAt, status: status.status, queuePosition: status.queuePosition });
@@ -451,7 +490,8 @@ async function cancelIfQueued(
  * UnknownStatusError, WaitAbortedError (an AbortError; `cancel` says what became of the job),
  * WaitTimeoutError (a TimeoutError; the job is left alone unless `cancelOnTimeout`), or a
  * non-retryable protocol error (NotFoundError, AuthenticationError...). Retryable errors while
- * polling (429, 5xx, connection) do not end the wait: it keeps polling, bounded by `timeoutMs`.
+ * polling (429, 5xx, connection) do not end the wait: it keeps polling, bounded by `timeoutMs`,
+ * and by `giveUpAfterMs` of nothing but failures (WaitGaveUpError).
  */
 export async function wait(
   client: RunComfyClient,

@@ -334,6 +334,22 @@ describe("dreamina submit / status / wait / result / jobs", () => {
     assert.equal(parseJson<{ file: string }>(forced).file, file);
   });
 
+  it("submit shows the preflight warnings on stderr, as run does, and still submits", async () => {
+    const trailing = join(home.dir, "trailing.jpg");
+    writeFileSync(
+      trailing,
+      Buffer.concat([await jpeg(800, 600), Buffer.from("extra bytes after the image")]),
+    );
+    const warning = /^warning: image_urls\[0\]: the JPEG does not end with its end-of-image marker/m;
+    const sub = await dreamina(["submit", "-i", trailing, "-p", "warned"]);
+    assert.equal(sub.code, 0, show(sub));
+    assert.match(sub.stderr, warning);
+    assert.match(sub.stdout, /^[A-Za-z0-9_-]+\n$/, "stdout is the request id only");
+    const quiet = await dreamina(["-q", "submit", "-i", trailing, "-p", "warned quietly"]);
+    assert.equal(quiet.code, 0, show(quiet));
+    assert.doesNotMatch(quiet.stderr, warning, "-q silences warnings");
+  });
+
   it("jobs show of an unknown id exits 65; an empty journal lists nothing", async () => {
     const fresh = tempHome();
     homes.push(fresh);

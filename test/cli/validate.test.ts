@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -154,6 +154,31 @@ describe(`dreamina validate (${useBin ? "bin/dreamina.js" : "src via tsx"})`, ()
     );
     assert.equal(again.code, 0, again.stdout);
     assert.match(again.stdout, /converted WebP to PNG/);
+  });
+
+  it("--prompt-file: the prompt is read from the file and checked, like run and submit", async () => {
+    const f = await fixtures();
+    const good = join(f.dir, "prompt.txt");
+    writeFileSync(good, "  a slow pan across the street\n");
+    const ok = await dreamina("validate", "--image", f.path("ok.jpg"), "--prompt-file", good, "--json");
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).promptChecked, true);
+    const long = join(f.dir, "long-prompt.txt");
+    writeFileSync(long, "x".repeat(801));
+    const tooLong = await dreamina("validate", "--image", f.path("ok.jpg"), "--prompt-file", long);
+    assert.equal(tooLong.code, 65, tooLong.stdout);
+    assert.match(tooLong.stdout, /^ {2}prompt {2}/m);
+    const both = await dreamina("validate", "--image", f.path("ok.jpg"), "-p", "x", "--prompt-file", good);
+    assert.equal(both.code, 64, both.stderr);
+    const missing = await dreamina(
+      "validate",
+      "--image",
+      f.path("ok.jpg"),
+      "--prompt-file",
+      join(f.dir, "nope.txt"),
+    );
+    assert.equal(missing.code, 66, missing.stderr);
+    assert.match(missing.stderr, /cannot read --prompt-file .*nope\.txt: no such file/);
   });
 
   describe("with a URL (local server)", () => {

@@ -10,7 +10,7 @@ import {
   TimeoutError,
   UnknownStatusError,
 } from "../../src/api/errors.js";
-import { WaitAbortedError, WaitTimeoutError } from "../../src/run/errors.js";
+import { WaitAbortedError, WaitGaveUpError, WaitTimeoutError } from "../../src/run/errors.js";
 import type { PollSchedule } from "../../src/run/schedule.js";
 import { type JobUpdate, updates, wait } from "../../src/run/wait.js";
 import { JobServer, resultBody, statusBody } from "./job-server.js";
@@ -382,6 +382,63 @@ describe("wait", () => {
     const times = server.hits.filter((h) => h.kind === "status" && h.requestId === rid).map((h) => h.at);
     assert.equal(times.length, 5);
     assert.ok(times[3]! - times[2]! >= 950, `Retry-After honoured (${times[3]! - times[2]!} ms)`);
+  });
+
+  test("giveUpAfterMs: every poll failing that long ends the wait with WaitGaveUpError; the job is left alone", async () => {
+    const rid = id("gives-up");
+    const failing = { http: 503, body: "<html><body>503 Service Unavailable</body></html>" };
+    server.script(rid, { status: [statusBody(rid, "in_queue", 2), failing] });
+    const reports: { count: number; failingForMs: number; giveUpInMs: number | undefined }[] = [];
+    const started = Date.now();
+    const error = await wait(server.client({ maxAttempts: 1 }), rid, {
+      pollSchedule: () => 40,
+      giveUpAfterMs: 300,
+      onPollError: (_e, count, info) => void reports.push({ count, ...info }),
+    }).then(
+      () => assert.fail("expected WaitGaveUpError"),
+      (e: unknown) => e,
+    );
+    const took = Date.now() - started;
+    assert.ok(error instanceof WaitGaveUpError, String(error));
+    assert.equal(error.name, "WaitGaveUpError");
+    assert.equal(error.requestId, rid);
+    assert.equal(error.retryable, true);
+    assert.equal((error.cause as Error).name, "ServerError", "the last poll's error is the cause");
+    assert.ok(error.failingForMs >= 300, `${error.failingForMs}`);
+    assert.equal(error.lastRawStatus, "in_queue");
+    assert.match(
+      error.message,
+      /every poll failed for 0 s \(\d+ in a row, last status in_queue; the last: .*503/,
+    );
+    assert.ok(took >= 300 && took < 2_000, `gave up at the give-up time, not a backoff later (${took} ms)`);
+    assert.equal(server.count("cancel", rid), 0, "no cancel: the job may still run");
+    assert.equal(reports[0]?.count, 1);
+    assert.equal(reports[0]?.giveUpInMs, 300 - (reports[0]?.failingForMs ?? 0));
+    assert.ok(reports.every((r, i) => i === 0 || r.failingForMs >= reports[i - 1]!.failingForMs));
+    assert.equal(error.consecutiveErrors, reports.length + 1, "the last failure is the error, not a report");
+  });
+
+  test("giveUpAfterMs counts one spell: an answer in between starts it again", async () => {
+    const rid = id("spells");
+    const failing = { http: 502, body: "<html>bad gateway</html>" };
+    const spell = Array.from({ length: 5 }, () => failing);
+    server.script(rid, {
+      status: [
+        ...spell,
+        statusBody(rid, "in_queue", 1),
+        ...spell,
+        statusBody(rid, "in_progress"),
+        ...spell,
+        statusBody(rid, "completed"),
+      ],
+      result: [resultBody(rid, "succeeded", { output: { video: VIDEO } })],
+    });
+    // Each spell lasts about 5 × 40 ms, under the 300 ms allowed; the three together do not.
+    const result = await wait(server.client({ maxAttempts: 1 }), rid, {
+      pollSchedule: () => 40,
+      giveUpAfterMs: 300,
+    });
+    assert.equal(result.video, VIDEO);
   });
 
   test("the default schedule honours Retry-After from a failed poll too", async () => {

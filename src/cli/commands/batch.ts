@@ -3,8 +3,8 @@
 // one shared rate limiter, bounded by a budget, with report.json and report.html in --out.
 
 import { type Command, Option } from "commander";
-import { CliError, EXIT } from "../exit-codes.js";
-import type { Io } from "../io.js";
+import { CliError, EXIT, exitCodesHelp, inputFileError } from "../exit-codes.js";
+import { type Io, printable } from "../io.js";
 import type { ActionRunner } from "../main.js";
 
 interface BatchFlags {
@@ -63,12 +63,12 @@ export function registerBatch(program: Command, run: ActionRunner): void {
         "jobs in flight are picked up by request id, and rows whose submit outcome is unknown are",
         "listed and left alone unless --resubmit-unknown. Ctrl-C stops submitting and exits 130.",
         "",
-        "Exit codes: 0 every row done, 1 some row not done, 65 invalid manifest, 66 manifest not",
-        "found, 130 interrupted.",
+        "Exit 0 only when every row is done; 1 when some row is not; 65 for an invalid manifest.",
         "",
         "Examples:",
         "  dreamina batch shots.jsonl --out renders --dry-run",
         "  dreamina batch shots.csv --out renders --concurrency 8 --budget 20",
+        exitCodesHelp("batch"),
       ].join("\n"),
     )
     .action((manifestPath: string, flags: BatchFlags, command: Command) =>
@@ -109,9 +109,13 @@ async function batchAction(
   try {
     manifest = await readManifest(manifestPath);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new CliError(`manifest not found: ${manifestPath}`, EXIT.noInput);
-    if (code === "EISDIR") throw new CliError(`manifest is a directory: ${manifestPath}`, EXIT.noInput);
+    // Any file-system refusal (missing, a directory, a symlink loop, no permission): unreadable input.
+    if (
+      typeof (error as NodeJS.ErrnoException).code === "string" &&
+      (error as NodeJS.ErrnoException).syscall
+    ) {
+      throw inputFileError("the manifest", manifestPath, error);
+    }
     throw error;
   }
 
@@ -166,7 +170,8 @@ async function batchAction(
   const progress = new BatchProgress({ live: io.live && !json, silent: io.quiet || flags.dryRun });
 
   let progressStarted = false;
-  const w = (line: string) => (progressStarted ? progress.log(line) : io.info(line));
+  // The live display writes its own lines: they are made printable here, like everything io prints.
+  const w = (line: string) => (progressStarted ? progress.log(printable(line)) : io.info(line));
   const invalidLines: string[] = [];
   try {
     const batch = runBatch(manifest, {

@@ -3,9 +3,10 @@
 import type { Command } from "commander";
 import type { JournalRecord } from "../../node/journal.js";
 import { JOURNAL_STATES, type JournalState } from "../../node/journal-states.js";
+import { requestIdArgument } from "../arguments.js";
 import { journalPathFor } from "../context.js";
-import { CliError, EXIT } from "../exit-codes.js";
-import type { Io } from "../io.js";
+import { CliError, EXIT, exitCodesHelp } from "../exit-codes.js";
+import { type Io, printable } from "../io.js";
 import type { ActionRunner } from "../main.js";
 
 async function openJournal(path: string) {
@@ -58,7 +59,8 @@ export function registerJobs(program: Command, run: ActionRunner): void {
       "\nExamples:\n" +
         "  dreamina jobs\n" +
         "  dreamina jobs --state submission_unknown\n" +
-        "  dreamina jobs show 3f9c2a7e-... --json",
+        "  dreamina jobs show 3f9c2a7e-... --json\n" +
+        exitCodesHelp("jobs"),
     );
 
   jobs
@@ -96,7 +98,7 @@ export function registerJobs(program: Command, run: ActionRunner): void {
   jobs
     .command("show")
     .description("everything the journal knows about one job")
-    .argument("<id>", "a request id, or the local id from `dreamina jobs`")
+    .argument("<id>", "a request id, or the local id from `dreamina jobs`", requestIdArgument)
     .action((id: string, _flags, command: Command) =>
       run(command, async (io, globals) => {
         const journal = await openJournal(journalPathFor(globals));
@@ -112,7 +114,8 @@ export function registerJobs(program: Command, run: ActionRunner): void {
           io.out(`state        ${record.state}`);
           io.out(`model        ${record.modelId}`);
           io.out(`service      ${record.baseUrl}`);
-          io.out(`prompt       ${record.prompt ?? ""}`);
+          // One line whatever the prompt holds: a newline in it must not forge a line of this listing.
+          io.out(`prompt       ${printable(record.prompt ?? "", { inline: true })}`);
           io.out(`frames/seed  ${record.frames ?? "?"} / ${record.seed ?? "?"}`);
           io.out(`created      ${record.createdAt}`);
           if (record.finishedAt) io.out(`finished     ${record.finishedAt}`);

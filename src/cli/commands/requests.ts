@@ -2,8 +2,9 @@
 
 import type { Command } from "commander";
 import type { Journal } from "../../node/journal.js";
+import { requestIdArgument } from "../arguments.js";
 import { type Context, openContext } from "../context.js";
-import { EXIT } from "../exit-codes.js";
+import { EXIT, exitCodesHelp } from "../exit-codes.js";
 import type { ActionRunner } from "../main.js";
 
 /**
@@ -31,8 +32,8 @@ export function registerRequestCommands(program: Command, run: ActionRunner): vo
   program
     .command("status")
     .description("show a request's current status (one call, no waiting)")
-    .argument("<request_id>", "the request to look at")
-    .addHelpText("after", "\nExample:\n  dreamina status 3f9c2a7e-... --json")
+    .argument("<request_id>", "the request to look at", requestIdArgument)
+    .addHelpText("after", `\nExample:\n  dreamina status 3f9c2a7e-... --json\n${exitCodesHelp("status")}`)
     .action((requestId: string, _opts, command: Command) =>
       run(command, async (io, globals) => {
         const ctx = await openContext(globals, io);
@@ -70,9 +71,9 @@ export function registerRequestCommands(program: Command, run: ActionRunner): vo
   program
     .command("result")
     .description("show a request's result: state, output URLs, error, cost")
-    .argument("<request_id>", "the request to look at")
+    .argument("<request_id>", "the request to look at", requestIdArgument)
     .option("--no-cost", "do not ask for the job's cost")
-    .addHelpText("after", "\nExample:\n  dreamina result 3f9c2a7e-... --json")
+    .addHelpText("after", `\nExample:\n  dreamina result 3f9c2a7e-... --json\n${exitCodesHelp("result")}`)
     .action((requestId: string, opts: { cost: boolean }, command: Command) =>
       run(command, async (io, globals) => {
         const ctx = await openContext(globals, io);
@@ -111,8 +112,8 @@ export function registerRequestCommands(program: Command, run: ActionRunner): vo
   program
     .command("cancel")
     .description("cancel a queued request (a running job cannot be stopped and stays billed)")
-    .argument("<request_id>", "the request to cancel")
-    .addHelpText("after", "\nExample:\n  dreamina cancel 3f9c2a7e-...")
+    .argument("<request_id>", "the request to cancel", requestIdArgument)
+    .addHelpText("after", `\nExample:\n  dreamina cancel 3f9c2a7e-...\n${exitCodesHelp("cancel")}`)
     .action((requestId: string, _opts, command: Command) =>
       run(command, async (io, globals) => {
         const ctx = await openContext(globals, io);

@@ -1,14 +1,15 @@
 // `run`, `submit` and `wait`: the main job (image + prompt in, MP4 out) and its two halves.
 // All three journal every step, so an interrupted job can always be picked up again.
 
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import type { JobResult } from "../../api/types.js";
 import type { Dreamina, VideoResult } from "../../node/dreamina.js";
 import type { FitOptions } from "../../node/fit.js";
+import { readPrompt, requestIdArgument } from "../arguments.js";
 import { type Context, openContext } from "../context.js";
-import { CliError, EXIT, exitCodeFor } from "../exit-codes.js";
+import { CliError, EXIT, exitCodeFor, exitCodesHelp } from "../exit-codes.js";
 import type { Io } from "../io.js";
 import type { ActionRunner } from "../main.js";
 import type { JobProgress } from "../progress.js";
@@ -27,7 +28,11 @@ interface OutputFlags {
   download: boolean;
   force?: boolean;
   timeout?: string;
+  giveUpAfter: string;
 }
+
+/** How long a wait goes on when every status call fails before it gives up (exit 69), seconds. */
+const DEFAULT_GIVE_UP_AFTER_S = 300;
 
 function addInputFlags(command: Command): Command {
   return command
@@ -49,7 +54,12 @@ function addOutputFlags(command: Command): Command {
     .option("-o, --output <path>", "where to save the video: a file or a directory", ".")
     .option("--no-download", "do not download the video (print its URL)")
     .option("--force", "overwrite an existing output file")
-    .option("--timeout <seconds>", "give up waiting after this long (the job is left running)");
+    .option("--timeout <seconds>", "give up waiting after this long (the job is left running)")
+    .option(
+      "--give-up-after <seconds>",
+      "stop when every status call has failed for this long (exit 69; the job is left running)",
+      String(DEFAULT_GIVE_UP_AFTER_S),
+    );
 }
 
 /** A number when the text is one; the text otherwise, so that the model rules name it. */
@@ -60,21 +70,7 @@ function numberOrText(value: string | undefined): number | undefined {
 }
 
 async function readRequest(flags: InputFlags) {
-  if (flags.prompt !== undefined && flags.promptFile !== undefined) {
-    throw new CliError("give either --prompt or --prompt-file, not both", EXIT.usage);
-  }
-  let prompt = flags.prompt;
-  if (flags.promptFile !== undefined) {
-    try {
-      prompt = (await readFile(flags.promptFile, "utf8")).trim();
-    } catch (error) {
-      const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
-      throw new CliError(
-        `cannot read --prompt-file ${flags.promptFile}: ${(error as Error).message}`,
-        missing ? EXIT.noInput : EXIT.dataError,
-      );
-    }
-  }
+  const prompt = await readPrompt(flags);
   if (prompt === undefined) throw new CliError("a prompt is required: --prompt or --prompt-file", EXIT.usage);
   const fit: FitOptions | undefined =
     flags.fit === undefined || flags.fit === false
@@ -91,13 +87,20 @@ async function readRequest(flags: InputFlags) {
   };
 }
 
-function timeoutMs(flags: OutputFlags): number | undefined {
-  if (flags.timeout === undefined) return undefined;
-  const seconds = Number(flags.timeout);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new CliError(`--timeout must be a positive number of seconds (got ${flags.timeout})`, EXIT.usage);
+function secondsFlag(name: string, value: string): number {
+  const seconds = Number(value);
+  if (value.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new CliError(`--${name} must be a positive number of seconds (got ${value})`, EXIT.usage);
   }
   return seconds * 1000;
+}
+
+function timeoutMs(flags: OutputFlags): number | undefined {
+  return flags.timeout === undefined ? undefined : secondsFlag("timeout", flags.timeout);
+}
+
+function giveUpAfterMs(flags: OutputFlags): number {
+  return secondsFlag("give-up-after", flags.giveUpAfter);
 }
 
 /**
@@ -228,7 +231,7 @@ async function waitOrRun(
   } catch (error) {
     progress.stop();
     const name = (error as Error)?.name;
-    if (name === "WaitAbortedError" || name === "WaitTimeoutError") {
+    if (name === "WaitAbortedError" || name === "WaitTimeoutError" || name === "WaitGaveUpError") {
       throw explainStop(error as Error, ids.requestId, flags);
     }
     if (name === "AbortError" && ids.requestId) {
@@ -265,12 +268,14 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
       "\nExamples:\n" +
         '  dreamina run --image photo.jpg --prompt "slow dolly-in, golden hour" -o out.mp4\n' +
         '  dreamina run --sandbox --image examples/golden-hour-street.jpg --prompt "a car drives by" -o out.mp4\n' +
-        "  dreamina run --image https://example.com/cat.png --prompt-file prompt.txt --frames 241 --json",
+        "  dreamina run --image https://example.com/cat.png --prompt-file prompt.txt --frames 241 --json\n" +
+        exitCodesHelp("run"),
     )
     .action((flags: InputFlags & OutputFlags, command: Command) =>
       run(command, async (io, globals) => {
         const { request, fit } = await readRequest(flags);
         const deadline = timeoutMs(flags);
+        const giveUp = giveUpAfterMs(flags);
         await checkOutput(flags);
         return waitOrRun(io, globals, flags, async (ctx, dreamina, progress, signal, ids) =>
           dreamina.run(request, {
@@ -280,10 +285,10 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
             force: flags.force,
             signal,
             timeoutMs: deadline,
+            giveUpAfterMs: giveUp,
             timeScale: ctx.timeScale,
-            onPrepared: (prepared) => {
-              for (const w of prepared.report.warnings) io.warn(`${w.path}: ${w.message}`);
-            },
+            onPrepared: (prepared) => warnAbout(io, prepared.report.warnings),
+            onPollError: (error, count, info) => progress.pollError(error, count, info),
             onSubmitted: (submit) => {
               ids.requestId = submit.requestId;
               progress.note(`submitted ${submit.requestId}`);
@@ -300,7 +305,8 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
       "after",
       "\nExample:\n" +
         '  id=$(dreamina submit --image photo.jpg --prompt "waves roll in")\n' +
-        "  dreamina wait $id -o out.mp4",
+        "  dreamina wait $id -o out.mp4\n" +
+        exitCodesHelp("submit"),
     )
     .action((flags: InputFlags, command: Command) =>
       run(command, async (io, globals) => {
@@ -308,7 +314,10 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
         const ctx = await openContext(globals, io);
         const dreamina = await openDreamina(ctx);
         try {
-          const submitted = await dreamina.submit(request, { fit });
+          const submitted = await dreamina.submit(request, {
+            fit,
+            onPrepared: (prepared) => warnAbout(io, prepared.report.warnings),
+          });
           if (io.json) io.result({ ok: true, requestId: submitted.requestId, ...urls(submitted.submit.raw) });
           else io.out(submitted.requestId);
           return EXIT.ok;
@@ -322,12 +331,13 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
   const waitCommand = program
     .command("wait")
     .description("wait for any request (from any process, at any time) and download its video")
-    .argument("<request_id>", "the request to wait for");
+    .argument("<request_id>", "the request to wait for", requestIdArgument);
   addOutputFlags(waitCommand)
-    .addHelpText("after", "\nExample:\n  dreamina wait 3f9c2a7e-... -o out.mp4")
+    .addHelpText("after", `\nExample:\n  dreamina wait 3f9c2a7e-... -o out.mp4\n${exitCodesHelp("wait")}`)
     .action((requestId: string, flags: OutputFlags, command: Command) =>
       run(command, async (io, globals) => {
         const deadline = timeoutMs(flags);
+        const giveUp = giveUpAfterMs(flags);
         await checkOutput(flags);
         return waitOrRun(io, globals, flags, async (ctx, dreamina, progress, signal, ids) => {
           ids.requestId = requestId;
@@ -337,13 +347,20 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
             force: flags.force,
             signal,
             timeoutMs: deadline,
+            giveUpAfterMs: giveUp,
             timeScale: ctx.timeScale,
+            onPollError: (error, count, info) => progress.pollError(error, count, info),
             onUpdate: (update) => progress.update(update),
             onDownloadProgress: (p) => progress.download(p),
           });
         });
       }),
     );
+}
+
+/** Preflight warnings (they do not stop the job), the same for run and submit. */
+function warnAbout(io: Io, warnings: readonly { path: string; message: string }[]): void {
+  for (const w of warnings) io.warn(`${w.path}: ${w.message}`);
 }
 
 /** The -o part of a suggested command (quoted when needed). */

@@ -3,7 +3,7 @@
 // SIGINT/SIGTERM. Point any client at it with --base-url or RUNCOMFY_MODEL_API_BASE.
 
 import type { Command } from "commander";
-import { CliError, EXIT } from "../exit-codes.js";
+import { CliError, EXIT, exitCodesHelp } from "../exit-codes.js";
 import type { ActionRunner } from "../main.js";
 
 interface SandboxFlags {
@@ -45,6 +45,7 @@ export function registerSandbox(program: Command, run: ActionRunner): void {
         "Example:",
         "  dreamina sandbox --port 8787 --time-scale 30 --faults 'submit:lost=0.1,job:fail=0.1,seed=7'",
         "  RUNCOMFY_MODEL_API_BASE=http://127.0.0.1:8787/v1 dreamina run ...",
+        exitCodesHelp("sandbox"),
       ].join("\n"),
     )
     .action((flags: SandboxFlags, command: Command) =>
@@ -63,9 +64,8 @@ export function registerSandbox(program: Command, run: ActionRunner): void {
             ...options,
             ...(globals.token ? { token: globals.token } : {}),
             ...(flags.faults !== undefined ? { faults: flags.faults } : {}),
-            log: (line) => {
-              if (!io.quiet) process.stderr.write(`${line}\n`);
-            },
+            // Through io: the log shows clients' paths, which may hold anything.
+            log: (line) => io.info(line),
           });
         } catch (error) {
           if (error instanceof FaultSpecError) throw new CliError(`--faults: ${error.message}`, EXIT.usage);

@@ -5,13 +5,15 @@
 import { type Command, Option } from "commander";
 import type { ImageFacts, ValidationReport, Violation } from "../../model/validate.js";
 import type { ProbeResult } from "../../node/probe.js";
-import { CliError, EXIT } from "../exit-codes.js";
+import { readPrompt } from "../arguments.js";
+import { CliError, EXIT, exitCodeFor, exitCodesHelp } from "../exit-codes.js";
 import type { Io } from "../io.js";
 import type { ActionRunner } from "../main.js";
 
 interface ValidateFlags {
   image: string;
   prompt?: string;
+  promptFile?: string;
   frames?: string;
   seed?: string;
   fit?: string;
@@ -26,6 +28,7 @@ export function registerValidate(program: Command, run: ActionRunner): void {
     .description("check an image, prompt, frames and seed against the model's rules (offline: no API call)")
     .requiredOption("-i, --image <path|url>", "the input image: a local file, an http(s) URL or a data URI")
     .option("-p, --prompt <text>", "the prompt (at most 800 characters); not checked when omitted")
+    .option("--prompt-file <path>", "read the prompt from a file")
     .option("--frames <n>", "121 (about 5 s) or 241 (about 10 s)")
     .option("--seed <n>", "an integer; -1 for random")
     .option(
@@ -47,12 +50,13 @@ export function registerValidate(program: Command, run: ActionRunner): void {
       "after",
       [
         "",
-        "Exit codes: 0 valid, 65 invalid (every violation is listed), 66 image not found.",
+        "Exit 0 when valid, 65 when not (every violation is listed), 66 when the image cannot be read.",
         "",
         "Examples:",
         "  dreamina validate --image photo.jpg --prompt 'a slow pan' --frames 241",
         "  dreamina validate --image https://example.com/p.png --json",
         "  dreamina validate --image panorama.webp --fit panorama-fixed.jpg",
+        exitCodesHelp("validate"),
       ].join("\n"),
     )
     .action((flags: ValidateFlags, command: Command) => run(command, (io) => validateCommand(flags, io)));
@@ -68,6 +72,7 @@ function integerFlag(value: string | undefined, name: string): number | undefine
 }
 
 async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
+  const prompt = await readPrompt(flags);
   const frames = integerFlag(flags.frames, "frames");
   const seed = integerFlag(flags.seed, "seed");
   const timeoutMs = integerFlag(flags.timeout, "timeout") ?? 20_000;
@@ -81,30 +86,10 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
   try {
     probe = await probeImage(flags.image, { timeoutMs });
   } catch (error) {
-    if (!(error instanceof ImageProbeError)) throw error;
-    switch (error.code) {
-      case "not_found":
-      case "not_a_file":
-      case "unreadable":
-        throw new CliError(error.message, EXIT.noInput, { code: error.code });
-      case "timeout":
-        throw new CliError(error.message, EXIT.tempFail, { code: error.code });
-      case "network":
-        throw new CliError(error.message, EXIT.unavailable, { code: error.code });
-      case "aborted":
-        throw new CliError(error.message, EXIT.interrupted, { code: error.code });
-      case "http_error":
-        if ((error.status ?? 0) >= 500 || error.status === 429) {
-          throw new CliError(error.message, error.status === 429 ? EXIT.tempFail : EXIT.unavailable, {
-            code: error.code,
-          });
-        }
-        // Any other 4xx: the URL itself is the problem, like a page or a truncated file.
-        problems.push({ path: "image_urls[0]", rule: error.code, message: error.message });
-        break;
-      default:
-        problems.push({ path: "image_urls[0]", rule: error.code, message: error.message });
-    }
+    // The same code as run and submit give for this image (exit-codes.ts decides): an image
+    // that cannot be read stops here; bytes that are not a usable image are one more violation.
+    if (!(error instanceof ImageProbeError) || exitCodeFor(error) !== EXIT.dataError) throw error;
+    problems.push({ path: "image_urls[0]", rule: error.code, message: error.message });
   }
 
   let fit: Record<string, unknown> | undefined;
@@ -127,10 +112,7 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
       });
     } catch (error) {
       if (error instanceof ImageFitError) {
-        throw new CliError(
-          `cannot fit the image: ${error.message}`,
-          error.code === "bad_option" ? EXIT.usage : EXIT.dataError,
-        );
+        throw new CliError(`cannot fit the image: ${error.message}`, exitCodeFor(error));
       }
       throw error;
     }
@@ -154,7 +136,7 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
   const isUrl = /^https?:\/\//i.test(flags.image.trim());
   const imageRef = isUrl && !fit ? flags.image.trim() : `data:image/${checked?.format ?? "jpeg"};base64,`;
   const input: Record<string, unknown> = { image_urls: [imageRef] };
-  if (flags.prompt !== undefined) input.prompt = flags.prompt;
+  if (prompt !== undefined) input.prompt = prompt;
   if (frames !== undefined) input.frames = frames;
   if (seed !== undefined) input.seed = seed;
 
@@ -180,7 +162,7 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
       exitCode,
       image: probe ? summary(probe) : null,
       fit: fit ? { ...fit, image: checked ? summary(checked) : null } : null,
-      promptChecked: flags.prompt !== undefined,
+      promptChecked: prompt !== undefined,
       violations: report.violations,
       warnings: report.warnings,
     });
@@ -192,13 +174,13 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
     for (const change of fit.changes as string[]) io.out(`         - ${change}`);
     if (checked) io.out(`checked  ${describe(checked)}`);
   }
-  if (flags.prompt === undefined) io.out("prompt   not given, not checked");
-  for (const w of report.warnings) io.out(`${io.style("yellow", "warning")}  ${w.path}: ${w.message}`);
+  if (prompt === undefined) io.out("prompt   not given, not checked");
+  for (const w of report.warnings) io.out([io.styled("yellow", "warning"), `  ${w.path}: ${w.message}`]);
   if (report.valid) {
-    io.out(io.style("green", "valid"));
+    io.out([io.styled("green", "valid")]);
   } else {
     const n = report.violations.length;
-    io.out(io.style("red", `invalid: ${n} violation${n > 1 ? "s" : ""}`));
+    io.out([io.styled("red", `invalid: ${n} violation${n > 1 ? "s" : ""}`)]);
     for (const v of report.violations) io.out(`  ${v.path}  ${v.rule}  ${v.message}${detail(v)}`);
   }
   return exitCode;
