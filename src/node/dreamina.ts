@@ -57,7 +57,10 @@ export interface RunVideoOptions extends WaitVideoOptions {
   fit?: boolean | FitOptions | undefined;
   /** Called once the input is prepared and checked (warnings included), before anything is sent. */
   onPrepared?: ((prepared: PreparedInput) => void) | undefined;
-  /** Called once the service accepted the job. */
+  /**
+   * Called once the service accepted the job, before the journal records it (so the id can be
+   * shown at once, even if the journal then waits for another process's lock).
+   */
   onSubmitted?: ((submit: SubmitResult) => void) | undefined;
 }
 
@@ -148,8 +151,12 @@ export class Dreamina {
         },
         onSubmitted: (submit) => {
           requestId = submit.requestId;
-          if (localId !== undefined) journal?.submitAccepted(localId, submit);
-          options.onSubmitted?.(submit);
+          try {
+            options.onSubmitted?.(submit);
+          } finally {
+            // Keeps the id in a recovery file if the journal cannot take it (see Journal).
+            if (localId !== undefined) journal?.submitAccepted(localId, submit);
+          }
         },
         onSubmitError: (error) => {
           if (localId !== undefined) recordSubmitError(journal, localId, error);
@@ -207,25 +214,36 @@ export class Dreamina {
     };
   }
 
-  /** The error that ended a wait; a cancel it made (Ctrl-C while queued) settles the row too. */
+  /**
+   * The error that ended a wait; a cancel it made (Ctrl-C while queued) settles the row too.
+   * Best effort: failing to write it (a locked journal) must not hide the error being reported.
+   */
   #recordStop(requestId: string, error: unknown): void {
     const journal = this.journal;
     if (!journal) return;
-    const cancel = (error as { cancel?: { outcome?: string } }).cancel;
-    if (cancel?.outcome === "cancelled") {
-      journal.recordStatus(requestId, { status: "cancelled", rawStatus: "cancelled" });
-    }
-    journal.recordError(requestId, error);
+    try {
+      const cancel = (error as { cancel?: { outcome?: string } }).cancel;
+      if (cancel?.outcome === "cancelled") {
+        journal.recordStatus(requestId, { status: "cancelled", rawStatus: "cancelled" });
+      }
+      journal.recordError(requestId, error);
+    } catch {}
   }
 
   #recordUpdate(update: JobUpdate, options: WaitVideoOptions): void {
     if (!update.result) {
-      this.journal?.recordStatus(update.requestId, {
-        status: update.status,
-        rawStatus: update.rawStatus,
-        queuePosition: update.queuePosition,
-        at: update.at,
-      });
+      try {
+        this.journal?.recordStatus(update.requestId, {
+          status: update.status,
+          rawStatus: update.rawStatus,
+          queuePosition: update.queuePosition,
+          at: update.at,
+        });
+      } catch (error) {
+        // A status seen while another process holds the journal is not worth ending the wait
+        // for a paid job: the next one (or the result) is recorded once the lock is gone.
+        if (!isBusy(error)) throw error;
+      }
     }
     options.onUpdate?.(update);
   }
@@ -259,6 +277,11 @@ export class Dreamina {
     }
     return { requestId, localId, result, video: result.video, files, cost: result.cost };
   }
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
 }
 
 function recordSubmitError(journal: Journal | undefined, localId: number, error: unknown): void {
