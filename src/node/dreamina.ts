@@ -14,6 +14,7 @@ import type { FitOptions } from "./fit.js";
 import { type PreparedInput, type PrepareInputParams, prepareInput } from "./image-input.js";
 import { Journal } from "./journal.js";
 import { nodeFetch } from "./node-fetch.js";
+import { claimOutput, isOutputClaim, type OutputClaim } from "./output.js";
 import { resolveToken } from "./token-file.js";
 
 export interface DreaminaOptions extends RunComfyClientOptions {
@@ -40,8 +41,14 @@ export interface WaitVideoOptions
     | "cancelOnTimeout"
     | "onPollError"
   > {
-  /** A file path or a directory for the video. Default: the current directory. */
-  output?: string | undefined;
+  /**
+   * A file path or a directory for the video (default: the current directory), or a target
+   * claimed beforehand with `claimOutput()` (then the caller releases it). Checked before the
+   * submit (run) or the wait: a folder that cannot be written, a name taken, a FIFO or a device,
+   * a dangling link, too little space or another run writing the same file throw OutputError
+   * before anything is paid for.
+   */
+  output?: string | OutputClaim | undefined;
   /** Download the video. Default true. */
   download?: boolean | undefined;
   /** Overwrite an existing output file. */
@@ -139,6 +146,8 @@ export class Dreamina {
     const prepared = await this.prepare(request, options);
     options.onPrepared?.(prepared);
     const journal = this.journal;
+    // Where the video goes is checked and claimed before paying for it.
+    const claim = await this.#claimOutput(options);
     let localId: number | undefined;
     let requestId: string | undefined;
     try {
@@ -164,10 +173,12 @@ export class Dreamina {
         onUpdate: (update) => this.#recordUpdate(update, options),
         onResult: (result) => this.#recordResult(result),
       });
-      return await this.#finish(job.requestId, localId, job.result, options);
+      return await this.#finish(job.requestId, localId, job.result, { ...options, output: claim.target });
     } catch (error) {
       if (requestId) this.#recordStop(requestId, error);
       throw error;
+    } finally {
+      await claim.release();
     }
   }
 
@@ -175,6 +186,7 @@ export class Dreamina {
   async wait(requestId: string, options: WaitVideoOptions = {}): Promise<VideoResult> {
     const journal = this.journal;
     const row = journal?.get(requestId);
+    const claim = await this.#claimOutput(options);
     try {
       const result = await wait(this.client, requestId, {
         ...this.#waitOptions(options, row?.frames),
@@ -182,10 +194,12 @@ export class Dreamina {
         onUpdate: (update) => this.#recordUpdate(update, options),
         onResult: (result) => this.#recordResult(result),
       });
-      return await this.#finish(requestId, row?.localId, result, options);
+      return await this.#finish(requestId, row?.localId, result, { ...options, output: claim.target });
     } catch (error) {
       this.#recordStop(requestId, error);
       throw error;
+    } finally {
+      await claim.release();
     }
   }
 
@@ -198,6 +212,16 @@ export class Dreamina {
     // A journal passed in by the caller is theirs to close.
     if (!(this.#journalOption instanceof Journal)) this.#journal?.close();
     this.#journal = undefined;
+  }
+
+  /** The output claimed for this call (nothing to claim without a download, or when the caller did). */
+  async #claimOutput(
+    options: WaitVideoOptions,
+  ): Promise<{ target: OutputClaim | undefined; release(): Promise<void> }> {
+    if (options.download === false) return { target: undefined, release: async () => {} };
+    if (isOutputClaim(options.output)) return { target: options.output, release: async () => {} };
+    const claim = await claimOutput(options.output, { force: options.force });
+    return { target: claim, release: () => claim.release() };
   }
 
   #waitOptions(options: WaitVideoOptions, frames: number | undefined): WaitOptions {
@@ -261,8 +285,9 @@ export class Dreamina {
   ): Promise<VideoResult> {
     const files: DownloadResult[] = [];
     if (options.download !== false && result.video) {
+      const output = options.output;
       const file = await download(result.video, {
-        dest: options.output,
+        ...(isOutputClaim(output) ? { output } : { dest: output }),
         force: options.force,
         signal: options.signal,
         onProgress: options.onDownloadProgress,

@@ -11,10 +11,12 @@ import Database from "better-sqlite3";
 import { PreflightError } from "../../src/index.js";
 import { Dreamina } from "../../src/node/dreamina.js";
 import { Journal } from "../../src/node/journal.js";
+import { claimOutput, OutputError } from "../../src/node/output.js";
 import type { JobUpdate } from "../../src/run/wait.js";
 import type { Sandbox } from "../../src/sandbox/index.js";
 import { assertMp4, FAKE_TOKEN, inProcessSandbox, sha256File } from "../helpers/cli.js";
 import { jpeg } from "../helpers/images.js";
+import { mkfifo } from "../helpers/mounts.js";
 
 let sandbox: Sandbox;
 let dir: string;
@@ -220,6 +222,32 @@ describe("Dreamina (Node SDK)", () => {
       other.close();
       dreamina.close();
       journal.close();
+    }
+  });
+
+  it("run(): an output that cannot be written throws OutputError before anything is sent or journaled", async () => {
+    const fifo = join(dir, "pipe.mp4");
+    mkfifo(fifo);
+    const taken = join(dir, "claimed.mp4");
+    const claim = await claimOutput(taken);
+    const dreamina = sdk();
+    const requestsBefore = sandbox.requests().length;
+    try {
+      const rowsBefore = dreamina.journal?.list({ limit: 1000 }).length;
+      for (const [output, code] of [
+        [fifo, "not_regular"],
+        [taken, "busy"],
+      ] as const) {
+        await assert.rejects(
+          dreamina.run({ image, prompt: "never sent", frames: 121 }, { output, force: true }),
+          (error: unknown) => error instanceof OutputError && error.code === code,
+        );
+      }
+      assert.equal(dreamina.journal?.list({ limit: 1000 }).length, rowsBefore);
+      assert.equal(sandbox.requests().length, requestsBefore);
+    } finally {
+      await claim.release();
+      dreamina.close();
     }
   });
 
