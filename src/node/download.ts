@@ -11,7 +11,7 @@ import { createReadStream } from "node:fs";
 import {
   type FileHandle,
   link,
-  mkdir,
+  lstat,
   open,
   readFile,
   rename,
@@ -20,10 +20,21 @@ import {
   unlink,
   writeFile,
 } from "node:fs/promises";
-import { basename, dirname, extname, join, resolve } from "node:path";
+import { basename, dirname, extname, join } from "node:path";
 import { abortErrorFrom, sleep } from "../api/sleep.js";
 import { type BodySink, HttpGetError, type HttpGetResponse, httpGet } from "./http-get.js";
 import { checkMp4File, describeNonMp4, Mp4StreamCheck, Mp4StructureError } from "./mp4.js";
+import {
+  checkFileTarget,
+  claimOutput,
+  fsError,
+  isLocalFsError,
+  lockOutputFile,
+  type OutputClaim,
+  OutputError,
+} from "./output.js";
+
+export * from "./output.js";
 
 export interface DownloadProgress {
   received: number;
@@ -39,6 +50,11 @@ export interface DownloadOptions {
   dest?: string | undefined;
   /** Overwrite an existing file. Without it an explicit file that exists is an error, and in a directory a free name is chosen. */
   force?: boolean | undefined;
+  /**
+   * The output, checked and claimed beforehand with {@link claimOutput} (before the job was paid
+   * for); `dest` and `force` are then taken from it, and releasing it stays the caller's.
+   */
+  output?: OutputClaim | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((progress: DownloadProgress) => void) | undefined;
   /** Give up on a response that sends nothing for this long (then resume). Default 30 s. */
@@ -62,9 +78,9 @@ export interface DownloadResult {
   url: string;
 }
 
+/** Problems with where the file goes (taken, not writable, full...) are {@link OutputError}s. */
 export type DownloadErrorCode =
   | "bad_url"
-  | "exists"
   | "http_status"
   | "not_mp4"
   | "size_mismatch"
@@ -130,7 +146,46 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
     throw new DownloadError("bad_url", `only http(s) URLs can be downloaded (got ${parsed.protocol})`, url);
   }
   const expectMp4 = options.expectMp4 ?? true;
-  const path = await chooseTarget(parsed, options.dest, options.force ?? false, expectMp4);
+  // Output problems are refused here as before a submit (without the free-space guess: the job
+  // is paid for already, and the download itself will say if the video does not fit).
+  const claim =
+    options.output ?? (await claimOutput(options.dest, { force: options.force, minFreeBytes: 0 }));
+  let nameLock: { release(): Promise<void> } | undefined;
+  let path: string | undefined;
+  try {
+    if (claim.file !== undefined) {
+      await checkFileTarget(claim.file, claim.force);
+      path = claim.file;
+    } else {
+      const chosen = await chooseNameIn(claim.dir, parsed, claim.force, expectMp4);
+      path = chosen.path;
+      nameLock = chosen.lock;
+    }
+    return await fetchInto(url, path, claim.force, expectMp4, options);
+  } catch (error) {
+    if (!isLocalFsError(error)) throw error;
+    const failure = fsError(error, path ?? claim.dir, "cannot save the video to");
+    // A full disk: the `.part` holds space that is needed elsewhere, and the video is fetched
+    // again into another place anyway (the URL still serves it).
+    if (failure.code === "no_space" && path !== undefined) {
+      await rm(`${path}.part`, { force: true }).catch(() => {});
+      await rm(`${path}.part.json`, { force: true }).catch(() => {});
+    }
+    throw failure;
+  } finally {
+    await nameLock?.release();
+    if (options.output === undefined) await claim.release();
+  }
+}
+
+/** Fetches `url` into `path` (through `<path>.part`), resuming and verifying. */
+async function fetchInto(
+  url: string,
+  path: string,
+  force: boolean,
+  expectMp4: boolean,
+  options: DownloadOptions,
+): Promise<DownloadResult> {
   const part = `${path}.part`;
   const metaPath = `${path}.part.json`;
   const fetchImpl = options.fetch;
@@ -217,7 +272,7 @@ export async function download(url: string, options: DownloadOptions = {}): Prom
       throw error;
     }
   }
-  await moveIntoPlace(part, path, options.force ?? false, url);
+  await moveIntoPlace(part, path, force);
   if (metaOnDisk) await rm(metaPath, { force: true });
   return { path, bytes: total, sha256: hash.digest("hex"), resumed, url };
 
@@ -736,8 +791,11 @@ async function hashFile(path: string, signal: AbortSignal | undefined): Promise<
   return hash;
 }
 
-async function moveIntoPlace(part: string, path: string, force: boolean, url: string): Promise<void> {
+async function moveIntoPlace(part: string, path: string, force: boolean): Promise<void> {
   if (force) {
+    // Replaces a regular file only: whatever took the name while downloading (a FIFO, a device,
+    // a dangling link) is refused rather than renamed over.
+    await checkFileTarget(path, true);
     await rename(part, path);
   } else {
     // link() fails if the name was taken meanwhile (another process): never clobber silently.
@@ -747,19 +805,19 @@ async function moveIntoPlace(part: string, path: string, force: boolean, url: st
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "EEXIST") {
-        throw new DownloadError(
+        throw new OutputError(
           "exists",
           `${path} appeared while downloading; the download is kept in ${part}`,
-          url,
+          path,
         );
       }
       // Filesystems without hard links: check, then rename.
       if (code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "EXDEV") {
         if (await exists(path)) {
-          throw new DownloadError(
+          throw new OutputError(
             "exists",
             `${path} appeared while downloading; the download is kept in ${part}`,
-            url,
+            path,
           );
         }
         await rename(part, path);
@@ -783,9 +841,10 @@ async function syncDir(dir: string): Promise<void> {
   } catch {}
 }
 
+/** Whether anything is at `path`, a dangling link included (it would take the name too). */
 async function exists(path: string): Promise<boolean> {
   try {
-    await stat(path);
+    await lstat(path);
     return true;
   } catch {
     return false;
@@ -842,36 +901,37 @@ export function fileNameFromUrl(url: string | URL, ensureExt = ".mp4"): string {
   return sanitizeFileName(decoded, ensureExt);
 }
 
-async function chooseTarget(
+/**
+ * A name in `dir` for the video at `url` (from the URL), claimed for this process. Without
+ * `force` a name that is taken (a file, a link, another download's `.part` or claim) is skipped
+ * for "name (1).mp4" and so on; with it the URL's name is used, and must be a regular file if
+ * anything is there.
+ */
+async function chooseNameIn(
+  dir: string,
   url: URL,
-  dest: string | undefined,
   force: boolean,
   expectMp4: boolean,
-): Promise<string> {
-  const raw = dest ?? ".";
-  const full = resolve(raw);
-  let isDir = raw.endsWith("/") || raw.endsWith("\\");
-  try {
-    isDir ||= (await stat(full)).isDirectory();
-  } catch {}
-  if (!isDir) {
-    await mkdir(dirname(full), { recursive: true });
-    if (!force && (await exists(full))) {
-      throw new DownloadError("exists", `${full} already exists (use force to overwrite)`, url.href);
-    }
-    return full;
-  }
-  await mkdir(full, { recursive: true });
+): Promise<{ path: string; lock: { release(): Promise<void> } }> {
   const name = fileNameFromUrl(url, expectMp4 ? ".mp4" : "");
-  const first = join(full, name);
-  if (force) return first;
+  const first = join(dir, name);
+  if (force) {
+    await checkFileTarget(first, true);
+    return { path: first, lock: await lockOutputFile(first) };
+  }
   const ext = extname(name);
   const stem = basename(name, ext);
   for (let n = 0; n < 10_000; n++) {
-    const candidate = n === 0 ? first : join(full, `${stem} (${n})${ext}`);
-    if (!(await exists(candidate)) && !(await partOfAnotherUrl(candidate, url.href))) return candidate;
+    const candidate = n === 0 ? first : join(dir, `${stem} (${n})${ext}`);
+    if ((await exists(candidate)) || (await partOfAnotherUrl(candidate, url.href))) continue;
+    try {
+      return { path: candidate, lock: await lockOutputFile(candidate) };
+    } catch (error) {
+      if (error instanceof OutputError && error.code === "busy") continue;
+      throw error;
+    }
   }
-  throw new DownloadError("exists", `no free name for ${name} in ${full}`, url.href);
+  throw new OutputError("exists", `no free name for ${name} in ${dir}`, dir);
 }
 
 /** Whether `<path>.part` is another URL's download in progress (or left over): not ours to take. */

@@ -14,6 +14,7 @@ import type { FitOptions } from "./fit.js";
 import { type PreparedInput, type PrepareInputParams, prepareInput } from "./image-input.js";
 import { Journal } from "./journal.js";
 import { nodeFetch } from "./node-fetch.js";
+import { claimOutput, isOutputClaim, type OutputClaim } from "./output.js";
 import { resolveToken } from "./token-file.js";
 
 export interface DreaminaOptions extends RunComfyClientOptions {
@@ -41,8 +42,14 @@ export interface WaitVideoOptions
     | "onPollError"
     | "giveUpAfterMs"
   > {
-  /** A file path or a directory for the video. Default: the current directory. */
-  output?: string | undefined;
+  /**
+   * A file path or a directory for the video (default: the current directory), or a target
+   * claimed beforehand with `claimOutput()` (then the caller releases it). Checked before the
+   * submit (run) or the wait: a folder that cannot be written, a name taken, a FIFO or a device,
+   * a dangling link, too little space or another run writing the same file throw OutputError
+   * before anything is paid for.
+   */
+  output?: string | OutputClaim | undefined;
   /** Download the video. Default true. */
   download?: boolean | undefined;
   /** Overwrite an existing output file. */
@@ -58,7 +65,10 @@ export interface RunVideoOptions extends WaitVideoOptions {
   fit?: boolean | FitOptions | undefined;
   /** Called once the input is prepared and checked (warnings included), before anything is sent. */
   onPrepared?: ((prepared: PreparedInput) => void) | undefined;
-  /** Called once the service accepted the job. */
+  /**
+   * Called once the service accepted the job, before the journal records it (so the id can be
+   * shown at once, even if the journal then waits for another process's lock).
+   */
   onSubmitted?: ((submit: SubmitResult) => void) | undefined;
 }
 
@@ -142,6 +152,8 @@ export class Dreamina {
     const prepared = await this.prepare(request, options);
     options.onPrepared?.(prepared);
     const journal = this.journal;
+    // Where the video goes is checked and claimed before paying for it.
+    const claim = await this.#claimOutput(options);
     let localId: number | undefined;
     let requestId: string | undefined;
     try {
@@ -154,8 +166,12 @@ export class Dreamina {
         },
         onSubmitted: (submit) => {
           requestId = submit.requestId;
-          if (localId !== undefined) journal?.submitAccepted(localId, submit);
-          options.onSubmitted?.(submit);
+          try {
+            options.onSubmitted?.(submit);
+          } finally {
+            // Keeps the id in a recovery file if the journal cannot take it (see Journal).
+            if (localId !== undefined) journal?.submitAccepted(localId, submit);
+          }
         },
         onSubmitError: (error) => {
           if (localId !== undefined) recordSubmitError(journal, localId, error);
@@ -163,10 +179,12 @@ export class Dreamina {
         onUpdate: (update) => this.#recordUpdate(update, options),
         onResult: (result) => this.#recordResult(result),
       });
-      return await this.#finish(job.requestId, localId, job.result, options);
+      return await this.#finish(job.requestId, localId, job.result, { ...options, output: claim.target });
     } catch (error) {
       if (requestId) this.#recordStop(requestId, error);
       throw error;
+    } finally {
+      await claim.release();
     }
   }
 
@@ -174,6 +192,7 @@ export class Dreamina {
   async wait(requestId: string, options: WaitVideoOptions = {}): Promise<VideoResult> {
     const journal = this.journal;
     const row = journal?.get(requestId);
+    const claim = await this.#claimOutput(options);
     try {
       const result = await wait(this.client, requestId, {
         ...this.#waitOptions(options, row?.frames),
@@ -181,10 +200,12 @@ export class Dreamina {
         onUpdate: (update) => this.#recordUpdate(update, options),
         onResult: (result) => this.#recordResult(result),
       });
-      return await this.#finish(requestId, row?.localId, result, options);
+      return await this.#finish(requestId, row?.localId, result, { ...options, output: claim.target });
     } catch (error) {
       this.#recordStop(requestId, error);
       throw error;
+    } finally {
+      await claim.release();
     }
   }
 
@@ -197,6 +218,16 @@ export class Dreamina {
     // A journal passed in by the caller is theirs to close.
     if (!(this.#journalOption instanceof Journal)) this.#journal?.close();
     this.#journal = undefined;
+  }
+
+  /** The output claimed for this call (nothing to claim without a download, or when the caller did). */
+  async #claimOutput(
+    options: WaitVideoOptions,
+  ): Promise<{ target: OutputClaim | undefined; release(): Promise<void> }> {
+    if (options.download === false) return { target: undefined, release: async () => {} };
+    if (isOutputClaim(options.output)) return { target: options.output, release: async () => {} };
+    const claim = await claimOutput(options.output, { force: options.force });
+    return { target: claim, release: () => claim.release() };
   }
 
   #waitOptions(options: WaitVideoOptions, frames: number | undefined): WaitOptions {
@@ -214,25 +245,36 @@ export class Dreamina {
     };
   }
 
-  /** The error that ended a wait; a cancel it made (Ctrl-C while queued) settles the row too. */
+  /**
+   * The error that ended a wait; a cancel it made (Ctrl-C while queued) settles the row too.
+   * Best effort: failing to write it (a locked journal) must not hide the error being reported.
+   */
   #recordStop(requestId: string, error: unknown): void {
     const journal = this.journal;
     if (!journal) return;
-    const cancel = (error as { cancel?: { outcome?: string } }).cancel;
-    if (cancel?.outcome === "cancelled") {
-      journal.recordStatus(requestId, { status: "cancelled", rawStatus: "cancelled" });
-    }
-    journal.recordError(requestId, error);
+    try {
+      const cancel = (error as { cancel?: { outcome?: string } }).cancel;
+      if (cancel?.outcome === "cancelled") {
+        journal.recordStatus(requestId, { status: "cancelled", rawStatus: "cancelled" });
+      }
+      journal.recordError(requestId, error);
+    } catch {}
   }
 
   #recordUpdate(update: JobUpdate, options: WaitVideoOptions): void {
     if (!update.result) {
-      this.journal?.recordStatus(update.requestId, {
-        status: update.status,
-        rawStatus: update.rawStatus,
-        queuePosition: update.queuePosition,
-        at: update.at,
-      });
+      try {
+        this.journal?.recordStatus(update.requestId, {
+          status: update.status,
+          rawStatus: update.rawStatus,
+          queuePosition: update.queuePosition,
+          at: update.at,
+        });
+      } catch (error) {
+        // A status seen while another process holds the journal is not worth ending the wait
+        // for a paid job: the next one (or the result) is recorded once the lock is gone.
+        if (!isBusy(error)) throw error;
+      }
     }
     options.onUpdate?.(update);
   }
@@ -250,8 +292,9 @@ export class Dreamina {
   ): Promise<VideoResult> {
     const files: DownloadResult[] = [];
     if (options.download !== false && result.video) {
+      const output = options.output;
       const file = await download(result.video, {
-        dest: options.output,
+        ...(isOutputClaim(output) ? { output } : { dest: output }),
         force: options.force,
         signal: options.signal,
         onProgress: options.onDownloadProgress,
@@ -266,6 +309,11 @@ export class Dreamina {
     }
     return { requestId, localId, result, video: result.video, files, cost: result.cost };
   }
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
 }
 
 function recordSubmitError(journal: Journal | undefined, localId: number, error: unknown): void {

@@ -13,6 +13,11 @@
 // busy_timeout makes writers wait for each other; every read-then-write runs in a
 // BEGIN IMMEDIATE transaction, because in WAL mode a deferred transaction that later wants to
 // write fails at once with SQLITE_BUSY_SNAPSHOT instead of waiting.
+//
+// A request id is never lost: when the write that records an accepted submit fails (the file
+// locked past the busy timeout, a full disk), the id goes to a recovery file beside the journal
+// (journal-recovery.ts) and is printed on stderr; the journal takes it in at its next write or
+// open. Only if that file cannot be written either does submitAccepted throw, the id in its message.
 
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
@@ -22,8 +27,18 @@ import Database from "better-sqlite3";
 import { redactSecrets } from "../api/redact.js";
 import type { JobStatusValue } from "../api/types.js";
 import type { RunTimePrior } from "../run/schedule.js";
+import {
+  hasRecoveredSubmits,
+  type RecoveredSubmit,
+  readRecoveredSubmits,
+  recoveryDirFor,
+  removeRecoveredFiles,
+  writeRecoveredSubmit,
+} from "./journal-recovery.js";
 import type { JournalState } from "./journal-states.js";
 import { defaultJournalPath } from "./paths.js";
+
+export { type RecoveredSubmit, recoveryDirFor } from "./journal-recovery.js";
 
 type Db = Database.Database;
 
@@ -163,8 +178,16 @@ export interface ListParams {
 export type { RunTimePrior };
 
 export interface JournalOptions {
-  /** How long a writer waits for another process's lock. Default 10 s. */
+  /**
+   * How long a writer waits for another process's lock. Default `$DREAMINA_JOURNAL_BUSY_TIMEOUT_MS`,
+   * else 10 s.
+   */
   busyTimeoutMs?: number;
+  /**
+   * Where the journal says what must not go unseen (a request id it had to keep outside the
+   * database). Default: a line on stderr, never silenced.
+   */
+  onWarning?: (message: string) => void;
   /**
    * A `submitting` row older than this is reported as `submission_unknown` even if a process
    * with its pid still exists (pids are reused). Default 10 minutes: far above any submit timeout.
@@ -178,10 +201,54 @@ export interface JournalOptions {
 export type Migration = string | ((db: Db) => void);
 
 export class JournalError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = "JournalError";
   }
+}
+
+/**
+ * The service accepted a request but neither the journal nor the recovery file could record it.
+ * The id is in the message (and was printed on stderr as soon as it happened).
+ */
+export class UnrecordedSubmitError extends JournalError {
+  readonly requestId: string;
+  constructor(message: string, requestId: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "UnrecordedSubmitError";
+    this.requestId = requestId;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, message: this.message, requestId: this.requestId };
+  }
+}
+
+/** What a replay of the recovery files did. */
+export interface RecoveryReport {
+  /** Ids taken into the journal now, with the row that got each. */
+  replayed: RecoveredSubmit[];
+  /** Ids that match no row awaiting them (the journal was replaced?): kept, and warned about. */
+  unmatched: (RecoveredSubmit & { file: string })[];
+  /** Files that could not be read (being written, or torn): kept. */
+  unreadable: string[];
+}
+
+/** `$DREAMINA_JOURNAL_BUSY_TIMEOUT_MS`, when set. */
+function busyTimeoutFromEnv(): number | undefined {
+  const raw = process.env.DREAMINA_JOURNAL_BUSY_TIMEOUT_MS;
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 0) {
+    throw new JournalError(
+      `DREAMINA_JOURNAL_BUSY_TIMEOUT_MS must be a whole number of milliseconds, 0 or more (got ${JSON.stringify(raw)})`,
+    );
+  }
+  return ms;
+}
+
+function warnOnStderr(message: string): void {
+  process.stderr.write(`warning: ${redactSecrets(message)}\n`);
 }
 
 /** Bumped only if the `migrations` table itself ever changes shape. */
@@ -265,6 +332,12 @@ const STICKY_STATES: ReadonlySet<string> = new Set([
  */
 export function migrateModule(db: Db, module: string, migrations: readonly Migration[]): number {
   ensureBootstrap(db);
+  // Up to date (the usual case): a read, so that opening the journal does not wait for a
+  // writer lock another process may hold for a while.
+  const known = db.prepare("SELECT version FROM migrations WHERE module = ?").get(module) as
+    | { version: number }
+    | undefined;
+  if (known?.version === migrations.length) return migrations.length;
   const run = db.transaction(() => {
     const row = db.prepare("SELECT version FROM migrations WHERE module = ?").get(module) as
       | { version: number }
@@ -359,6 +432,11 @@ interface JobRow {
 
 type RowState = Pick<JobRow, "local_id" | "state">;
 
+interface AppliedRecovery extends RecoveryReport {
+  /** Files whose id is in the journal once the transaction commits. */
+  committed: string[];
+}
+
 export class Journal {
   readonly #db: Db;
   readonly path: string;
@@ -372,6 +450,12 @@ export class Journal {
   readonly #statements = new Map<string, Database.Statement>();
   /** One transaction wrapper for every write (better-sqlite3 nests it as a savepoint). */
   readonly #tx: Database.Transaction<(fn: () => unknown) => unknown>;
+  /** `<path>.recovered`; undefined in memory. */
+  readonly #recoveryDir: string | undefined;
+  /** Ids were kept in the recovery folder by this process: the next write takes them in. */
+  #recoveryPending = false;
+  #lastRecovery: RecoveryReport | undefined;
+  readonly #warn: (message: string) => void;
 
   private constructor(db: Db, path: string, options: JournalOptions) {
     this.#db = db;
@@ -379,6 +463,8 @@ export class Journal {
     this.#grace = options.submitGraceMs ?? 10 * 60_000;
     this.#now = options.now ?? Date.now;
     this.#tx = db.transaction((fn: () => unknown) => fn());
+    this.#recoveryDir = path === ":memory:" ? undefined : recoveryDirFor(path);
+    this.#warn = options.onWarning ?? warnOnStderr;
   }
 
   #prepare(sql: string): Database.Statement {
@@ -390,9 +476,23 @@ export class Journal {
     return statement;
   }
 
-  /** `fn` in a BEGIN IMMEDIATE transaction (a savepoint when one is already open). */
+  /**
+   * `fn` in a BEGIN IMMEDIATE transaction (a savepoint when one is already open). Ids this
+   * process had to keep in the recovery folder are taken in first, in the same transaction: the
+   * status writes that follow an accepted submit then find its row.
+   */
   #immediate<T>(fn: () => T): T {
-    return this.#tx.immediate(fn) as T;
+    if (!this.#recoveryPending || this.#db.inTransaction || !this.#recoveryDir) {
+      return this.#tx.immediate(fn) as T;
+    }
+    const dir = this.#recoveryDir;
+    let applied: AppliedRecovery | undefined;
+    const out = this.#tx.immediate(() => {
+      applied = this.#applyRecovered(dir);
+      return fn();
+    }) as T;
+    if (applied) this.#finishReplay(applied);
+    return out;
   }
 
   /** Open (creating directories and the file if needed) and migrate. Default: {@link defaultJournalPath}. */
@@ -401,7 +501,8 @@ export class Journal {
     const db = new Database(path);
     try {
       // busy_timeout first: switching to WAL itself needs a lock another process may hold.
-      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000))}`);
+      const busyMs = options.busyTimeoutMs ?? busyTimeoutFromEnv() ?? 10_000;
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyMs))}`);
       const mode = db.pragma("journal_mode = WAL", { simple: true });
       if (path !== ":memory:" && mode !== "wal") {
         throw new JournalError(`could not put ${path} in WAL mode (got ${String(mode)})`);
@@ -413,7 +514,9 @@ export class Journal {
       db.close();
       throw error;
     }
-    return new Journal(db, path, options);
+    const journal = new Journal(db, path, options);
+    journal.#replayAtOpen();
+    return journal;
   }
 
   /** The connection, for modules that keep their own tables here (see {@link migrateModule}). */
@@ -464,14 +567,32 @@ export class Journal {
     });
   }
 
-  /** The service accepted the submit. Also settles a `submission_unknown` row found later. */
+  /**
+   * The service accepted the submit. Also settles a `submission_unknown` row found later.
+   *
+   * When the write fails for a reason of the storage (locked past the busy timeout, a full or
+   * read-only disk), the id is kept in the recovery folder beside the journal and announced
+   * through `onWarning` (stderr), and this returns normally: the id is safe, the job goes on.
+   * Throws {@link UnrecordedSubmitError} (the id in its message) only when that fails too.
+   */
   submitAccepted(localId: number, params: SubmitAcceptedParams): void {
+    try {
+      this.#recordAccepted(localId, params);
+    } catch (error) {
+      if (error instanceof JournalError) throw error; // a caller's mistake, not the storage's
+      this.#keepAcceptedOutside(localId, params, error);
+    }
+  }
+
+  #recordAccepted(localId: number, params: SubmitAcceptedParams): void {
     const now = this.#now();
     this.#immediate(() => {
       const row = this.#stateByLocalId(localId);
-      if (!row) throw new JournalError(`no journal row ${localId}`);
+      if (!row) throw new JournalError(`no journal row ${localId} (for request ${params.requestId})`);
       if (row.state !== "submitting" && row.state !== "submission_unknown" && row.state !== "submitted") {
-        throw new JournalError(`journal row ${localId} is ${row.state}, not awaiting a submit outcome`);
+        throw new JournalError(
+          `journal row ${localId} is ${row.state}, not awaiting a submit outcome (request ${params.requestId})`,
+        );
       }
       this.#prepare(
         `UPDATE jobs SET request_id = ?, state = 'submitted', status_url = ?, result_url = ?,
@@ -488,6 +609,140 @@ export class Journal {
       );
       this.#insertTransition(localId, "submitted", undefined, undefined, now);
     });
+  }
+
+  #keepAcceptedOutside(localId: number, params: SubmitAcceptedParams, error: unknown): void {
+    const reason = redactText(error instanceof Error ? error.message : String(error));
+    const billed = `the service accepted request ${params.requestId} (it runs and is billed)`;
+    let fileError: unknown = new Error("the journal is in memory");
+    if (this.#recoveryDir) {
+      const entry: RecoveredSubmit = {
+        kind: "submit_accepted",
+        journal: this.path,
+        localId,
+        requestId: params.requestId,
+        statusUrl: params.statusUrl === undefined ? undefined : redactText(params.statusUrl),
+        resultUrl: params.resultUrl === undefined ? undefined : redactText(params.resultUrl),
+        cancelUrl: params.cancelUrl === undefined ? undefined : redactText(params.cancelUrl),
+        at: iso(this.#now()),
+        pid: process.pid,
+        host: this.#host,
+        error: reason,
+      };
+      try {
+        const file = writeRecoveredSubmit(this.#recoveryDir, entry);
+        this.#recoveryPending = true;
+        this.#warn(
+          `${billed}, but the journal ${this.path} could not record it (${reason}). The id is kept in ` +
+            `${file} and goes into the journal the next time it can be written (\`dreamina jobs\` does it).`,
+        );
+        return;
+      } catch (writeError) {
+        fileError = writeError;
+      }
+    }
+    const message =
+      `${billed}, but it could not be recorded: the journal ${this.path} failed (${reason}) and so did ` +
+      `the recovery folder ${this.#recoveryDir ?? "(none)"} (${fileError instanceof Error ? fileError.message : String(fileError)}). ` +
+      `Note the id ${params.requestId}: \`dreamina wait ${params.requestId}\` fetches the video.`;
+    this.#warn(message);
+    throw new UnrecordedSubmitError(message, params.requestId, { cause: error });
+  }
+
+  /**
+   * Takes the ids kept in the recovery folder into the journal (idempotent: an id already
+   * recorded is simply dropped), then removes their files, only after the commit. Runs at open
+   * and before the first write after an id had to be kept there. Throws if the journal cannot
+   * be written (the files stay for next time).
+   */
+  replayRecovered(): RecoveryReport {
+    const dir = this.#recoveryDir;
+    if (!dir) return { replayed: [], unmatched: [], unreadable: [] };
+    const applied = this.#tx.immediate(() => this.#applyRecovered(dir)) as AppliedRecovery;
+    this.#finishReplay(applied);
+    return this.#lastRecovery!;
+  }
+
+  /** What the last replay did (at open, or at a later write), if one ran. */
+  get lastRecovery(): RecoveryReport | undefined {
+    return this.#lastRecovery;
+  }
+
+  #replayAtOpen(): void {
+    const dir = this.#recoveryDir;
+    if (!dir || !hasRecoveredSubmits(dir)) return;
+    try {
+      this.replayRecovered();
+    } catch (error) {
+      this.#recoveryPending = true;
+      this.#warn(
+        `request ids kept in ${dir} could not be taken into the journal yet ` +
+          `(${error instanceof Error ? error.message : String(error)}); they stay there and are tried again`,
+      );
+    }
+  }
+
+  /** Must run inside a transaction. */
+  #applyRecovered(dir: string): AppliedRecovery {
+    const { entries, unreadable } = readRecoveredSubmits(dir);
+    const applied: AppliedRecovery = { committed: [], replayed: [], unmatched: [], unreadable };
+    for (const { file, entry } of entries) {
+      const outcome = this.#applyRecoveredSubmit(entry);
+      if (outcome === "unmatched") applied.unmatched.push({ ...entry, file });
+      else {
+        applied.committed.push(file);
+        if (outcome === "applied") applied.replayed.push(entry);
+      }
+    }
+    return applied;
+  }
+
+  #applyRecoveredSubmit(entry: RecoveredSubmit): "applied" | "already" | "unmatched" {
+    if (this.#stateByRequestId(entry.requestId)) return "already";
+    const row = this.#prepare("SELECT local_id, state, request_id FROM jobs WHERE local_id = ?").get(
+      entry.localId,
+    ) as (RowState & { request_id: string | null }) | undefined;
+    if (!row || row.request_id !== null) return "unmatched";
+    const now = this.#now();
+    const at = Number.isFinite(Date.parse(entry.at)) ? Date.parse(entry.at) : now;
+    // A row still awaiting its outcome becomes submitted; one settled meanwhile (abandoned by a
+    // person) keeps its state but gets the id, so the job can still be found and fetched.
+    const awaiting = row.state === "submitting" || row.state === "submission_unknown";
+    this.#prepare(
+      `UPDATE jobs SET request_id = ?, status_url = COALESCE(?, status_url),
+             result_url = COALESCE(?, result_url), cancel_url = COALESCE(?, cancel_url),
+             submitted_at = COALESCE(submitted_at, ?), updated_at = ?,
+             state = CASE WHEN ? THEN 'submitted' ELSE state END
+           WHERE local_id = ?`,
+    ).run(
+      entry.requestId,
+      entry.statusUrl ?? null,
+      entry.resultUrl ?? null,
+      entry.cancelUrl ?? null,
+      at,
+      now,
+      awaiting ? 1 : 0,
+      row.local_id,
+    );
+    if (awaiting) this.#insertTransition(row.local_id, "submitted", undefined, undefined, at);
+    return "applied";
+  }
+
+  /** After the commit: remove what is in the journal now, and say what could not be matched. */
+  #finishReplay(applied: AppliedRecovery): void {
+    removeRecoveredFiles(applied.committed);
+    this.#recoveryPending = false;
+    this.#lastRecovery = {
+      replayed: applied.replayed,
+      unmatched: applied.unmatched,
+      unreadable: applied.unreadable,
+    };
+    for (const u of applied.unmatched) {
+      this.#warn(
+        `request ${u.requestId} (accepted ${u.at}) is kept in ${u.file} but matches no journal row awaiting ` +
+          `it (local id ${u.localId}); it was not lost: \`dreamina wait ${u.requestId}\` fetches it. Remove the file once done.`,
+      );
+    }
   }
 
   /** The service definitely refused the submit (nothing was created, nothing billed). */
@@ -578,10 +833,14 @@ export class Journal {
 
   /** An error this tool met while following the request (the state is left as it is). */
   recordError(requestId: string, error: unknown): boolean {
-    const info = this.#prepare(
-      "UPDATE jobs SET last_error_json = ?, updated_at = ? WHERE request_id = ?",
-    ).run(storeError(error), this.#now(), requestId);
-    return info.changes > 0;
+    const stored = storeError(error);
+    const now = this.#now();
+    return this.#immediate(() => {
+      const info = this.#prepare(
+        "UPDATE jobs SET last_error_json = ?, updated_at = ? WHERE request_id = ?",
+      ).run(stored, now, requestId);
+      return info.changes > 0;
+    });
   }
 
   /** A file downloaded for the request. */

@@ -5,15 +5,22 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
 import fc from "fast-check";
-import { DownloadError, download, fileNameFromUrl, sanitizeFileName } from "../../src/node/download.js";
+import {
+  DownloadError,
+  download,
+  fileNameFromUrl,
+  OutputError,
+  sanitizeFileName,
+} from "../../src/node/download.js";
 import { checkMp4File, checkMp4Structure, Mp4StreamCheck, Mp4StructureError } from "../../src/node/mp4.js";
+import { mkfifo } from "../helpers/mounts.js";
 import { makeTestMp4 } from "../helpers/mp4.js";
 
 interface Mode {
@@ -429,7 +436,7 @@ describe("download", () => {
     await writeFile(target, "keep me");
     await assert.rejects(
       download(`${base}/x.mp4`, { dest: target }),
-      (error: unknown) => error instanceof DownloadError && error.code === "exists",
+      (error: unknown) => error instanceof OutputError && error.code === "exists",
     );
     assert.equal(await readFile(target, "utf8"), "keep me");
     assert.equal(seen.length, 0);
@@ -443,6 +450,34 @@ describe("download", () => {
     const forced = await download(`${base}/x.mp4`, { dest: target, force: true });
     assert.equal(forced.path, target);
     assert.equal(sha(await readFile(target)), videoSha);
+  });
+
+  it("writes only regular files: a FIFO or a dangling link is refused (force too) before any request", async () => {
+    const d = await freshDir();
+    const fifo = join(d, "pipe.mp4");
+    mkfifo(fifo);
+    await symlink(join(d, "gone", "x.mp4"), join(d, "dangling.mp4"));
+    for (const force of [false, true]) {
+      await assert.rejects(
+        download(`${base}/v.mp4`, { dest: fifo, force }),
+        (error: unknown) => error instanceof OutputError && error.code === "not_regular",
+      );
+      await assert.rejects(
+        download(`${base}/v.mp4`, { dest: join(d, "dangling.mp4"), force }),
+        (error: unknown) => error instanceof OutputError && error.code === "dangling_link",
+      );
+    }
+    assert.equal(seen.length, 0, "nothing was fetched");
+    assert.ok((await lstat(fifo)).isFIFO());
+    // In a folder, a name a FIFO holds is skipped like any taken name; with force it is refused.
+    const skipped = await download(`${base}/pipe.mp4`, { dest: d });
+    assert.equal(skipped.path, join(d, "pipe (1).mp4"));
+    await assert.rejects(
+      download(`${base}/pipe.mp4`, { dest: d, force: true }),
+      (error: unknown) => error instanceof OutputError && error.code === "not_regular",
+    );
+    assert.ok((await lstat(fifo)).isFIFO());
+    assert.deepEqual((await readdir(d)).sort(), ["dangling.mp4", "pipe (1).mp4", "pipe.mp4"]);
   });
 
   it("aborts promptly through the signal", async () => {

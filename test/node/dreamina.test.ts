@@ -3,17 +3,20 @@
 // answered), `submit` + `wait`, `updates`, and a preflight failure that sends nothing.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
 import { PreflightError } from "../../src/index.js";
 import { Dreamina } from "../../src/node/dreamina.js";
 import { Journal } from "../../src/node/journal.js";
+import { claimOutput, OutputError } from "../../src/node/output.js";
 import type { JobUpdate } from "../../src/run/wait.js";
 import type { Sandbox } from "../../src/sandbox/index.js";
 import { assertMp4, FAKE_TOKEN, inProcessSandbox, sha256File } from "../helpers/cli.js";
 import { jpeg } from "../helpers/images.js";
+import { mkfifo } from "../helpers/mounts.js";
 import { JobServer, resultBody, statusBody } from "../run/job-server.js";
 
 let sandbox: Sandbox;
@@ -180,6 +183,71 @@ describe("Dreamina (Node SDK)", () => {
       assert.ok(seen.slice(0, -1).every((u) => u.result === undefined));
       for (let i = 1; i < seen.length; i++) assert.ok((seen[i]?.at ?? 0) >= (seen[i - 1]?.at ?? 0));
     } finally {
+      dreamina.close();
+    }
+  });
+
+  it("run(): a journal locked from the acceptance to the first status neither loses the id nor stops the job", async () => {
+    const path = join(dir, "locked-journal.db");
+    const warnings: string[] = [];
+    const journal = Journal.open(path, { busyTimeoutMs: 50, onWarning: (m) => warnings.push(m) });
+    const dreamina = new Dreamina({ baseUrl: sandbox.url, token: FAKE_TOKEN, journal });
+    const other = new Database(path);
+    let locked = false;
+    try {
+      const video = await dreamina.run(
+        { image, prompt: "the journal is locked meanwhile", frames: 121 },
+        {
+          output: join(dir, "locked.mp4"),
+          // Another connection takes the write lock as the id arrives (before the journal
+          // records it), and lets go only after the first status was seen.
+          onSubmitted: () => {
+            other.exec("BEGIN IMMEDIATE");
+            locked = true;
+          },
+          onUpdate: () => {
+            if (locked) other.exec("ROLLBACK");
+            locked = false;
+          },
+        },
+      );
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0] ?? "", new RegExp(`accepted request ${video.requestId} .*database is locked`));
+      const row = journal.get(video.requestId);
+      assert.equal(row?.state, "succeeded");
+      assert.equal(row?.localId, video.localId);
+      assert.equal(row?.files[0]?.sha256, video.files[0]?.sha256);
+      assert.deepEqual(readdirSync(`${path}.recovered`), []);
+    } finally {
+      if (locked) other.exec("ROLLBACK");
+      other.close();
+      dreamina.close();
+      journal.close();
+    }
+  });
+
+  it("run(): an output that cannot be written throws OutputError before anything is sent or journaled", async () => {
+    const fifo = join(dir, "pipe.mp4");
+    mkfifo(fifo);
+    const taken = join(dir, "claimed.mp4");
+    const claim = await claimOutput(taken);
+    const dreamina = sdk();
+    const requestsBefore = sandbox.requests().length;
+    try {
+      const rowsBefore = dreamina.journal?.list({ limit: 1000 }).length;
+      for (const [output, code] of [
+        [fifo, "not_regular"],
+        [taken, "busy"],
+      ] as const) {
+        await assert.rejects(
+          dreamina.run({ image, prompt: "never sent", frames: 121 }, { output, force: true }),
+          (error: unknown) => error instanceof OutputError && error.code === code,
+        );
+      }
+      assert.equal(dreamina.journal?.list({ limit: 1000 }).length, rowsBefore);
+      assert.equal(sandbox.requests().length, requestsBefore);
+    } finally {
+      await claim.release();
       dreamina.close();
     }
   });

@@ -9,11 +9,22 @@ import { CliError, EXIT, exitCodesHelp } from "../exit-codes.js";
 import { type Io, printable } from "../io.js";
 import type { ActionRunner } from "../main.js";
 
-async function openJournal(path: string) {
+/**
+ * The journal, when there is one. Opening it takes in the request ids that had to be kept in its
+ * recovery folder (accepted submits it could not record at the time): say which.
+ */
+async function openJournal(path: string, io: Io) {
   const { existsSync } = await import("node:fs");
-  if (!existsSync(path)) return undefined;
-  const { Journal } = await import("../../node/journal.js");
-  return Journal.open(path);
+  const { Journal, recoveryDirFor } = await import("../../node/journal.js");
+  if (!existsSync(path) && !existsSync(recoveryDirFor(path))) return undefined;
+  const journal = Journal.open(path);
+  for (const r of journal.lastRecovery?.replayed ?? []) {
+    io.info(
+      `recovered request ${r.requestId} into the journal (local id ${r.localId}): the service had accepted it ` +
+        `at ${r.at} while the journal could not be written`,
+    );
+  }
+  return journal;
 }
 
 function row(record: JournalRecord): Record<string, unknown> {
@@ -81,7 +92,7 @@ export function registerJobs(program: Command, run: ActionRunner): void {
         if (!Number.isInteger(limit) || limit <= 0) {
           throw new CliError(`--limit must be a positive integer (got ${flags.limit})`, EXIT.usage);
         }
-        const journal = await openJournal(journalPathFor(globals));
+        const journal = await openJournal(journalPathFor(globals), io);
         try {
           const records =
             journal?.list({ limit, state: flags.state as JournalState | undefined, batchId: flags.batch }) ??
@@ -101,7 +112,7 @@ export function registerJobs(program: Command, run: ActionRunner): void {
     .argument("<id>", "a request id, or the local id from `dreamina jobs`", requestIdArgument)
     .action((id: string, _flags, command: Command) =>
       run(command, async (io, globals) => {
-        const journal = await openJournal(journalPathFor(globals));
+        const journal = await openJournal(journalPathFor(globals), io);
         try {
           const key = /^\d+$/.test(id) ? Number(id) : id;
           const record = journal?.get(key);

@@ -2,11 +2,12 @@
 // All three journal every step, so an interrupted job can always be picked up again.
 
 import { stat } from "node:fs/promises";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import type { JobResult } from "../../api/types.js";
 import type { Dreamina, VideoResult } from "../../node/dreamina.js";
 import type { FitOptions } from "../../node/fit.js";
+import type { OutputClaim } from "../../node/output.js";
 import { readPrompt, requestIdArgument } from "../arguments.js";
 import { type Context, openContext } from "../context.js";
 import { CliError, EXIT, exitCodeFor, exitCodesHelp } from "../exit-codes.js";
@@ -104,20 +105,21 @@ function giveUpAfterMs(flags: OutputFlags): number {
 }
 
 /**
- * Refuses an output file that exists (without --force) before anything is sent: finding out
- * after the job ran would mean a paid video with nowhere to go.
+ * Checks and claims the output before anything is sent (or waited for): finding out after the
+ * job ran would mean a paid video with nowhere to go. The folder must exist or be creatable and
+ * take writes, the name be free (without --force) and a regular file if anything, no dangling
+ * link, room for a video, and no other run writing the same file. Undefined with --no-download.
  */
-async function checkOutput(flags: OutputFlags): Promise<void> {
-  if (flags.download === false || flags.force) return;
-  const raw = flags.output ?? ".";
-  if (raw.endsWith("/") || raw.endsWith("\\")) return;
-  const path = resolve(raw);
-  const info = await stat(path).catch(() => undefined);
-  if (info && !info.isDirectory()) {
-    throw new CliError(
-      `${path} already exists: use --force to overwrite it, or -o another file or a directory (nothing was sent)`,
-      EXIT.dataError,
-    );
+async function claimOutputFor(flags: OutputFlags, beforeSubmit: boolean): Promise<OutputClaim | undefined> {
+  if (flags.download === false) return undefined;
+  const { claimOutput, OutputError } = await import("../../node/output.js");
+  try {
+    return await claimOutput(flags.output ?? ".", { force: flags.force });
+  } catch (error) {
+    if (!(error instanceof OutputError)) throw error;
+    // Worth retrying as it is once space is freed or the other run ends; anything else is a bad -o.
+    const code = error.code === "busy" || error.code === "no_space" ? EXIT.tempFail : EXIT.dataError;
+    throw new CliError(`${error.message}${beforeSubmit ? " (nothing was sent)" : ""}`, code, error.toJSON());
   }
 }
 
@@ -202,6 +204,39 @@ function explainStop(error: Error, requestId: string | undefined, flags: OutputF
   return wrapped;
 }
 
+/**
+ * The job is done and paid for, only saving the video failed: say so, with the command that
+ * fetches it again. A network failure leaves a `.part` to resume at the same place; when the
+ * place itself failed (read-only, full, the name taken meanwhile) the command names another
+ * one that passes the output checks now.
+ */
+async function explainSaveFailure(error: Error, requestId: string, flags: OutputFlags): Promise<Error> {
+  let output = outputArg(flags);
+  if (error.name === "OutputError") {
+    const { recoveryOutputPath } = await import("../../node/output.js");
+    const target = resolve(flags.output ?? ".");
+    const isDir = await stat(target).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+    const fresh = await recoveryOutputPath(requestId, { avoidDir: isDir ? target : dirname(target) });
+    output = fresh ? ` -o ${shellQuote(fresh)}` : " -o <a writable folder>";
+  }
+  const resume = `dreamina wait ${requestId}${output}`;
+  const details =
+    typeof (error as { toJSON?: unknown }).toJSON === "function"
+      ? (error as unknown as { toJSON(): Record<string, unknown> }).toJSON()
+      : { message: error.message };
+  const wrapped = new CliError(
+    `${error.message}\nThe job ${requestId} is done (and billed); only saving the video failed. ` +
+      `Fetch it again, without a new job, with: ${resume}`,
+    exitCodeFor(error),
+    { ...details, requestId, resume },
+  );
+  wrapped.name = error.name;
+  return wrapped;
+}
+
 async function waitOrRun(
   io: Io,
   globals: Parameters<Parameters<ActionRunner>[1]>[1],
@@ -238,11 +273,8 @@ async function waitOrRun(
       // Ctrl-C after the job was done (while downloading): the video is still there to fetch.
       throw explainStop(error as Error, ids.requestId, flags);
     }
-    if (name === "DownloadError" && ids.requestId) {
-      io.info(
-        `the job ${ids.requestId} is done (and billed); only the download failed. Fetch the video again, ` +
-          `without a new job, with: dreamina wait ${ids.requestId}${outputArg(flags)}`,
-      );
+    if ((name === "DownloadError" || name === "OutputError") && ids.requestId) {
+      throw await explainSaveFailure(error as Error, ids.requestId, flags);
     }
     if (name === "SubmissionUnknownError") {
       io.info(
@@ -276,11 +308,11 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
         const { request, fit } = await readRequest(flags);
         const deadline = timeoutMs(flags);
         const giveUp = giveUpAfterMs(flags);
-        await checkOutput(flags);
+        const claim = await claimOutputFor(flags, true);
         return waitOrRun(io, globals, flags, async (ctx, dreamina, progress, signal, ids) =>
           dreamina.run(request, {
             fit,
-            output: flags.output,
+            output: claim ?? flags.output,
             download: flags.download,
             force: flags.force,
             signal,
@@ -296,7 +328,7 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
             onUpdate: (update) => progress.update(update),
             onDownloadProgress: (p) => progress.download(p),
           }),
-        );
+        ).finally(() => claim?.release());
       }),
     );
 
@@ -338,11 +370,11 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
       run(command, async (io, globals) => {
         const deadline = timeoutMs(flags);
         const giveUp = giveUpAfterMs(flags);
-        await checkOutput(flags);
+        const claim = await claimOutputFor(flags, false);
         return waitOrRun(io, globals, flags, async (ctx, dreamina, progress, signal, ids) => {
           ids.requestId = requestId;
           return dreamina.wait(requestId, {
-            output: flags.output,
+            output: claim ?? flags.output,
             download: flags.download,
             force: flags.force,
             signal,
@@ -353,7 +385,7 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
             onUpdate: (update) => progress.update(update),
             onDownloadProgress: (p) => progress.download(p),
           });
-        });
+        }).finally(() => claim?.release());
       }),
     );
 }
@@ -366,8 +398,11 @@ function warnAbout(io: Io, warnings: readonly { path: string; message: string }[
 /** The -o part of a suggested command (quoted when needed). */
 function outputArg(flags: OutputFlags): string {
   if (flags.output === undefined || flags.output === ".") return "";
-  const quoted = /^[\w./-]+$/.test(flags.output) ? flags.output : `'${flags.output.replace(/'/g, "'\\''")}'`;
-  return ` -o ${quoted}`;
+  return ` -o ${shellQuote(flags.output)}`;
+}
+
+function shellQuote(text: string): string {
+  return /^[\w./-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`;
 }
 
 function urls(raw: JobResult["raw"]): Record<string, unknown> {
