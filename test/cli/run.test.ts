@@ -152,6 +152,23 @@ describe("dreamina run", () => {
     assert.equal(sandbox.requests().length, before, "no request reached the sandbox");
   });
 
+  it("a blank prompt exits 65 with the model's rule, from --prompt or --prompt-file, and nothing is sent", async () => {
+    const before = sandbox.requests().length;
+    const r = await dreamina(["submit", "-i", image, "-p", "  \t "]);
+    assert.equal(r.code, 65, show(r));
+    assert.match(r.stderr, /prompt: prompt must contain at least one non-whitespace character/);
+    const promptFile = join(home.dir, "blank-prompt.txt");
+    writeFileSync(promptFile, "\n   \n");
+    const fromFile = await dreamina(["--json", "run", "-i", image, "--prompt-file", promptFile]);
+    assert.equal(fromFile.code, 65, show(fromFile));
+    const doc = parseJson<{ error: { violations: { path: string; rule: string }[] } }>(fromFile);
+    assert.deepEqual(
+      doc.error.violations.map((v) => `${v.path}:${v.rule}`),
+      ["prompt:blank"],
+    );
+    assert.equal(sandbox.requests().length, before, "no request reached the sandbox");
+  });
+
   it("a missing image file exits 66", async () => {
     const r = await dreamina(["run", "-i", join(home.dir, "nope.jpg"), "-p", "x"]);
     assert.equal(r.code, 66, show(r));
