@@ -23,7 +23,7 @@ import {
   type TempHome,
   tempHome,
 } from "../helpers/cli.js";
-import { jpeg } from "../helpers/images.js";
+import { damagedImages, jpeg } from "../helpers/images.js";
 
 let sandbox: Sandbox;
 let home: TempHome;
@@ -166,6 +166,21 @@ describe("dreamina run", () => {
       doc.error.violations.map((v) => `${v.path}:${v.rule}`),
       ["prompt:blank"],
     );
+    assert.equal(sandbox.requests().length, before, "no request reached the sandbox");
+  });
+
+  it("a damaged image (a JPEG cut in half) exits 65 before anything is sent", async () => {
+    const before = sandbox.requests().length;
+    const half = join(home.dir, "half.jpg");
+    writeFileSync(half, (await damagedImages()).halfJpeg);
+    for (const command of ["submit", "run"]) {
+      const r = await dreamina([command, "-i", half, "-p", "waves roll in"]);
+      assert.equal(r.code, 65, show(r));
+      assert.match(
+        r.stderr,
+        /image_urls\[0\]: the image does not decode fully: the JPEG image data stops short/,
+      );
+    }
     assert.equal(sandbox.requests().length, before, "no request reached the sandbox");
   });
 
