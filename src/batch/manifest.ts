@@ -233,11 +233,13 @@ function toRow(
   const image = text(record.image);
   if (!image) problems.push({ line, field: "image", message: "image is required (a path or a URL)" });
   const prompt = typeof record.prompt === "string" ? record.prompt : "";
-  if (record.prompt !== undefined && record.prompt !== null && typeof record.prompt !== "string") {
-    problems.push({ line, field: "prompt", message: "prompt must be a string" });
-  } else if (prompt.trim() === "") {
+  if (record.prompt === undefined || record.prompt === null) {
     problems.push({ line, field: "prompt", message: "prompt is required" });
+  } else if (typeof record.prompt !== "string") {
+    problems.push({ line, field: "prompt", message: "prompt must be a string" });
   }
+  // A blank prompt is refused by the model's own rule when the row is validated (validateRow),
+  // with the same message run, submit and validate give.
   const frames = integer(record.frames, "frames", line, problems);
   const seed = integer(record.seed, "seed", line, problems);
   const id = text(record.id);

@@ -1,8 +1,10 @@
 // The batch's reports, written into --out: `report.json` (every row: status, request_id,
 // timings, cost, file, sha256, error) and `report.html`, a self-contained contact sheet that
-// opens from disk: per row a small JPEG thumbnail of the input (a data URI made by sharp,
-// loaded lazily), the prompt (HTML-escaped), the status and a playable <video> whose src is
-// relative to the report. Both are written to a temporary name and renamed into place.
+// opens from disk: per row a small JPEG thumbnail of the input, the prompt (HTML-escaped), the
+// status and a playable <video> whose src is relative to the report. Each distinct thumbnail
+// is written once, as a data URI in a CSS class that every card showing it refers to: 10,000
+// rows sending the same few images do not repeat an image 10,000 times. Both files are written
+// to a temporary name and renamed into place.
 
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
@@ -195,13 +197,30 @@ function errorText(error: unknown): string {
   return JSON.stringify(error);
 }
 
+/** A base64 image data URI: nothing in it can end a CSS string or a <style> element. */
+const THUMB_URI = /^data:image\/[a-z0-9.+-]+;base64,[A-Za-z0-9+/]*={0,2}$/i;
+
+/** One CSS class per distinct thumbnail (by its data URI), in the order the rows first show them. */
+function thumbnailClasses(report: BatchReport, thumbs: ReadonlyMap<string, string>): Map<string, string> {
+  const classes = new Map<string, string>();
+  for (const row of report.rows) {
+    const uri = thumbs.get(row.key);
+    if (uri !== undefined && !classes.has(uri) && THUMB_URI.test(uri)) classes.set(uri, `t${classes.size}`);
+  }
+  return classes;
+}
+
 export function renderHtml(report: BatchReport, thumbs: ReadonlyMap<string, string>): string {
   const t = report.totals;
+  const classes = thumbnailClasses(report, thumbs);
+  const thumbStyles = [...classes]
+    .map(([uri, name]) => `.${name} { background-image: url("${uri}"); }`)
+    .join("\n");
   const cards = report.rows
     .map((row) => {
-      const thumb = thumbs.get(row.key);
+      const thumb = classes.get(thumbs.get(row.key) ?? "");
       const image = thumb
-        ? `<img class="thumb" alt="input" src="${escapeHtml(thumb)}">`
+        ? `<div class="thumb pic ${thumb}" role="img" aria-label="input image"></div>`
         : /^https?:/i.test(row.image)
           ? `<a class="thumb none" href="${escapeHtml(row.image)}">remote image</a>`
           : `<div class="thumb none">no preview</div>`;
@@ -243,7 +262,8 @@ main { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr
 .card.done { border-left-color: #2a9d4b; } .card.failed, .card.invalid { border-left-color: #d33; }
 .card.unknown { border-left-color: #e0a000; }
 .media { display: flex; gap: .5rem; align-items: flex-start; }
-.thumb { width: 160px; max-height: 160px; object-fit: contain; background: #eee; flex: none; }
+.thumb { width: 160px; max-height: 160px; background-color: #eee; flex: none; }
+.thumb.pic { height: 160px; background-position: center; background-size: contain; background-repeat: no-repeat; }
 video, .video { width: 240px; max-height: 240px; background: #111; }
 .none { display: flex; align-items: center; justify-content: center; min-height: 90px; color: #888; background: #eee; }
 h2 { font-size: 15px; margin: .5rem 0 .2rem; word-break: break-all; }
@@ -252,6 +272,9 @@ h2 { font-size: 15px; margin: .5rem 0 .2rem; word-break: break-all; }
 .prompt { white-space: pre-wrap; margin: .3rem 0; }
 .meta { color: #666; font-size: 12px; margin: .1rem 0; word-break: break-all; }
 .error { color: #b00; font-size: 12px; white-space: pre-wrap; word-break: break-word; }
+</style>
+<style>
+${thumbStyles}
 </style>
 </head>
 <body>

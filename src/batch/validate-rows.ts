@@ -1,11 +1,14 @@
 // Validating a whole manifest before anything is submitted: every row is checked against
 // every rule of the model (src/model's `validate`, fed with the facts `probeImage` reads
 // from the image's header), images probed with bounded parallelism. A local file is checked
-// as the data URI it will be sent as; a URL is probed over the network (a Range request).
+// as the data URI it will be sent as, and decoded in full (checkImageContent), as prepareInput
+// will insist before sending it; a URL is probed over the network (Range requests). Each
+// distinct image is probed and decoded once per validation, however many rows send it.
 
 import { MODEL_ID } from "../model/input.js";
 import { type ImageFacts, type Violation, validate } from "../model/validate.js";
-import { ImageProbeError, probeImage } from "../node/probe.js";
+import { checkImageContent } from "../node/image-input.js";
+import { ImageProbeError, type ProbeResult, probeImage } from "../node/probe.js";
 import type { ManifestRow } from "./manifest.js";
 
 export { MODEL_ID };
@@ -42,15 +45,51 @@ export async function validateRow(
   row: ManifestRow,
   options: ValidateRowsOptions = {},
 ): Promise<RowValidation> {
-  let facts: ImageFacts | undefined;
-  const probeViolations: Violation[] = [];
-  const probeWarnings: Violation[] = [];
+  return validateRowWith(row, options, new Map());
+}
+
+/**
+ * What one image source gave: its header facts, probe warnings and decode findings, or why it
+ * could not be read. Facts only: the bytes read are not kept (a batch may name thousands).
+ */
+interface ImageCheck {
+  probe?: Pick<ProbeResult, "format" | "width" | "height" | "sizeBytes" | "orientation" | "warnings">;
+  content: Violation[];
+  error?: unknown;
+}
+
+async function checkImage(row: ManifestRow, options: ValidateRowsOptions): Promise<ImageCheck> {
+  const probeOptions = {
+    signal: options.signal,
+    timeoutMs: options.probeTimeoutMs,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  };
   try {
-    const probe = await probeImage(row.imageSource, {
-      signal: options.signal,
-      timeoutMs: options.probeTimeoutMs,
-      ...(options.fetch ? { fetch: options.fetch } : {}),
-    });
+    const probe = await probeImage(row.imageSource, probeOptions);
+    const content = await checkImageContent(row.imageSource, probe, probeOptions);
+    const { format, width, height, sizeBytes, orientation, warnings } = probe;
+    return { probe: { format, width, height, sizeBytes, orientation, warnings }, content };
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    return { content: [], error };
+  }
+}
+
+async function validateRowWith(
+  row: ManifestRow,
+  options: ValidateRowsOptions,
+  images: Map<string, Promise<ImageCheck>>,
+): Promise<RowValidation> {
+  let checked = images.get(row.imageSource);
+  if (!checked) {
+    checked = checkImage(row, options);
+    images.set(row.imageSource, checked);
+  }
+  const { probe, content, error } = await checked;
+  let facts: ImageFacts | undefined;
+  const imageViolations: Violation[] = [];
+  const probeWarnings: Violation[] = [];
+  if (probe) {
     facts = {
       format: probe.format,
       width: probe.width,
@@ -60,10 +99,10 @@ export async function validateRow(
       source: row.image,
     };
     for (const w of probe.warnings) probeWarnings.push({ path: "image_urls[0]", rule: "probe", message: w });
-  } catch (error) {
-    if (options.signal?.aborted) throw error;
+    imageViolations.push(...content);
+  } else {
     const code = error instanceof ImageProbeError ? error.code : "unreadable";
-    probeViolations.push({
+    imageViolations.push({
       path: "image_urls[0]",
       rule: `image:${code}`,
       actual: row.image,
@@ -75,10 +114,14 @@ export async function validateRow(
     ? row.imageSource
     : `data:image/${facts?.format === "png" ? "png" : "jpeg"};base64,`;
   const report = validate(rowInput(row, url), facts ? { image: facts } : {});
-  const violations = [...probeViolations, ...report.violations];
+  // Without facts the image was reported above: whatever the empty placeholder gives is noise
+  // (it would read as a second, wrong "truncated: 0 bytes").
+  const own = (v: Violation) => facts !== undefined || row.imageIsUrl || v.path !== "image_urls[0]";
+  const violations = [...imageViolations, ...report.violations.filter(own)];
   const warnings = [
     ...probeWarnings,
-    ...report.warnings.filter((w) => !(facts && w.rule === "not_inspected")),
+    // "not inspected" is never true here: the image was probed (or why not is reported).
+    ...report.warnings.filter((w) => own(w) && w.rule !== "not_inspected"),
   ];
   return { row, valid: violations.length === 0, violations, warnings, image: facts };
 }
@@ -89,11 +132,12 @@ export async function validateRows(
   options: ValidateRowsOptions = {},
 ): Promise<RowValidation[]> {
   const results = new Array<RowValidation>(rows.length);
+  const images = new Map<string, Promise<ImageCheck>>();
   let next = 0;
   const worker = async () => {
     while (next < rows.length) {
       const index = next++;
-      const result = await validateRow(rows[index]!, options);
+      const result = await validateRowWith(rows[index]!, options, images);
       results[index] = result;
       options.onRow?.(result);
     }

@@ -1,7 +1,9 @@
 // What an image is, from its first bytes only: the format by magic bytes (never by file
 // name or Content-Type, which lie), and for JPEG and PNG the stored width and height.
 // Pure and runtime-neutral, so a probe can feed it a growing prefix and stop reading as
-// soon as it says "complete".
+// soon as it says "complete". A JPEG whose metadata segments push the frame header far in
+// is walked segment by segment instead (`sniffJpegFrom`): a reader seeks past each segment
+// and never holds more than one segment's worth of bytes.
 
 export type ImageFormat =
   | "jpeg"
@@ -41,9 +43,24 @@ export interface ImageHeader {
   colorType?: number;
   /** PNG colour type 4/6 (tRNS is not looked for); WebP VP8X alpha flag. */
   hasAlpha?: boolean;
-  /** Total prefix length worth supplying when `status` is `need_more`. */
+  /**
+   * When `status` is `need_more`: the absolute offset the bytes must reach. For a prefix
+   * (every format but a resumed JPEG), the prefix length worth supplying.
+   */
   needBytes?: number;
+  /**
+   * JPEG `need_more`: where the walk goes on (see `sniffJpegFrom`), so that the bytes before
+   * `resume.at` need not be kept.
+   */
+  resume?: JpegCursor;
   problem?: string;
+}
+
+/** Where a JPEG header walk stopped: the next marker segment, and what was learnt before it. */
+export interface JpegCursor {
+  /** Absolute offset of the next marker (or of the fill bytes before it). */
+  at: number;
+  orientation?: number | undefined;
 }
 
 export interface SniffOptions {
@@ -51,18 +68,40 @@ export interface SniffOptions {
   final?: boolean;
 }
 
-/** The longest prefix a probe should ever need (giant EXIF/ICC segments before the JPEG frame). */
+/**
+ * The longest prefix a probe keeps for a format whose header is at its start (every format but
+ * JPEG, whose segment chain is walked with `sniffJpegFrom` instead of being held).
+ */
 export const MAX_HEADER_BYTES = 1024 * 1024;
 
 export function sniffImage(bytes: Uint8Array, options: SniffOptions = {}): ImageHeader {
-  const header = sniff(bytes);
+  return finalise(sniff(bytes), bytes.length, options);
+}
+
+/**
+ * Goes on with a JPEG header walk from `cursor` (a `resume` of an earlier result), given a
+ * window of the file that starts at absolute offset `windowStart` (at most `cursor.at`).
+ * Offsets in the result (`needBytes`, `resume.at`, problems) are absolute.
+ */
+export function sniffJpegFrom(
+  window: Uint8Array,
+  windowStart: number,
+  cursor: JpegCursor,
+  options: SniffOptions = {},
+): ImageHeader {
+  if (windowStart > cursor.at) throw new RangeError("the window starts after the cursor");
+  return finalise(walkJpeg(window, windowStart, cursor), windowStart + window.length, options);
+}
+
+function finalise(header: ImageHeader, end: number, options: SniffOptions): ImageHeader {
   if (header.status === "need_more" && options.final) {
+    const { resume: _resume, ...rest } = header;
     return {
-      ...header,
+      ...rest,
       status: "truncated",
       problem:
         header.problem ??
-        `the data ends after ${bytes.length} bytes, before the ${header.format === "unknown" ? "file signature" : `${header.format.toUpperCase()} header`} is complete`,
+        `the data ends after ${end} bytes, before the ${header.format === "unknown" ? "file signature" : `${header.format.toUpperCase()} header`} is complete`,
     };
   }
   return header;
@@ -173,22 +212,37 @@ function couldBeSignaturePrefix(bytes: Uint8Array): boolean {
 
 // JPEG: a chain of marker segments; the frame header (SOFn) carries the size. Every
 // segment before it (APPn with EXIF, ICC profiles, thumbnails; DQT; DHT; COM) is skipped
-// by its length, so the parse needs only the bytes up to the SOF.
+// by its length, so the parse needs only the bytes up to the SOF, and of those only each
+// segment's first four bytes (all of an EXIF APP1, for the orientation).
 function sniffJpeg(bytes: Uint8Array): ImageHeader {
+  return walkJpeg(bytes, 0, { at: 2 });
+}
+
+/** `window` holds the file's bytes from absolute offset `base`; positions below are absolute. */
+function walkJpeg(window: Uint8Array, base: number, cursor: JpegCursor): ImageHeader {
   const result: ImageHeader = { format: "jpeg", status: "need_more" };
-  let pos = 2;
+  if (cursor.orientation !== undefined) result.orientation = cursor.orientation;
+  const end = base + window.length;
+  const at = (pos: number) => window[pos - base];
+  const u16 = (pos: number) => (window[pos - base]! << 8) | window[pos - base + 1]!;
+  const needMore = (pos: number, needBytes: number): ImageHeader => ({
+    ...result,
+    needBytes,
+    resume: { at: pos, orientation: result.orientation },
+  });
+  let pos = cursor.at;
   for (;;) {
     // Markers may be preceded by any number of 0xFF fill bytes.
-    while (pos < bytes.length && bytes[pos] === 0xff && bytes[pos + 1] === 0xff) pos++;
-    if (pos + 2 > bytes.length) return { ...result, needBytes: pos + 2 };
-    if (bytes[pos] !== 0xff) {
+    while (pos + 1 < end && at(pos) === 0xff && at(pos + 1) === 0xff) pos++;
+    if (pos + 2 > end) return needMore(pos, pos + 2);
+    if (at(pos) !== 0xff) {
       return {
         ...result,
         status: "corrupt",
         problem: `no JPEG marker at byte ${pos} before the frame header`,
       };
     }
-    const marker = bytes[pos + 1]!;
+    const marker = at(pos + 1)!;
     // Standalone markers: TEM and RSTn carry no length.
     if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
       pos += 2;
@@ -203,8 +257,8 @@ function sniffJpeg(bytes: Uint8Array): ImageHeader {
         problem: `${what} (marker 0x${hex(marker)}) before any frame header (SOF)`,
       };
     }
-    if (pos + 4 > bytes.length) return { ...result, needBytes: pos + 4 };
-    const length = u16be(bytes, pos + 2);
+    if (pos + 4 > end) return needMore(pos, pos + 4);
+    const length = u16(pos + 2);
     if (length < 2) {
       return {
         ...result,
@@ -212,21 +266,21 @@ function sniffJpeg(bytes: Uint8Array): ImageHeader {
         problem: `JPEG segment 0x${hex(marker)} has an impossible length ${length}`,
       };
     }
-    const end = pos + 2 + length;
+    const segmentEnd = pos + 2 + length;
     // SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC) which share the range.
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-      if (pos + 10 > bytes.length) return { ...result, needBytes: pos + 10 };
+      if (pos + 10 > end) return needMore(pos, pos + 10);
       if (length < 8) {
         return { ...result, status: "corrupt", problem: `JPEG frame header is too short (${length} bytes)` };
       }
-      const height = u16be(bytes, pos + 5);
-      const width = u16be(bytes, pos + 7);
+      const height = u16(pos + 5);
+      const width = u16(pos + 7);
       const header: ImageHeader = {
         ...result,
         status: "complete",
         width,
         height,
-        bitDepth: bytes[pos + 4]!,
+        bitDepth: at(pos + 4)!,
         progressive: marker === 0xc2 || marker === 0xc6 || marker === 0xca || marker === 0xce,
       };
       if (width === 0 || height === 0) {
@@ -239,12 +293,17 @@ function sniffJpeg(bytes: Uint8Array): ImageHeader {
       }
       return header;
     }
-    if (marker === 0xe1) {
-      if (end > bytes.length) return { ...result, needBytes: end + 4 };
-      const orientation = exifOrientation(bytes.subarray(pos + 4, end));
-      if (orientation !== undefined && result.orientation === undefined) result.orientation = orientation;
+    if (marker === 0xe1 && result.orientation === undefined) {
+      // Only an EXIF APP1 is read whole (for the orientation); XMP and others are skipped.
+      if (pos + 10 > end) return needMore(pos, pos + 10);
+      const exif = ascii(window, pos + 4 - base, 6) === "Exif\0\0";
+      if (exif && segmentEnd > end) return needMore(pos, segmentEnd + 4);
+      const orientation = exif
+        ? exifOrientation(window.subarray(pos + 4 - base, segmentEnd - base))
+        : undefined;
+      if (orientation !== undefined) result.orientation = orientation;
     }
-    pos = end;
+    pos = segmentEnd;
   }
 }
 
@@ -298,6 +357,47 @@ function sniffPng(bytes: Uint8Array): ImageHeader {
     return { ...header, status: "corrupt", problem: `PNG header declares a ${width}x${height} image` };
   }
   return header;
+}
+
+/**
+ * The first structural fault of a whole PNG file, for explaining why it does not decode: a
+ * chunk cut short by the end of the data, a chunk whose CRC does not match, no IEND. Undefined
+ * when the chunk chain is sound (then the fault is in the compressed pixel data itself).
+ */
+export function pngStructureProblem(bytes: Uint8Array): string | undefined {
+  if (!startsWith(bytes, PNG_SIGNATURE)) return "the data does not start with the PNG signature";
+  let pos: number = PNG_SIGNATURE.length;
+  while (pos + 8 <= bytes.length) {
+    const length = u32be(bytes, pos);
+    const type = ascii(bytes, pos + 4, 4);
+    const end = pos + 12 + length;
+    if (end > bytes.length) {
+      return `the data ends inside the ${type} chunk at byte ${pos} (${length} bytes declared, ${Math.max(0, bytes.length - pos - 8)} present): the PNG is truncated`;
+    }
+    if (crc32(bytes.subarray(pos + 4, end - 4)) !== u32be(bytes, end - 4)) {
+      return `the ${type} chunk at byte ${pos} fails its CRC check: the PNG is damaged`;
+    }
+    if (type === "IEND") return undefined;
+    pos = end;
+  }
+  return `the data ends at byte ${bytes.length} without an IEND chunk: the PNG is truncated`;
+}
+
+let crcTable: Uint32Array | undefined;
+
+/** CRC-32 as PNG uses it (ISO 3309); the platform has none in every supported runtime. */
+function crc32(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let crc = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) crc = crcTable[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
 }
 
 function sniffWebp(bytes: Uint8Array): ImageHeader {

@@ -96,7 +96,7 @@ function checkInput(
     }
   }
 
-  if (has("prompt")) checkPrompt(input.prompt, violations, warnings);
+  if (has("prompt")) checkPrompt(input.prompt, violations);
   let imageUrl: string | undefined;
   if (has("image_urls")) imageUrl = checkImageUrls(input.image_urls, violations, warnings);
   if (has("seed")) checkSeed(input.seed, violations);
@@ -125,7 +125,7 @@ export function codePointLength(text: string): number {
   return n;
 }
 
-function checkPrompt(prompt: unknown, violations: Violation[], warnings: Violation[]): void {
+function checkPrompt(prompt: unknown, violations: Violation[]): void {
   if (typeof prompt !== "string") {
     violations.push({
       path: "prompt",
@@ -147,11 +147,14 @@ function checkPrompt(prompt: unknown, violations: Violation[], warnings: Violati
       message: `prompt is ${length} characters long; the limit is ${max}`,
     });
   }
+  // The schema sets no minimum, but a prompt of nothing or only whitespace is never what was
+  // meant: one rule for every path (SDK, CLI, batch, sandbox), checked before anything is paid.
   if (prompt.trim() === "") {
-    warnings.push({
+    violations.push({
       path: "prompt",
-      rule: "empty",
-      message: "prompt is empty: the video will be driven by the image alone",
+      rule: "blank",
+      actual: prompt,
+      message: `prompt must contain at least one non-whitespace character (got ${prompt === "" ? "an empty string" : `only whitespace: ${JSON.stringify(prompt.length > 20 ? `${prompt.slice(0, 20)}…` : prompt)}`})`,
     });
   }
 }

@@ -8,8 +8,9 @@
 // PNG) becomes a JPEG, unless PNG was asked for explicitly, in which case it is scaled down.
 
 import type { Sharp } from "sharp";
-import { formatName, sniffImage } from "../model/image-header.js";
+import { formatName, type ImageFormat, sniffImage } from "../model/image-header.js";
 import { checkImageFacts, type ImageLimits, imageLimits } from "../model/validate.js";
+import { checkDecodes, type DecodeCheck, loadSharp, MAX_DECODE_PIXELS } from "./image-check.js";
 
 export type FitFormat = "jpeg" | "png";
 
@@ -33,7 +34,12 @@ export interface FitResult {
   changes: string[];
 }
 
-export type ImageFitErrorCode = "unsupported_format" | "decode_failed" | "cannot_fit" | "bad_option";
+export type ImageFitErrorCode =
+  | "unsupported_format"
+  | "decode_failed"
+  | "too_many_pixels"
+  | "cannot_fit"
+  | "bad_option";
 
 export class ImageFitError extends Error {
   readonly code: ImageFitErrorCode;
@@ -127,12 +133,6 @@ function ceilDiv(a: bigint, b: bigint): bigint {
 }
 
 type SharpModule = typeof import("sharp");
-let sharpModule: Promise<SharpModule> | undefined;
-
-async function loadSharp(): Promise<SharpModule> {
-  sharpModule ??= import("sharp").then((m) => (m as unknown as { default: SharpModule }).default ?? m);
-  return sharpModule;
-}
 
 const JPEG_QUALITIES = [90, 84, 78, 70, 62, 54, 46, 38];
 
@@ -145,6 +145,13 @@ export async function fitImage(input: Uint8Array, options: FitOptions = {}): Pro
   }
   const limits = imageLimits();
   const header = sniffImage(input, { final: true });
+  if (header.format === "html" || header.format === "text") {
+    throw new ImageFitError("unsupported_format", `the data is ${formatName(header.format)}, not an image`);
+  }
+  // Decoded in full first: a damaged image is neither passed through nor re-encoded (a fitted
+  // copy would hide the damage in a grey band, and be paid for).
+  const decoded = await checkDecodes(input);
+  if (!decoded.ok) throw decodeError(decoded, header.format);
   if ((header.format === "jpeg" || header.format === "png") && header.status === "complete") {
     const report = checkImageFacts({ ...header, sizeBytes: input.length });
     if (report.valid && (options.format === undefined || options.format === header.format)) {
@@ -158,27 +165,18 @@ export async function fitImage(input: Uint8Array, options: FitOptions = {}): Pro
       };
     }
   }
-  if (header.format === "html" || header.format === "text") {
-    throw new ImageFitError("unsupported_format", `the data is ${formatName(header.format)}, not an image`);
-  }
 
   const sharp = await loadSharp();
-  const source = () => sharp(input, { failOn: "none", pages: 1 });
+  const source = () => sharp(input, { failOn: "error", limitInputPixels: MAX_DECODE_PIXELS, pages: 1 });
   let meta: Awaited<ReturnType<Sharp["metadata"]>>;
   try {
     meta = await source().metadata();
     if (!meta.width || !meta.height) throw new Error("no dimensions");
   } catch (error) {
-    const name = formatName(header.format);
-    const hint =
-      header.format === "heic"
-        ? " (this sharp build decodes AVIF but not HEVC-coded HEIC; export the photo as JPEG)"
-        : header.format === "unknown"
-          ? ""
-          : ` (this sharp build cannot decode ${name}; convert it to PNG or JPEG first)`;
+    // Rare: checkDecodes read it a moment ago.
     throw new ImageFitError(
-      header.format === "unknown" ? "decode_failed" : "unsupported_format",
-      `cannot read the image${header.format === "unknown" ? "" : ` (${name})`}: ${(error as Error).message}${hint}`,
+      "decode_failed",
+      `cannot read the image (${formatName(header.format)}): ${(error as Error).message}`,
       { cause: error },
     );
   }
@@ -254,6 +252,23 @@ export async function fitImage(input: Uint8Array, options: FitOptions = {}): Pro
       .raw()
       .toBuffer({ resolveWithObject: true });
   }
+}
+
+function decodeError(check: DecodeCheck & { ok: false }, format: ImageFormat): ImageFitError {
+  if (check.reason === "pixels") {
+    return new ImageFitError("too_many_pixels", check.problem);
+  }
+  if (format === "jpeg" || format === "png" || format === "unknown") {
+    return new ImageFitError("decode_failed", `the image does not decode fully: ${check.problem}`);
+  }
+  const hint =
+    format === "heic"
+      ? " (this sharp build decodes AVIF but not HEVC-coded HEIC; export the photo as JPEG)"
+      : ` (damaged, or a variant this sharp build cannot decode; convert it to PNG or JPEG first)`;
+  return new ImageFitError(
+    "unsupported_format",
+    `cannot read the image (${formatName(format)}): ${check.problem}${hint}`,
+  );
 }
 
 async function render(

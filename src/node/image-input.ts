@@ -1,12 +1,21 @@
 // The ergonomic way to build the model's input from whatever the user has: a local path,
 // bytes, a Blob, a data URI or a URL. Local images become data URIs (the API has no upload
-// endpoint); URLs stay URLs. The probe's facts feed the validation, so nothing is read twice.
+// endpoint); URLs stay URLs. The probe's facts feed the validation, so nothing is read twice,
+// and a local image is decoded in full before it may be sent (checkImageContent): a damaged
+// file is refused here, not paid for and failed by the service.
 
 import { open } from "node:fs/promises";
 import { formatName } from "../model/image-header.js";
 import { type DreaminaInput, type Frames, withDefaults } from "../model/input.js";
-import { checkImageFacts, type ImageFacts, type ValidationReport, validate } from "../model/validate.js";
+import {
+  checkImageFacts,
+  type ImageFacts,
+  type ValidationReport,
+  type Violation,
+  validate,
+} from "../model/validate.js";
 import type { FitOptions, FitResult } from "./fit.js";
+import { checkDecodes, decodeViolation } from "./image-check.js";
 import { ImageProbeError, type ProbeOptions, type ProbeResult, probeImage } from "./probe.js";
 
 export interface PrepareInputParams {
@@ -58,11 +67,15 @@ export async function prepareInput(
     fitOptions !== undefined &&
     (!checkImageFacts(probe).valid ||
       (fitOptions.format !== undefined && fitOptions.format !== probe.format));
+  const content: Violation[] = [];
   if (probe.kind === "url" && !needsFit) {
     imageUrl = typeof params.image === "string" ? params.image.trim() : probe.source;
   } else {
     const bytes = await loadImageBytes(params.image, probe, options);
-    if (needsFit) {
+    // Decoded before it is sent or fitted; not when the rules refuse it anyway (no fit asked).
+    const decoded = needsFit || checkImageFacts(probe).valid ? await checkDecodes(bytes) : undefined;
+    if (decoded && !decoded.ok) content.push(decodeViolation(decoded));
+    if (needsFit && content.length === 0) {
       const { fitImage } = await import("./fit.js");
       fitted = await fitImage(bytes, fitOptions);
       imageUrl = toDataUri(fitted.bytes, fitted.format);
@@ -85,6 +98,8 @@ export async function prepareInput(
     ...(params.frames === undefined ? {} : { frames: params.frames }),
   });
   const report = validate(input, { image: facts });
+  report.violations.push(...content);
+  report.valid = report.violations.length === 0;
   for (const warning of probe.warnings) {
     report.warnings.push({ path: "image_urls[0]", rule: "probe", message: warning });
   }
@@ -96,6 +111,22 @@ export async function prepareInput(
     });
   }
   return fitted ? { input, image: probe, report, fitted } : { input, image: probe, report };
+}
+
+/**
+ * What the header cannot tell, for a check that does not build the input (`dreamina validate`,
+ * batch validation): whether a local image (a file, bytes, a Blob, a data URI) decodes in
+ * full, as prepareInput will insist before sending it. A URL is not downloaded for this: only
+ * its header is probed. An image the rules refuse anyway is not decoded. Empty when it decodes.
+ */
+export async function checkImageContent(
+  image: PrepareInputParams["image"],
+  probe: ProbeResult,
+  options: ProbeOptions = {},
+): Promise<Violation[]> {
+  if (probe.kind === "url" || !checkImageFacts(probe).valid) return [];
+  const decoded = await checkDecodes(await loadImageBytes(image, probe, options));
+  return decoded.ok ? [] : [decodeViolation(decoded)];
 }
 
 /**

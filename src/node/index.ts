@@ -11,6 +11,7 @@ export {
   type WaitVideoOptions,
 } from "./dreamina.js";
 export * from "./fit.js";
+export { checkDecodes, type DecodeCheck, decodeViolation, MAX_DECODE_PIXELS } from "./image-check.js";
 export * from "./image-input.js";
 export * from "./journal.js";
 export { nodeFetch } from "./node-fetch.js";

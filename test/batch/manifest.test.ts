@@ -33,7 +33,7 @@ describe("JSONL manifests", () => {
       '{"prompt": "no image"}',
       '{"image": "c.jpg", "prompt": "x", "frames": "many"}',
       '{"image": "d.jpg", "prompt": "y", "name": "../escape"}',
-      '{"image": "e.jpg", "prompt": ""}',
+      '{"image": "e.jpg"}',
     ].join("\r\n");
     const m = parseManifest(text, { format: "jsonl" });
     assert.equal(m.rows.length, 1);
@@ -45,6 +45,12 @@ describe("JSONL manifests", () => {
     assert.equal(m.problems[3]!.field, "frames");
     assert.equal(m.problems[4]!.field, "name");
     assert.equal(m.problems[5]!.field, "prompt");
+    assert.equal(m.problems[5]!.message, "prompt is required");
+  });
+
+  test("a blank prompt is a row: the model's own rule refuses it when the row is validated", () => {
+    const m = parseManifest('{"image": "e.jpg", "prompt": "  "}\nimage,prompt', { format: "jsonl" });
+    assert.equal(m.rows[0]?.prompt, "  ");
   });
 
   test("duplicate rows and clashing ids or names are refused", () => {

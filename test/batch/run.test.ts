@@ -82,6 +82,7 @@ describe("batch: validation and dry run", () => {
           "{broken",
           JSON.stringify({ image: "images/missing.jpg", prompt: "no file", seed: 1 }),
           JSON.stringify({ image: ws.images[2], prompt: "bad frames", frames: 100 }),
+          JSON.stringify({ image: ws.images[2], prompt: " \t ", seed: 1 }),
         ].join("\n"),
       );
       const { events, summary } = await h.drive(path, { sb, journal, outDir: join(ws.dir, "out-bad") });
@@ -89,12 +90,19 @@ describe("batch: validation and dry run", () => {
       const lines = [
         ...new Set(events.filter((e) => e.type === "row-invalid").map((e) => (e as { line: number }).line)),
       ].sort((a, b) => a - b);
-      assert.deepEqual(lines, [2, 3, 4, 5, 6]);
+      assert.deepEqual(lines, [2, 3, 4, 5, 6, 7]);
       const small = events.find((e) => e.type === "row-invalid" && e.line === 2);
       assert.ok(small && small.type === "row-invalid");
       assert.ok(small.problems.some((p) => /320/.test(p.message)));
+      // A blank prompt: the model's rule, as run and submit report it.
+      const blank = events.find((e) => e.type === "row-invalid" && e.line === 7);
+      assert.ok(blank && blank.type === "row-invalid");
+      assert.deepEqual(
+        blank.problems.map((p) => [p.field, p.rule]),
+        [["prompt", "blank"]],
+      );
       assert.equal(h.submitCount(sb), 0);
-      assert.equal(summary.invalid, 5);
+      assert.equal(summary.invalid, 6);
     } finally {
       journal.close();
       await sb.close();

@@ -23,7 +23,7 @@ import {
   type TempHome,
   tempHome,
 } from "../helpers/cli.js";
-import { jpeg } from "../helpers/images.js";
+import { damagedImages, jpeg } from "../helpers/images.js";
 
 let sandbox: Sandbox;
 let home: TempHome;
@@ -149,6 +149,38 @@ describe("dreamina run", () => {
     assert.equal(json.code, 65);
     const doc = parseJson<{ ok: boolean; error: { violations: { path: string }[] } }>(json);
     assert.deepEqual(doc.error.violations.map((v) => v.path).sort(), ["frames", "image_urls[0]", "prompt"]);
+    assert.equal(sandbox.requests().length, before, "no request reached the sandbox");
+  });
+
+  it("a blank prompt exits 65 with the model's rule, from --prompt or --prompt-file, and nothing is sent", async () => {
+    const before = sandbox.requests().length;
+    const r = await dreamina(["submit", "-i", image, "-p", "  \t "]);
+    assert.equal(r.code, 65, show(r));
+    assert.match(r.stderr, /prompt: prompt must contain at least one non-whitespace character/);
+    const promptFile = join(home.dir, "blank-prompt.txt");
+    writeFileSync(promptFile, "\n   \n");
+    const fromFile = await dreamina(["--json", "run", "-i", image, "--prompt-file", promptFile]);
+    assert.equal(fromFile.code, 65, show(fromFile));
+    const doc = parseJson<{ error: { violations: { path: string; rule: string }[] } }>(fromFile);
+    assert.deepEqual(
+      doc.error.violations.map((v) => `${v.path}:${v.rule}`),
+      ["prompt:blank"],
+    );
+    assert.equal(sandbox.requests().length, before, "no request reached the sandbox");
+  });
+
+  it("a damaged image (a JPEG cut in half) exits 65 before anything is sent", async () => {
+    const before = sandbox.requests().length;
+    const half = join(home.dir, "half.jpg");
+    writeFileSync(half, (await damagedImages()).halfJpeg);
+    for (const command of ["submit", "run"]) {
+      const r = await dreamina([command, "-i", half, "-p", "waves roll in"]);
+      assert.equal(r.code, 65, show(r));
+      assert.match(
+        r.stderr,
+        /image_urls\[0\]: the image does not decode fully: the JPEG image data stops short/,
+      );
+    }
     assert.equal(sandbox.requests().length, before, "no request reached the sandbox");
   });
 

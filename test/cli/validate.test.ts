@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sniffImage } from "../../src/model/image-header.js";
-import { fixtures, jpeg } from "../helpers/images.js";
+import { damagedImages, fixtures, hugePng, jpeg } from "../helpers/images.js";
 
 const ROOT = process.cwd();
 const built = join(ROOT, "dist/cli/commands/validate.js");
@@ -120,6 +120,39 @@ describe(`dreamina validate (${useBin ? "bin/dreamina.js" : "src via tsx"})`, ()
     const cut = await dreamina("validate", "--image", f.path("truncated-header.jpg"));
     assert.equal(cut.code, 65);
     assert.match(cut.stdout, /truncated/);
+  });
+
+  it("decodes a local image in full: a JPEG cut in half or a PNG with garbage pixels is refused (65)", async () => {
+    const f = await fixtures();
+    const damaged = await damagedImages();
+    const half = join(f.dir, "cli-half.jpg");
+    const garbage = join(f.dir, "cli-garbage.png");
+    writeFileSync(half, damaged.halfJpeg);
+    writeFileSync(garbage, damaged.garbagePngGoodCrc);
+    const cut = await dreamina("validate", "--image", half, "--prompt", "p", "--json");
+    assert.equal(cut.code, 65, cut.stdout);
+    const doc = JSON.parse(cut.stdout);
+    assert.deepEqual(
+      doc.violations.map((v: { path: string; rule: string }) => `${v.path}:${v.rule}`),
+      ["image_urls[0]:decode"],
+    );
+    assert.match(doc.violations[0].message, /does not decode fully: .*cut off/);
+    const bad = await dreamina("validate", "--image", garbage);
+    assert.equal(bad.code, 65, bad.stdout);
+    assert.match(
+      bad.stdout,
+      /image_urls\[0\] {2}decode {2}the image does not decode fully: the PNG's compressed pixel data/,
+    );
+  });
+
+  it("--fit names the pixel limit and the image's pixel count for a huge image", async () => {
+    const f = await fixtures();
+    const huge = join(f.dir, "cli-huge.png");
+    writeFileSync(huge, hugePng(30_000, 30_000));
+    const r = await dreamina("validate", "--image", huge, "--fit", join(f.dir, "cli-huge-fit.jpg"));
+    assert.equal(r.code, 65, r.stderr);
+    assert.match(r.stderr, /30000x30000 \(900,000,000 pixels\), more than the 268,402,689 pixels/);
+    assert.doesNotMatch(r.stderr, /cannot decode PNG/);
   });
 
   it("exits 64 on a non-numeric --frames", async () => {

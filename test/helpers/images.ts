@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
 
 export async function jpeg(
@@ -82,6 +83,81 @@ export function padJpeg(
     while (!(image[at] === 0xff && image[at + 1] === 0xda)) at += 2 + image.readUInt16BE(at + 2);
   }
   return Buffer.concat([image.subarray(0, at), commentSegments(pad), image.subarray(at)]);
+}
+
+/** The chunks of a PNG: type, offset of the chunk (its length field) and data length. */
+export function pngChunks(png: Uint8Array): { type: string; at: number; length: number }[] {
+  const b = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
+  const out: { type: string; at: number; length: number }[] = [];
+  for (let at = 8; at + 8 <= b.length; ) {
+    const length = b.readUInt32BE(at);
+    out.push({ type: b.toString("latin1", at + 4, at + 8), at, length });
+    at += 12 + length;
+  }
+  return out;
+}
+
+/**
+ * Real images damaged the ways files get damaged, each with a perfect header: a JPEG cut in
+ * half; a PNG whose middle IDAT holds garbage (with its CRC left wrong, and with the CRC
+ * recomputed so only the compressed data is bad); a PNG cut in half.
+ */
+export async function damagedImages(): Promise<{
+  intactJpeg: Buffer;
+  intactPng: Buffer;
+  halfJpeg: Buffer;
+  garbagePngBadCrc: Buffer;
+  garbagePngGoodCrc: Buffer;
+  halfPng: Buffer;
+}> {
+  const intactJpeg = await noise(800, 600, "jpeg");
+  const intactPng = await noise(640, 480, "png");
+  const idats = pngChunks(intactPng).filter((c) => c.type === "IDAT");
+  const idat = idats[Math.floor(idats.length / 2)]!;
+  const garbagePngBadCrc = Buffer.from(intactPng);
+  const dataStart = idat.at + 8;
+  for (let i = dataStart + 16; i < dataStart + idat.length - 16; i++) garbagePngBadCrc[i] = (i * 31) & 0xff;
+  const garbagePngGoodCrc = Buffer.from(garbagePngBadCrc);
+  garbagePngGoodCrc.writeUInt32BE(
+    crc32(garbagePngGoodCrc.subarray(idat.at + 4, dataStart + idat.length)) >>> 0,
+    dataStart + idat.length,
+  );
+  return {
+    intactJpeg,
+    intactPng,
+    halfJpeg: intactJpeg.subarray(0, Math.floor(intactJpeg.length / 2)),
+    garbagePngBadCrc,
+    garbagePngGoodCrc,
+    halfPng: intactPng.subarray(0, Math.floor(intactPng.length / 2)),
+  };
+}
+
+/**
+ * A real, valid black-and-white PNG of any size (1 bit per pixel, all black), cheap to make
+ * even at 30000x30000: the pixel count of a huge photo in a ~110 KB file.
+ */
+export function hugePng(width: number, height: number): Buffer {
+  const rowBytes = 1 + Math.ceil(width / 8); // a filter byte, then the packed bits
+  const idat = deflateSync(Buffer.alloc(rowBytes * height));
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, "latin1"), data]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body) >>> 0);
+    return Buffer.concat([length, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 1; // bit depth
+  ihdr[9] = 0; // greyscale
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", idat),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
 }
 
 export const HTML_PAGE = `<!DOCTYPE html>

@@ -89,10 +89,22 @@ describe("validate: fields", () => {
     assert.equal(codePointLength("a🎬b"), 3);
   });
 
-  it("warns about an empty prompt but accepts it (the schema has no minimum)", () => {
-    const report = validate({ ...good, prompt: "  " });
-    assert.equal(report.valid, true);
-    assert.ok(report.warnings.some((w) => w.rule === "empty"));
+  it("refuses an empty or whitespace-only prompt, naming the field and the rule", () => {
+    for (const prompt of ["", "  ", "\t\n", "\u00a0\u3000"]) {
+      const report = validate({ ...good, prompt });
+      assert.equal(report.valid, false, JSON.stringify(prompt));
+      assert.deepEqual(
+        report.violations.map((v) => [v.path, v.rule, v.actual]),
+        [["prompt", "blank", prompt]],
+      );
+      assert.match(
+        report.violations[0]!.message,
+        /^prompt must contain at least one non-whitespace character/,
+      );
+    }
+    assert.match(validate({ ...good, prompt: "" }).violations[0]!.message, /an empty string/);
+    assert.match(validate({ ...good, prompt: " \t" }).violations[0]!.message, /only whitespace: " \\t"/);
+    assert.equal(validate({ ...good, prompt: " a " }).valid, true);
   });
 
   it("checks image_urls shape and items", () => {
@@ -348,7 +360,9 @@ describe("validate: robustness", () => {
   it("valid inputs built from the rules are accepted", () => {
     fc.assert(
       fc.property(
-        fc.string({ maxLength: 800, unit: "grapheme" }).filter((s) => codePointLength(s) <= 800),
+        fc
+          .string({ minLength: 1, maxLength: 800, unit: "grapheme" })
+          .filter((s) => codePointLength(s) <= 800 && s.trim() !== ""),
         fc.option(fc.constantFrom(121, 241), { nil: undefined }),
         fc.option(fc.maxSafeInteger(), { nil: undefined }),
         fc.integer({ min: 321, max: 4096 }),

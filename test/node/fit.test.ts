@@ -6,7 +6,7 @@ import sharp from "sharp";
 import { sniffImage } from "../../src/model/image-header.js";
 import { checkImageFacts, imageLimits } from "../../src/model/validate.js";
 import { dimensionsComply, fitImage, ImageFitError, planFit } from "../../src/node/fit.js";
-import { fixtures, jpeg, noise, png } from "../helpers/images.js";
+import { damagedImages, fixtures, hugePng, jpeg, noise, png } from "../helpers/images.js";
 
 /** The output must pass every rule, judged from its own bytes. */
 function assertCompliant(bytes: Uint8Array) {
@@ -161,6 +161,33 @@ describe("fitImage", () => {
     assert.equal(result.format, "png");
     assert.equal(result.changed, true);
     assertCompliant(result.bytes);
+  });
+
+  it("names the pixel limit and the pixel count of an image too large to decode (not 'cannot decode PNG')", async () => {
+    await assert.rejects(fitImage(hugePng(30_000, 30_000)), (e: unknown) => {
+      assert.ok(e instanceof ImageFitError);
+      assert.equal(e.code, "too_many_pixels");
+      assert.match(
+        e.message,
+        /^the PNG is 30000x30000 \(900,000,000 pixels\), more than the 268,402,689 pixels \(16383x16383\) this tool decodes/,
+      );
+      return true;
+    });
+  });
+
+  it("refuses to re-encode a damaged image, or to pass one through", async () => {
+    const damaged = await damagedImages();
+    for (const bytes of [damaged.halfJpeg, damaged.garbagePngBadCrc]) {
+      for (const options of [{}, { format: "png" as const }]) {
+        await assert.rejects(
+          fitImage(bytes, options),
+          (e: unknown) =>
+            e instanceof ImageFitError &&
+            e.code === "decode_failed" &&
+            /does not decode fully/.test(e.message),
+        );
+      }
+    }
   });
 
   it("explains what it cannot read", async () => {

@@ -47,11 +47,12 @@ describe("probeImage: local files", () => {
     assert.deepEqual([rotated.width, rotated.height, rotated.orientation], [600, 400, 6]);
   });
 
-  it("keeps reading past 64 KiB when the frame header is further in", async () => {
+  it("walks past 64 KiB to a frame header further in, skipping segments rather than reading them", async () => {
     const f = await fixtures();
     const result = await probeImage(f.path("far-header.jpg"));
     assert.deepEqual([result.width, result.height], [800, 600]);
-    assert.ok(result.bytesRead > 150_000 && result.bytesRead < 300_000, `read ${result.bytesRead}`);
+    // The header is 150 KB in; only the first 64 KiB and a small window per segment are read.
+    assert.ok(result.bytesRead > 65_536 && result.bytesRead < 100_000, `read ${result.bytesRead}`);
   });
 
   it("fails clearly on missing, truncated, HTML and empty files", async () => {

@@ -227,6 +227,14 @@ describe("sandbox contract", () => {
     const where = r.body.detail.map((d: Body) => d.loc.join("."));
     assert.deepEqual(where.sort(), ["body.frames", "body.prompt"]);
 
+    // The same prompt rule as every client-side path: blank is refused.
+    const blank = await submit(sandbox.url, { prompt: " \n ", image_urls: [dataUri(image)] });
+    assert.equal(blank.status, 422);
+    assert.deepEqual(
+      blank.body.detail.map((d: Body) => d.loc.join(".")),
+      ["body.prompt"],
+    );
+
     const missing = await submit(sandbox.url, {});
     assert.equal(missing.status, 422);
     assert.deepEqual(missing.body.detail.map((d: Body) => d.loc.join(".")).sort(), [

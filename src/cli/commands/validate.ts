@@ -92,6 +92,12 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
     problems.push({ path: "image_urls[0]", rule: error.code, message: error.message });
   }
 
+  if (probe && !flags.fit) {
+    // A local image is decoded in full, as run and submit insist before sending it.
+    const { checkImageContent } = await import("../../node/image-input.js");
+    problems.push(...(await checkImageContent(flags.image, probe, { timeoutMs })));
+  }
+
   let fit: Record<string, unknown> | undefined;
   let checked: ProbeResult | undefined = probe;
   if (flags.fit && probe) {
