@@ -127,17 +127,19 @@ function jsonlRecords(text: string, problems: ManifestProblem[]): RawRecord[] {
 }
 
 interface CsvInfoRecord {
-  record: Record<string, string>;
-  info: { lines: number; records: number; error?: unknown; invalid_field_length?: number };
+  record: string[];
+  /** `bytes`: where the record ends (after its line break), a byte offset into the input. */
+  info: { bytes: number };
 }
 
 function csvRecords(text: string, problems: ManifestProblem[]): RawRecord[] {
-  // Lines where each record starts: csv-parse reports the line a record ends on, so the start
-  // is one past the previous record's end (skipping blank lines and comments in between).
+  // Parsed as a Buffer, without csv-parse's `columns`: every record, the header included, then
+  // carries the byte offset where it ends, and line numbers are counted from those offsets.
+  // csv-parse's own `info.lines` counts a CRLF inside a quoted field as two lines.
+  const input = Buffer.from(text, "utf8");
   let parsed: CsvInfoRecord[];
   try {
-    parsed = parseCsv(text, {
-      columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()),
+    parsed = parseCsv(input, {
       info: true,
       skip_empty_lines: true,
       comment: "#",
@@ -151,36 +153,63 @@ function csvRecords(text: string, problems: ManifestProblem[]): RawRecord[] {
     problems.push({ line: err.lines ?? 1, message: `CSV cannot be read: ${err.message}` });
     return [];
   }
-  const lineStarts = recordStartLines(text, parsed);
+  const [header, ...entries] = parsed;
+  if (!header) return [];
+  const columns = header.record.map((h) => h.trim().toLowerCase());
+  const lines = new LineCounter(input, text);
+  let previousEnd = header.info.bytes;
   const out: RawRecord[] = [];
-  parsed.forEach((entry, index) => {
-    const line = lineStarts[index] ?? entry.info.lines;
+  for (const entry of entries) {
+    const line = lines.firstContentLine(previousEnd, entry.info.bytes);
+    previousEnd = entry.info.bytes;
     const record: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(entry.record)) {
-      if (k === "" && (v === "" || v === undefined)) continue;
-      record[k] = v;
-    }
+    // As csv-parse's `columns` would: by header position, fields past the header dropped.
+    columns.forEach((column, i) => {
+      const value = entry.record[i];
+      if (value === undefined) return;
+      if (column === "" && value === "") return;
+      record[column] = value;
+    });
     out.push({ line, record });
-  });
+  }
   return out;
 }
 
-/** The first non-blank, non-comment line after the previous record's last line. */
-function recordStartLines(text: string, parsed: CsvInfoRecord[]): number[] {
-  const lines = text.split("\n");
-  const isSkippable = (n: number) => {
-    const l = (lines[n - 1] ?? "").replace(/\r$/, "");
-    return l.trim() === "" || l.startsWith("#");
-  };
-  // The header ends on the first non-skippable line.
-  let previousEnd = 1;
-  while (previousEnd <= lines.length && isSkippable(previousEnd)) previousEnd++;
-  return parsed.map((entry) => {
-    let start = previousEnd + 1;
-    while (start < entry.info.lines && isSkippable(start)) start++;
-    previousEnd = entry.info.lines;
-    return start;
-  });
+/** 1-based line numbers of byte offsets in a manifest, counted forward (offsets only grow). */
+class LineCounter {
+  readonly #bytes: Buffer;
+  readonly #lines: string[];
+  #offset = 0;
+  #line = 1;
+
+  constructor(bytes: Buffer, text: string) {
+    this.#bytes = bytes;
+    this.#lines = text.split("\n");
+  }
+
+  /** The line holding byte `offset`. */
+  lineAt(offset: number): number {
+    for (; this.#offset < offset && this.#offset < this.#bytes.length; this.#offset++) {
+      if (this.#bytes[this.#offset] === 0x0a) this.#line++;
+    }
+    return this.#line;
+  }
+
+  /**
+   * Where a record spanning bytes [start, end) begins: its first line that is neither blank nor
+   * a comment (csv-parse skips those between records).
+   */
+  firstContentLine(start: number, end: number): number {
+    let line = this.lineAt(start);
+    const last = this.lineAt(Math.max(start, end - 1));
+    while (line < last && this.#skippable(line)) line++;
+    return line;
+  }
+
+  #skippable(line: number): boolean {
+    const text = (this.#lines[line - 1] ?? "").replace(/\r$/, "");
+    return text.trim() === "" || text.startsWith("#");
+  }
 }
 
 function text(value: unknown): string | undefined {

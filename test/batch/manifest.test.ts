@@ -92,6 +92,41 @@ describe("CSV manifests", () => {
     assert.match(m.rows[2]!.name, /^c-/);
   });
 
+  test("CRLF files: line numbers stay right after quoted fields that contain CRLF", () => {
+    const lines = [
+      "image,prompt,frames,name",
+      'a.jpg,"first line',
+      'second line",121,one',
+      "",
+      "# a comment",
+      'b.jpg,"three',
+      "lines",
+      'of prompt",,two',
+      "c.jpg,plain,,three",
+      'd.jpg,"x",12.5,four',
+    ];
+    for (const eol of ["\n", "\r\n"]) {
+      const m = parseManifest(lines.join(eol), { format: "csv", baseDir: "/m" });
+      const where = `with ${JSON.stringify(eol)} line ends`;
+      assert.deepEqual(
+        m.rows.map((r) => [r.name, r.line]),
+        [
+          ["one", 2],
+          ["two", 6],
+          ["three", 9],
+        ],
+        where,
+      );
+      // Quoted content is kept as written (the row key depends on it).
+      assert.equal(m.rows[0]!.prompt, `first line${eol}second line`, where);
+      assert.deepEqual(
+        m.problems.map((p) => [p.line, p.field]),
+        [[10, "frames"]],
+        where,
+      );
+    }
+  });
+
   test("bad values are reported with their line", () => {
     const text = ["image,prompt,frames", "a.jpg,ok,121", ",no image,121", "b.jpg,bad frames,12.5"].join("\n");
     const m = parseManifest(text, { format: "csv" });
