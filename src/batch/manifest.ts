@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, extname, isAbsolute, resolve } from "node:path";
 import { parse as parseCsv } from "csv-parse/sync";
+import { portableText, sanitizeStem } from "./output-files.js";
 
 export const MANIFEST_FIELDS = ["image", "prompt", "frames", "seed", "name", "id"] as const;
 const DEFAULT_FRAMES = 121;
@@ -272,12 +273,19 @@ function toRow(
   const id = text(record.id);
   let name = text(record.name);
   if (name !== undefined) {
-    name = name.trim().replace(/\.mp4$/i, "");
-    if (!safeStem(name)) {
+    name = name
+      .trim()
+      .normalize("NFC")
+      .replace(/\.mp4$/i, "");
+    const safe = sanitizeStem(name);
+    if (safe !== name) {
       problems.push({
         line,
         field: "name",
-        message: `name must be a plain file name (no path separators, no leading dot): ${JSON.stringify(name)}`,
+        message:
+          `name must be a plain file name (no path separators, control or reserved characters, ` +
+          `no leading dot, at most 200 bytes): got ${JSON.stringify(name)}` +
+          (safe ? `; for example ${JSON.stringify(safe)}` : ""),
       });
     }
   }
@@ -312,12 +320,11 @@ export function deriveRowKey(row: { image: string; prompt: string; frames?: numb
   return `r-${createHash("sha256").update(canonical).digest("hex").slice(0, 20)}`;
 }
 
-function safeStem(name: string): boolean {
-  if (name === "" || name.length > 150) return false;
-  if (name.startsWith(".")) return false;
-  return !/[/\\\u0000-\u001f<>:"|?*]/.test(name);
-}
-
+/**
+ * `<image stem>-<start of the key>`, both reduced to portable characters: the id is the user's
+ * text, and nothing from it may reach a path unchecked (an id "/../../x" once wrote outside
+ * --out). For ids of letters, digits, dots, dashes and underscores the name is what it always was.
+ */
 function defaultName(image: string, isUrl: boolean, key: string): string {
   let stem = "video";
   if (!isUrl) stem = basename(image, extname(image));
@@ -329,11 +336,12 @@ function defaultName(image: string, isUrl: boolean, key: string): string {
       stem = "video";
     }
   }
-  stem = stem
-    .replace(/[^A-Za-z0-9._-]+/g, "_")
+  stem = portableText(stem)
     .replace(/^[._]+/, "")
     .slice(0, 60);
-  return `${stem || "video"}-${key.replace(/^r-/, "").slice(0, 10)}`;
+  const keyPart = portableText(key.replace(/^r-/, "").slice(0, 10));
+  // The stem starts with a letter or digit ("video" at worst), so something always remains.
+  return sanitizeStem(`${stem || "video"}-${keyPart}`);
 }
 
 /** Two rows with the same key, or writing to the same file, cannot both run. */

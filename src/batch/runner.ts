@@ -22,7 +22,7 @@ import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { createReadStream } from "node:fs";
 import { access } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { RunComfyClient } from "../api/client.js";
 import { AbortError, SubmissionUnknownError } from "../api/errors.js";
 import type { JobResult } from "../api/types.js";
@@ -37,6 +37,7 @@ import { Budget } from "./budget.js";
 import { Channel, Semaphore } from "./channel.js";
 import { prepareRowInput, RowInputCache } from "./input.js";
 import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
+import { outputPath, VIDEO_EXT } from "./output-files.js";
 import type { RateLimiter, RateLimiterStats } from "./rate-limiter.js";
 import {
   type BatchReport,
@@ -770,8 +771,9 @@ class Runner {
 
   async #fileIntact(file: string, sha256: string | undefined): Promise<boolean> {
     if (!sha256) return false;
-    const path = join(this.#outDir, file);
     try {
+      // A file name recorded by an older version may point anywhere: only a file inside --out counts.
+      const path = outputPath(this.#outDir, file);
       await access(path);
       return (await sha256File(path)) === sha256;
     } catch {
@@ -1074,8 +1076,14 @@ class Runner {
       this.#fail(r, "download", new Error("the job succeeded but its result names no output URL"));
       return;
     }
-    const file = `${r.row.name}.mp4`;
-    const dest = join(this.#outDir, file);
+    const file = `${r.row.name}${VIDEO_EXT}`;
+    let dest: string;
+    try {
+      dest = outputPath(this.#outDir, file);
+    } catch (error) {
+      this.#fail(r, "download", error);
+      return;
+    }
     let lastError: unknown;
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {

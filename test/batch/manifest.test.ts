@@ -148,6 +148,51 @@ describe("CSV manifests", () => {
   });
 });
 
+describe("output file names", () => {
+  test("a default name never carries path separators or markup from the id", () => {
+    const ids = [
+      "/../../vid",
+      "/../../../",
+      "..\\..\\x",
+      "<img src=x onerror=alert(1)>",
+      "a\u0000b\u202e",
+      "shot-001",
+    ];
+    const text = ids.map((id, i) => JSON.stringify({ image: `dir/img${i}.jpg`, prompt: "p", id })).join("\n");
+    const m = parseManifest(text, { format: "jsonl", baseDir: "/m" });
+    assert.deepEqual(m.problems, []);
+    for (const row of m.rows) {
+      assert.doesNotMatch(
+        row.name,
+        /[/\\<>"\u0000-\u001f\u202e]/,
+        `${JSON.stringify(row.key)} -> ${row.name}`,
+      );
+      assert.ok(!row.name.startsWith("."), row.name);
+      assert.match(row.name, /^img\d-/);
+    }
+    // Plain ids keep the name they always had.
+    assert.equal(m.rows[5]!.name, "img5-shot-001");
+  });
+
+  test("a given name that is not a plain file name is refused with its line, field and value", () => {
+    const names = ["../escape", "a/b", "<b>bold</b>", ".hidden", "tab\there", "nul", "x".repeat(201)];
+    const text = [
+      JSON.stringify({ image: "a.jpg", prompt: "p", name: "café ok" }),
+      ...names.map((name, i) => JSON.stringify({ image: `i${i}.jpg`, prompt: "p", name })),
+    ].join("\n");
+    const m = parseManifest(text, { format: "jsonl" });
+    assert.deepEqual(
+      m.rows.map((r) => r.name),
+      ["café ok"],
+    );
+    assert.deepEqual(
+      m.problems.map((p) => [p.line, p.field]),
+      names.map((_, i) => [i + 2, "name"]),
+    );
+    assert.match(m.problems[2]!.message, /"<b>bold<\/b>"/);
+  });
+});
+
 describe("row keys", () => {
   test("derived from the effective input: defaults filled in, order-independent", () => {
     assert.equal(
