@@ -346,7 +346,8 @@ class Runner {
   readonly #rows: RowRun[];
   readonly #manifest: Pick<Manifest, "path" | "digest" | "problems"> | undefined;
   readonly #o: RunBatchOptions;
-  readonly #outDir: string;
+  /** As given (resolved) until the batch state is opened, then the real folder (symlinks resolved). */
+  #outDir: string;
   readonly #budget: Budget;
   readonly #startedAt = Date.now();
   #emit: (event: BatchEvent) => void = () => {};
@@ -636,6 +637,8 @@ class Runner {
       manifestDigest: this.#manifest?.digest,
       readOnly: dryRun,
     });
+    // Every path is checked against the real folder, however --out was spelled.
+    this.#outDir = this.#state.info.outDir;
     const batchId = this.#state.batchId;
     const outcomes = dryRun && !this.#state.info.resumed ? new Map() : this.#state.rows();
     const records = this.#state.info.resumed
