@@ -42,6 +42,16 @@ export interface ManifestProblem {
   /** The field at fault, when there is one. */
   field?: string | undefined;
   message: string;
+  /** What the line says, as far as it could be read: a report shows the line as a row. */
+  row?: ProblemRow | undefined;
+}
+
+/** The readable fields of a line that did not become a row. */
+export interface ProblemRow {
+  key?: string | undefined;
+  name?: string | undefined;
+  image?: string | undefined;
+  prompt?: string | undefined;
 }
 
 export interface Manifest {
@@ -289,7 +299,16 @@ function toRow(
       });
     }
   }
-  if (problems.length > before || !image) return undefined;
+  if (problems.length > before || !image) {
+    const row: ProblemRow = {
+      key: id,
+      name,
+      image,
+      prompt: typeof record.prompt === "string" ? record.prompt : undefined,
+    };
+    for (const problem of problems.slice(before)) problem.row = row;
+    return undefined;
+  }
 
   const imageIsUrl = URL_PATTERN.test(image);
   const imageSource = imageIsUrl || isAbsolute(image) ? image : resolve(baseDir, image);
@@ -354,6 +373,7 @@ function checkClashes(rows: ManifestRow[], problems: ManifestProblem[]): void {
     if (sameKey) {
       problems.push({
         line: row.line,
+        row: problemRow(row),
         field: row.keyGiven ? "id" : undefined,
         message: row.keyGiven
           ? `id ${JSON.stringify(row.key)} is already used on line ${sameKey.line}`
@@ -368,6 +388,7 @@ function checkClashes(rows: ManifestRow[], problems: ManifestProblem[]): void {
     if (sameName) {
       problems.push({
         line: row.line,
+        row: problemRow(row),
         field: "name",
         message: `output name ${JSON.stringify(row.name)} is already used on line ${sameName.line}`,
       });
@@ -381,4 +402,8 @@ function checkClashes(rows: ManifestRow[], problems: ManifestProblem[]): void {
     rows.length = 0;
     rows.push(...kept);
   }
+}
+
+function problemRow(row: ManifestRow): ProblemRow {
+  return { key: row.key, name: row.name, image: row.image, prompt: row.prompt };
 }

@@ -17,12 +17,17 @@ export type ReportRowStatus =
   | "budget"
   | "skipped";
 
+/**
+ * One line of the manifest. Every line that holds a row appears, valid or not: a line that
+ * never became a row (not JSON, a missing field, a duplicate) has status "invalid", its
+ * problems in `error`, and whatever of key, name, image and prompt could be read.
+ */
 export interface ReportRow {
   line: number;
-  key: string;
-  name: string;
-  image: string;
-  prompt: string;
+  key: string | undefined;
+  name: string | undefined;
+  image: string | undefined;
+  prompt: string | undefined;
   frames: number | undefined;
   seed: number | undefined;
   status: ReportRowStatus;
@@ -193,10 +198,10 @@ export function renderHtml(report: BatchReport, thumbs: ReadonlyMap<string, stri
   const t = report.totals;
   const cards = report.rows
     .map((row) => {
-      const thumb = thumbs.get(row.key);
+      const thumb = row.key === undefined ? undefined : thumbs.get(row.key);
       const image = thumb
         ? `<img class="thumb" alt="input" src="${escapeHtml(thumb)}">`
-        : /^https?:/i.test(row.image)
+        : row.image && /^https?:/i.test(row.image)
           ? `<a class="thumb none" href="${escapeHtml(row.image)}">remote image</a>`
           : `<div class="thumb none">no preview</div>`;
       const video =
@@ -215,7 +220,7 @@ export function renderHtml(report: BatchReport, thumbs: ReadonlyMap<string, stri
       const error = errorText(row.error);
       return `<article class="card ${escapeHtml(row.status)}">
   <div class="media">${image}${video}</div>
-  <h2><span class="status">${escapeHtml(row.status)}</span> ${escapeHtml(row.name)}</h2>
+  <h2><span class="status">${escapeHtml(row.status)}</span> ${escapeHtml(row.name ?? `line ${row.line}`)}</h2>
   <p class="prompt">${escapeHtml(row.prompt)}</p>
   <p class="meta">${escapeHtml(meta)}</p>
   ${row.requestId ? `<p class="meta">request ${escapeHtml(row.requestId)}</p>` : ""}

@@ -38,6 +38,7 @@ import { Channel, Semaphore } from "./channel.js";
 import { prepareRowInput, RowInputCache } from "./input.js";
 import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
 import { outputPath, VIDEO_EXT } from "./output-files.js";
+import { problemReportRows } from "./report-rows.js";
 import type { RateLimiter, RateLimiterStats } from "./rate-limiter.js";
 import {
   type BatchReport,
@@ -1340,11 +1341,14 @@ class Runner {
               : r.error,
       };
     });
+    // Every line of the manifest, in order: the lines that never became rows too.
+    rows.push(...problemReportRows(this.#manifest?.problems ?? []));
+    rows.sort((a, b) => a.line - b.line);
     const totals = {
-      rows: rows.length + new Set((this.#manifest?.problems ?? []).map((p) => p.line)).size,
+      rows: rows.length,
       done: rows.filter((x) => x.status === "done").length,
       failed: rows.filter((x) => x.status === "failed").length,
-      invalid: this.#invalidLines,
+      invalid: rows.filter((x) => x.status === "invalid").length,
       unknown: rows.filter((x) => x.status === "unknown").length,
       notRun: rows.filter((x) => ["pending", "interrupted", "budget", "skipped"].includes(x.status)).length,
       estimatedUsd: round(rows.reduce((s, x) => s + (x.estimateUsd ?? 0), 0)),
