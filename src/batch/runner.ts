@@ -21,8 +21,8 @@
 import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { createReadStream } from "node:fs";
-import { access } from "node:fs/promises";
-import { resolve } from "node:path";
+import { access, rm } from "node:fs/promises";
+import { basename, resolve } from "node:path";
 import type { RunComfyClient } from "../api/client.js";
 import { AbortError, SubmissionUnknownError } from "../api/errors.js";
 import type { JobResult } from "../api/types.js";
@@ -37,7 +37,7 @@ import { Budget } from "./budget.js";
 import { Channel, Semaphore } from "./channel.js";
 import { prepareRowInput, RowInputCache } from "./input.js";
 import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
-import { outputPath, VIDEO_EXT } from "./output-files.js";
+import { OutputFiles, OutputPathError, outputPath, VIDEO_EXT } from "./output-files.js";
 import { problemReportRows } from "./report-rows.js";
 import type { RateLimiter, RateLimiterStats } from "./rate-limiter.js";
 import {
@@ -79,6 +79,12 @@ export interface RunBatchOptions {
   resubmitUnknown?: boolean | undefined;
   /** Submit again rows whose job failed on the service in an earlier run. */
   retryFailed?: boolean | undefined;
+  /**
+   * Overwrite files in the output directory that this batch did not write. Without it, a row
+   * whose file exists is refused before it is submitted (like an invalid row), and the video of
+   * a job that already ran goes beside such a file, under a free name.
+   */
+  force?: boolean | undefined;
   /** On abort, cancel jobs still queued (running jobs cannot be stopped). */
   cancelQueuedOnExit?: boolean | undefined;
   /** Interrupt: stop submitting, stop waiting, leave a resumable state. */
@@ -160,6 +166,8 @@ export type BatchEvent =
       costUsd: number | undefined;
       file: string;
       sha256: string;
+      /** Set when the video could not go under the row's own name (a file was in the way). */
+      note?: string | undefined;
     }
   | {
       type: "row-failed";
@@ -261,6 +269,8 @@ interface RowRun {
   row: ManifestRow;
   ref: RowRef;
   validation: RowValidation | undefined;
+  /** Why the row is invalid (a model rule, or a file in the way). */
+  problems: Problem[] | undefined;
   phase: Phase;
   action: PlanAction | undefined;
   estimateUsd: number;
@@ -355,6 +365,10 @@ class Runner {
   #state: BatchState | undefined;
   #price: Price | undefined;
   #invalidLines = 0;
+  /** The output directory's files: which this batch may replace. Set by the plan. */
+  #files: OutputFiles | undefined;
+  /** Rows whose file is in the way; the batch refuses to start over them unless skipInvalid. */
+  #refusedRows = 0;
   #stopping = false;
   #interrupted = false;
   #submitted = 0;
@@ -389,6 +403,7 @@ class Runner {
       row,
       ref: { line: row.line, key: row.key, name: row.name },
       validation: undefined,
+      problems: undefined,
       phase: "pending",
       action: undefined,
       estimateUsd: 0,
@@ -506,6 +521,7 @@ class Runner {
       }
       if (this.#stopping) return this.#finish();
       await this.#plan(false);
+      if (this.#refused()) return await this.#finish();
       if (!this.#stopping) await this.#execute();
       await Promise.all(this.#downloadsInFlight);
       return await this.#finish();
@@ -549,18 +565,14 @@ class Runner {
             } else {
               invalid++;
               r.phase = "invalid";
-              this.#emit({
-                type: "row-invalid",
-                line: r.row.line,
-                row: r.ref,
-                problems: result.violations.map((v) => ({
-                  field: v.path,
-                  rule: v.rule,
-                  limit: v.limit,
-                  actual: v.actual,
-                  message: v.message,
-                })),
-              });
+              r.problems = result.violations.map((v) => ({
+                field: v.path,
+                rule: v.rule,
+                limit: v.limit,
+                actual: v.actual,
+                message: v.message,
+              }));
+              this.#emit({ type: "row-invalid", line: r.row.line, row: r.ref, problems: r.problems });
             }
           },
         },
@@ -646,6 +658,13 @@ class Runner {
       ? this.#journalRecords(batchId)
       : new Map<string, JournalRecord[]>();
 
+    this.#files = new OutputFiles({
+      outDir: this.#outDir,
+      recorded: outcomes.values(),
+      rowFiles: this.#rows.map((r) => `${r.row.name}${VIDEO_EXT}`),
+      force: Boolean(this.#o.force),
+    });
+
     const counts = { toSubmit: 0, toReattach: 0, toDownload: 0, alreadyDone: 0, unknown: 0, failedBefore: 0 };
     let estimatedUsd = 0;
     const planned: { row: RowRef; action: PlanAction; estimateUsd: number }[] = [];
@@ -705,6 +724,14 @@ class Runner {
         // failure to retry: submit.
         action = "submit";
       }
+      if (action === "submit" || action === "resubmit") {
+        // Checked before anything is sent: a video paid for must have somewhere to go.
+        const refusal = await this.#files.refusal(`${r.row.name}${VIDEO_EXT}`, r.row.key);
+        if (refusal) {
+          this.#refuseRow(r, refusal);
+          continue;
+        }
+      }
       r.action = action;
       planned.push({ row: r.ref, action, estimateUsd: r.estimateUsd });
       switch (action) {
@@ -739,6 +766,8 @@ class Runner {
           break;
       }
     }
+    // Refused: no plan to show (a dry run still shows what would run).
+    if (this.#refused() && !dryRun) return;
     this.#emit({
       type: "plan",
       batchId,
@@ -748,6 +777,19 @@ class Runner {
       estimatedUsd: round(estimatedUsd),
       rows: planned,
     });
+  }
+
+  #refuseRow(r: RowRun, problem: Problem): void {
+    r.phase = "invalid";
+    r.problems = [problem];
+    this.#invalidLines++;
+    this.#refusedRows++;
+    this.#emit({ type: "row-invalid", line: r.row.line, row: r.ref, problems: r.problems });
+  }
+
+  /** Whether rows were refused (a file in the way) and the batch must not start. */
+  #refused(): boolean {
+    return this.#refusedRows > 0 && !this.#o.skipInvalid;
   }
 
   /** Journal records of this batch by row key, newest first. */
@@ -1080,18 +1122,12 @@ class Runner {
       this.#fail(r, "download", new Error("the job succeeded but its result names no output URL"));
       return;
     }
-    const file = `${r.row.name}${VIDEO_EXT}`;
-    let dest: string;
-    try {
-      dest = outputPath(this.#outDir, file);
-    } catch (error) {
-      this.#fail(r, "download", error);
-      return;
-    }
     let lastError: unknown;
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        const got = await download(url, { dest, force: true, signal: this.#downloadController.signal });
+        const got = await this.#fetchVideo(r, url);
+        const { file, note } = got;
+        this.#files!.record(file, r.row.key);
         r.file = file;
         r.bytes = got.bytes;
         r.sha256 = got.sha256;
@@ -1134,10 +1170,12 @@ class Runner {
           costUsd: r.costUsd,
           file,
           sha256: got.sha256,
+          note,
         });
         return;
       } catch (error) {
         lastError = error;
+        if (error instanceof OutputPathError) break;
         if (this.#stopping || error instanceof AbortError) {
           r.phase = "pending";
           r.notRunReason = "interrupted";
@@ -1150,6 +1188,28 @@ class Runner {
       }
     }
     this.#fail(r, "download", lastError);
+  }
+
+  /**
+   * Downloads a row's video where OutputFiles says: never onto a file this batch did not write
+   * (without --force). When such a file holds this very video (it was written before its outcome
+   * was recorded), it is kept as the row's file and the new copy removed.
+   */
+  async #fetchVideo(r: RowRun, url: string) {
+    // Asked on every attempt: a file may have appeared under the name meanwhile.
+    const target = await this.#files!.destination(`${r.row.name}${VIDEO_EXT}`, r.row.key);
+    const got = await download(url, {
+      dest: target.path,
+      force: target.overwrite,
+      signal: this.#downloadController.signal,
+    });
+    if (!target.occupied) return { ...got, file: target.file, note: undefined };
+    if ((await sha256File(target.occupied).catch(() => undefined)) === got.sha256) {
+      await rm(got.path, { force: true });
+      return { ...got, path: target.occupied, file: basename(target.occupied), note: undefined };
+    }
+    const note = `${target.occupied} already exists and was not written by this batch: the video was saved as ${target.file}`;
+    return { ...got, file: target.file, note };
   }
 
   #fail(r: RowRun, phase: "submit" | "wait" | "download", error: unknown): void {
@@ -1324,13 +1384,7 @@ class Runner {
         sha256: r.phase === "done" ? r.sha256 : undefined,
         error:
           r.phase === "invalid"
-            ? r.validation?.violations.map((v) => ({
-                field: v.path,
-                rule: v.rule,
-                limit: v.limit,
-                actual: v.actual,
-                message: v.message,
-              }))
+            ? r.problems
             : r.phase === "unknown"
               ? {
                   message:

@@ -17,6 +17,7 @@ interface BatchFlags {
   resubmitUnknown?: boolean;
   retryFailed?: boolean;
   cancelQueuedOnExit?: boolean;
+  force?: boolean;
   timeScale?: string;
   report: boolean;
   json?: boolean;
@@ -47,6 +48,7 @@ export function registerBatch(program: Command, run: ActionRunner): void {
     )
     .option("--retry-failed", "submit again rows whose job failed on the service in an earlier run")
     .option("--cancel-queued-on-exit", "on Ctrl-C, cancel the jobs still queued (running ones cannot be)")
+    .option("--force", "overwrite files in --out that this batch did not write")
     .option("--no-report", "do not write report.json and report.html")
     .option("--json", "print one JSON summary on stdout")
     .addOption(
@@ -62,6 +64,9 @@ export function registerBatch(program: Command, run: ActionRunner): void {
         "Running the same command again resumes: finished rows are skipped (files checked by sha256),",
         "jobs in flight are picked up by request id, and rows whose submit outcome is unknown are",
         "listed and left alone unless --resubmit-unknown. Ctrl-C stops submitting and exits 130.",
+        "",
+        "A row whose file already exists in --out and was not written by this batch is refused",
+        "before anything is submitted, like an invalid row (--dry-run lists it); --force overwrites.",
         "",
         "Exit codes: 0 every row done, 1 some row not done, 65 invalid manifest, 66 manifest not",
         "found, 130 interrupted.",
@@ -180,6 +185,7 @@ async function batchAction(
       resubmitUnknown: flags.resubmitUnknown,
       retryFailed: flags.retryFailed,
       cancelQueuedOnExit: flags.cancelQueuedOnExit,
+      force: flags.force,
       signal: interrupt.signal,
       rateLimiter: limiter,
       timeScale: flags.timeScaleN,
@@ -255,6 +261,9 @@ async function batchAction(
                 ? "Submitting again (--resubmit-unknown)."
                 : "Left alone; see --resubmit-unknown."),
           );
+          break;
+        case "row-done":
+          if (event.note) w(`line ${event.row.line} (${event.row.name}): ${event.note}`);
           break;
         case "row-failed":
           w(
