@@ -171,7 +171,9 @@ export class OutputFiles {
           ? `holds the video of another row of this batch (key ${JSON.stringify(other)})`
           : "already exists and was not written by this batch";
     const fix =
-      entry === "other" ? "move it away" : "move it away, give the row another name, or use --force to overwrite it";
+      entry === "other"
+        ? "move it away"
+        : "move it away, give the row another name, or use --force to overwrite it";
     return {
       field: "name",
       rule: "exists",

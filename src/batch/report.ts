@@ -4,7 +4,7 @@
 // loaded lazily), the prompt (HTML-escaped), the status and a playable <video> whose src is
 // relative to the report. Both are written to a temporary name and renamed into place.
 
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 
 export type ReportRowStatus =
@@ -15,6 +15,8 @@ export type ReportRowStatus =
   | "pending"
   | "interrupted"
   | "budget"
+  /** Not submitted, or its video not saved, because the disk under --out is full. */
+  | "disk-full"
   | "skipped";
 
 /**
@@ -270,6 +272,12 @@ ${cards}
 
 async function atomicWrite(path: string, text: string): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, path);
+  } catch (error) {
+    // A full disk leaves a truncated temporary file: never left behind.
+    await rm(tmp, { force: true }).catch(() => {});
+    throw error;
+  }
 }

@@ -35,10 +35,10 @@ import { createPollSchedule, type PollSchedule, type RunTimePrior } from "../run
 import { type JobUpdate, type WaitOptions, wait } from "../run/wait.js";
 import { Budget } from "./budget.js";
 import { Channel, Semaphore } from "./channel.js";
+import { diskFullMessage, isDiskFull, removePartial } from "./disk-full.js";
 import { prepareRowInput, RowInputCache } from "./input.js";
 import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
 import { OutputFiles, OutputPathError, outputPath, VIDEO_EXT } from "./output-files.js";
-import { problemReportRows } from "./report-rows.js";
 import type { RateLimiter, RateLimiterStats } from "./rate-limiter.js";
 import {
   type BatchReport,
@@ -47,7 +47,8 @@ import {
   writeHtmlReport,
   writeJsonReport,
 } from "./report.js";
-import { BatchState } from "./state.js";
+import { problemReportRows } from "./report-rows.js";
+import { BatchState, MARKER_FILE } from "./state.js";
 import { type RowValidation, validateRows } from "./validate-rows.js";
 
 /**
@@ -184,6 +185,8 @@ export type BatchEvent =
       notSubmitted: number;
     }
   | { type: "interrupted"; inFlight: number; cancelled: number }
+  /** The disk under --out is full (first seen writing `path`): no more submits. */
+  | { type: "disk-full"; path: string; inFlight: number }
   | { type: "report"; json: string; html: string | undefined }
   | { type: "summary"; summary: BatchSummary };
 
@@ -242,7 +245,11 @@ export interface BatchSummary {
   durationMs: number;
   rateLimiter: RateLimiterStats | undefined;
   report: { json: string; html: string | undefined } | undefined;
-  /** 0 all rows done; 1 some not; 65 invalid manifest; 130 interrupted. */
+  /** Why report.json could not be written (report is then undefined). */
+  reportError: string | undefined;
+  /** Set when the disk under --out filled up: what happened and what to do, in one message. */
+  diskFull: { path: string; message: string } | undefined;
+  /** 0 all rows done; 1 some not; 65 invalid manifest (or a file in the way); 75 disk full; 130 interrupted. */
   exitCode: number;
   failures: { line: number; key: string; name: string; requestId: string | undefined; error: ErrorInfo }[];
   unknownRows: { line: number; key: string; name: string; localIds: number[] }[];
@@ -369,6 +376,8 @@ class Runner {
   #files: OutputFiles | undefined;
   /** Rows whose file is in the way; the batch refuses to start over them unless skipInvalid. */
   #refusedRows = 0;
+  /** Set by the first write into --out that failed for want of space. */
+  #diskFull: { path: string } | undefined;
   #stopping = false;
   #interrupted = false;
   #submitted = 0;
@@ -442,15 +451,25 @@ class Runner {
     const writes = this.#deferred;
     this.#deferred = [];
     const db = this.#o.journal.db;
-    db.transaction(() => {
-      for (const write of writes) {
-        try {
-          write();
-        } catch {
-          // One bad write (a row settled meanwhile by another tool) must not lose the others.
+    try {
+      db.transaction(() => {
+        for (const write of writes) {
+          try {
+            write();
+          } catch (error) {
+            if (isDiskFull(error)) throw error;
+            // One bad write (a row settled meanwhile by another tool) must not lose the others.
+          }
         }
-      }
-    }).immediate();
+      }).immediate();
+    } catch (error) {
+      // The journal's disk is full (this often runs from a timer: throwing would end the
+      // process). Nothing was committed: kept for the next group. If they never fit, the next
+      // run learns the same again (results are polled by request id, files found by content).
+      if (!isDiskFull(error)) throw error;
+      this.#deferred.unshift(...writes);
+      this.#noteDiskFull(db.name);
+    }
   }
 
   counts(): BatchCounts {
@@ -520,7 +539,16 @@ class Runner {
         return this.#finish();
       }
       if (this.#stopping) return this.#finish();
-      await this.#plan(false);
+      try {
+        await this.#plan(false);
+      } catch (error) {
+        // No room even for the batch's marker file: nothing may be submitted.
+        if (!isDiskFull(error)) throw error;
+        const sqlite = (error as { code?: unknown }).code === "SQLITE_FULL";
+        this.#noteDiskFull(sqlite ? this.#o.journal.db.name : resolve(this.#outDir, MARKER_FILE));
+        for (const r of this.#rows) if (r.phase === "pending") this.#waitForSpace(r);
+        return await this.#finish();
+      }
       if (this.#refused()) return await this.#finish();
       if (!this.#stopping) await this.#execute();
       await Promise.all(this.#downloadsInFlight);
@@ -842,6 +870,11 @@ class Runner {
     const slot = async () => {
       while (!this.#stopping && next < queue.length) {
         const r = queue[next]!;
+        if (this.#diskFull) {
+          // A video paid for now would have nowhere to go.
+          for (const rest of queue.slice(next)) if (rest.phase === "pending") this.#waitForSpace(rest);
+          return;
+        }
         if (r.action !== "reattach" && !this.#budget.reserve(r.row.key, r.estimateUsd)) {
           this.#budgetStop(queue.slice(next), r.estimateUsd);
           return;
@@ -853,7 +886,9 @@ class Runner {
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, queue.length)) }, slot));
     for (const r of queue.slice(next)) {
-      if (r.phase === "pending") r.notRunReason = this.#budget.stopped ? "budget" : "interrupted";
+      if (r.phase === "pending" && r.notRunReason === undefined) {
+        r.notRunReason = this.#budget.stopped ? "budget" : "interrupted";
+      }
     }
   }
 
@@ -902,12 +937,14 @@ class Runner {
         skipValidation: true, // validated with the probe's facts already
         beforeSubmit: (_input, { modelId }) => {
           if (this.#stopping) throw new AbortError("interrupted before submit");
+          if (this.#diskFull) throw new AbortError("the disk is full: not submitted");
           // The unknown earlier submits are given up in the same transaction that writes the new
           // intent row: if anything stops the run before this point, they stay "unknown" and the
           // next run lists them again instead of submitting silently. IMMEDIATE: this reads, then
           // writes, and in WAL mode a deferred transaction could not wait for another writer.
-          journal.db
-            .transaction(() => {
+          // Assigned only once committed: a commit that fails (a full disk) leaves no intent row.
+          localId = journal.db
+            .transaction((): number => {
               if (r.action === "resubmit") {
                 for (const id of r.unknownLocalIds) {
                   try {
@@ -917,7 +954,7 @@ class Runner {
                   }
                 }
               }
-              localId = journal.beginSubmit({
+              return journal.beginSubmit({
                 modelId,
                 input,
                 baseUrl: this.#o.client.baseUrl,
@@ -960,6 +997,7 @@ class Runner {
           // Stopped before anything was sent.
           r.phase = "pending";
           r.notRunReason = "interrupted";
+          if (this.#diskFull && !this.#stopping) this.#waitForSpace(r);
           this.#budget.release(r.row.key);
           return;
         }
@@ -979,6 +1017,12 @@ class Runner {
           return;
         }
         this.#budget.release(r.row.key);
+        if (localId === undefined && isDiskFull(error)) {
+          // The journal could not take the intent row: nothing was sent, and nothing more may be.
+          this.#noteDiskFull(this.#o.journal.db.name);
+          this.#waitForSpace(r);
+          return;
+        }
         this.#fail(r, "submit", error);
         return;
       }
@@ -1122,6 +1166,10 @@ class Runner {
       this.#fail(r, "download", new Error("the job succeeded but its result names no output URL"));
       return;
     }
+    if (this.#diskFull) {
+      this.#waitForSpace(r);
+      return;
+    }
     let lastError: unknown;
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
@@ -1176,6 +1224,10 @@ class Runner {
       } catch (error) {
         lastError = error;
         if (error instanceof OutputPathError) break;
+        if (isDiskFull(error)) {
+          this.#waitForSpace(r);
+          return;
+        }
         if (this.#stopping || error instanceof AbortError) {
           r.phase = "pending";
           r.notRunReason = "interrupted";
@@ -1198,11 +1250,20 @@ class Runner {
   async #fetchVideo(r: RowRun, url: string) {
     // Asked on every attempt: a file may have appeared under the name meanwhile.
     const target = await this.#files!.destination(`${r.row.name}${VIDEO_EXT}`, r.row.key);
-    const got = await download(url, {
-      dest: target.path,
-      force: target.overwrite,
-      signal: this.#downloadController.signal,
-    });
+    let got: Awaited<ReturnType<typeof download>>;
+    try {
+      got = await download(url, {
+        dest: target.path,
+        force: target.overwrite,
+        signal: this.#downloadController.signal,
+      });
+    } catch (error) {
+      if (isDiskFull(error)) {
+        await removePartial(target.path);
+        this.#noteDiskFull(target.path);
+      }
+      throw error;
+    }
     if (!target.occupied) return { ...got, file: target.file, note: undefined };
     if ((await sha256File(target.occupied).catch(() => undefined)) === got.sha256) {
       await rm(got.path, { force: true });
@@ -1210,6 +1271,30 @@ class Runner {
     }
     const note = `${target.occupied} already exists and was not written by this batch: the video was saved as ${target.file}`;
     return { ...got, file: target.file, note };
+  }
+
+  #noteDiskFull(path: string): void {
+    if (this.#diskFull) return;
+    this.#diskFull = { path };
+    const inFlight = this.#rows.filter((r) => ["submitting", "queued", "running"].includes(r.phase)).length;
+    this.#emit({ type: "disk-full", path, inFlight });
+  }
+
+  /** A row left for the next run because the disk is full (its job may have run: then paid). */
+  #waitForSpace(r: RowRun): void {
+    r.phase = "pending";
+    r.notRunReason = "disk-full";
+    r.error = {
+      name: "DiskFullError",
+      message: r.outputUrl
+        ? "the job succeeded (paid for) but its video could not be saved: the disk is full; " +
+          "free space and run the same command again to download it"
+        : r.requestId
+          ? "the job was submitted (paid for) and is left to finish on the service: the disk is full; " +
+            "free space and run the same command again to pick it up"
+          : "not submitted: the disk is full",
+      code: "ENOSPC",
+    };
   }
 
   #fail(r: RowRun, phase: "submit" | "wait" | "download", error: unknown): void {
@@ -1325,12 +1410,19 @@ class Runner {
       });
     }
     let report: { json: string; html: string | undefined } | undefined;
+    let reportError: string | undefined;
     const wantReport = this.#o.report !== false && !this.#o.dryRun && this.#state !== undefined;
     if (wantReport) {
-      report = await this.#writeReports();
-      this.#emit({ type: "report", ...report });
+      try {
+        report = await this.#writeReports();
+        this.#emit({ type: "report", ...report });
+      } catch (error) {
+        // The summary still comes out, and says why there is no report.
+        if (isDiskFull(error)) this.#noteDiskFull(resolve(this.#outDir, "report.json"));
+        reportError = `report.json could not be written: ${error instanceof Error ? error.message : String(error)}`;
+      }
     }
-    const summary = this.#summary(report);
+    const summary = this.#summary(report, reportError);
     this.#emit({ type: "summary", summary });
     return summary;
   }
@@ -1404,7 +1496,9 @@ class Runner {
       failed: rows.filter((x) => x.status === "failed").length,
       invalid: rows.filter((x) => x.status === "invalid").length,
       unknown: rows.filter((x) => x.status === "unknown").length,
-      notRun: rows.filter((x) => ["pending", "interrupted", "budget", "skipped"].includes(x.status)).length,
+      notRun: rows.filter((x) =>
+        ["pending", "interrupted", "budget", "disk-full", "skipped"].includes(x.status),
+      ).length,
       estimatedUsd: round(rows.reduce((s, x) => s + (x.estimateUsd ?? 0), 0)),
       costUsd: round(rows.reduce((s, x) => s + (x.costUsd ?? 0), 0)),
     };
@@ -1439,24 +1533,34 @@ class Runner {
     return { json, html };
   }
 
-  #summary(report: { json: string; html: string | undefined } | undefined): BatchSummary {
+  #summary(
+    report: { json: string; html: string | undefined } | undefined,
+    reportError: string | undefined,
+  ): BatchSummary {
     const valid = this.#rows.filter((r) => r.phase !== "invalid");
     const done = valid.filter((r) => r.phase === "done");
     const failed = valid.filter((r) => r.phase === "failed");
     const unknown = valid.filter((r) => r.phase === "unknown");
     const budget = this.#budget.snapshot();
     const invalidManifest = this.#invalidLines > 0 && !this.#o.skipInvalid;
-    const exitCode = this.#interrupted
-      ? 130
-      : invalidManifest
-        ? 65
-        : this.#o.dryRun
-          ? 0
-          : this.#invalidLines === 0 && valid.length > 0 && done.length === valid.length
-            ? 0
-            : this.#invalidLines === 0 && valid.length === 0
-              ? 0
-              : 1;
+    const waiting = valid.filter((r) => r.notRunReason === "disk-full");
+    const diskFull = this.#diskFull && {
+      path: this.#diskFull.path,
+      message: diskFullMessage({
+        path: this.#diskFull.path,
+        done: done.length,
+        valid: valid.length,
+        waiting: waiting.filter((r) => r.requestId !== undefined).length,
+        notSubmitted: waiting.filter((r) => r.requestId === undefined).length,
+      }),
+    };
+    let exitCode: number;
+    if (this.#interrupted) exitCode = 130;
+    else if (invalidManifest) exitCode = 65;
+    else if (diskFull) exitCode = 75;
+    else if (reportError !== undefined) exitCode = 1;
+    else if (this.#o.dryRun) exitCode = 0;
+    else exitCode = this.#invalidLines === 0 && done.length === valid.length ? 0 : 1;
     return {
       batchId: this.#state?.batchId,
       outDir: this.#outDir,
@@ -1485,6 +1589,8 @@ class Runner {
       durationMs: Date.now() - this.#startedAt,
       rateLimiter: this.#o.rateLimiter?.stats(),
       report,
+      reportError,
+      diskFull,
       exitCode,
       failures: failed.map((r) => ({
         line: r.row.line,

@@ -13,7 +13,7 @@
 // folder was spelled on their command lines.
 
 import { randomUUID } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { type Journal, type Migration, parseStoredJson } from "../node/journal.js";
@@ -246,7 +246,13 @@ export class BatchState {
     const state = new BatchState(journal, info);
     if (!options.readOnly) {
       state.#owned = true;
-      await writeMarker(outDir, info);
+      try {
+        await writeMarker(outDir, info);
+      } catch (error) {
+        // E.g. the disk is full: the caller cannot run this batch, so nobody owns it.
+        state.release();
+        throw error;
+      }
       state.#heartbeat = setInterval(() => state.#beat(), 15_000);
       state.#heartbeat.unref();
     }
@@ -420,6 +426,11 @@ async function writeMarker(outDir: string, info: BatchInfo): Promise<void> {
     createdAt: info.createdAt,
     note: "dreamina batch: identifies this batch in the job journal; keep it to resume",
   };
-  await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`);
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`);
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw error;
+  }
 }

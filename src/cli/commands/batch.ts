@@ -68,8 +68,8 @@ export function registerBatch(program: Command, run: ActionRunner): void {
         "A row whose file already exists in --out and was not written by this batch is refused",
         "before anything is submitted, like an invalid row (--dry-run lists it); --force overwrites.",
         "",
-        "Exit codes: 0 every row done, 1 some row not done, 65 invalid manifest, 66 manifest not",
-        "found, 130 interrupted.",
+        "Exit codes: 0 every row done, 1 some row not done, 65 invalid manifest (or a file in the",
+        "way), 66 manifest not found, 75 the disk under --out is full, 130 interrupted.",
         "",
         "Examples:",
         "  dreamina batch shots.jsonl --out renders --dry-run",
@@ -276,6 +276,12 @@ async function batchAction(
               `(est. ${formatUsd(event.nextEstimateUsd)}) would exceed it. ${event.notSubmitted} row(s) not submitted.`,
           );
           break;
+        case "disk-full":
+          w(
+            `the disk is full (writing ${event.path}): nothing more is submitted` +
+              (event.inFlight ? `; the ${event.inFlight} job(s) in flight are followed to the end` : ""),
+          );
+          break;
         case "interrupted":
           w(
             `interrupted: ${event.inFlight} job(s) were in flight` +
@@ -307,6 +313,8 @@ async function batchAction(
       if (summary.failures.length > 20)
         io.out(`  ... and ${summary.failures.length - 20} more (see report.json)`);
     }
+    if (!json && summary.reportError) io.error(summary.reportError);
+    if (!json && summary.diskFull) io.error(summary.diskFull.message);
     return summary.exitCode;
   } catch (error) {
     if (error instanceof BatchLockedError) throw new CliError(error.message, EXIT.tempFail);
