@@ -532,7 +532,9 @@ class Runner {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const valid = await this.#validate();
-      if (!valid) return this.#finish();
+      // A dry run goes on to plan the valid rows, so that it reports every problem at once
+      // (a file in the way is only found by the plan).
+      if (!valid && (this.#interrupted || !this.#o.dryRun)) return this.#finish();
       await this.#loadPrice();
       if (this.#o.dryRun) {
         await this.#plan(true);

@@ -142,6 +142,16 @@ describe("batch: files already in --out", () => {
       );
       assert.match(dryRefusal!.problems[0]!.message, /--force/);
 
+      // Also when other rows are invalid: the dry run reports every problem at once.
+      const mixed = join(ws.dir, "keep-mixed.jsonl");
+      await writeFile(mixed, `${await readFile(path, "utf8")}{broken\n`);
+      const dryMixed = await h.drive(mixed, { sb, journal, outDir: out, dryRun: true });
+      assert.equal(dryMixed.summary.exitCode, 65);
+      assert.deepEqual(
+        refusedLine(dryMixed.events).map((e) => e.line),
+        [3, 2],
+      );
+
       // The real run refuses the whole batch: nothing is submitted, nothing replaced.
       const run = await h.drive(path, { sb, journal, outDir: out });
       assert.equal(run.summary.exitCode, 65);
