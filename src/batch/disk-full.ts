@@ -23,6 +23,18 @@ export async function removePartial(dest: string): Promise<void> {
   await Promise.all([rm(`${dest}.part`, { force: true }), rm(`${dest}.part.json`, { force: true })]);
 }
 
+/** Why a row waits for the next run, as its report row says it. */
+export function diskFullRowError(row: { submitted: boolean; finished: boolean }) {
+  const message = row.finished
+    ? "the job succeeded (paid for) but its video could not be saved: the disk is full; " +
+      "free space and run the same command again to download it"
+    : row.submitted
+      ? "the job was submitted (paid for) and is left to finish on the service: the disk is full; " +
+        "free space and run the same command again to pick it up"
+      : "not submitted: the disk is full";
+  return { name: "DiskFullError", message, code: "ENOSPC" };
+}
+
 export interface DiskFullCounts {
   /** The file whose write failed first. */
   path: string;

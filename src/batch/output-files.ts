@@ -2,6 +2,8 @@
 // data, the real output directory (symlinks resolved, so two spellings of one folder are one
 // batch), and the check that every path the batch writes lies inside it.
 
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { lstat, mkdir, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { sanitizeFileName } from "../node/download.js";
@@ -208,4 +210,10 @@ export class OutputFiles {
     }
     throw new Error(`no free name beside ${path}`);
   }
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
 }

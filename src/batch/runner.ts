@@ -18,16 +18,13 @@
 // downloads stop, queued jobs are cancelled only with `cancelQueuedOnExit`, and everything is
 // left resumable.
 
-import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { createReadStream } from "node:fs";
-import { access, rm } from "node:fs/promises";
-import { basename, resolve } from "node:path";
+import { access } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { RunComfyClient } from "../api/client.js";
 import { AbortError, SubmissionUnknownError } from "../api/errors.js";
 import type { JobResult } from "../api/types.js";
 import { estimateCostUsd, MODEL_ID } from "../model/input.js";
-import { download } from "../node/download.js";
 import { type Journal, type JournalRecord, trimmedStats } from "../node/journal.js";
 import { WaitAbortedError } from "../run/errors.js";
 import { runJob } from "../run/run.js";
@@ -35,10 +32,11 @@ import { createPollSchedule, type PollSchedule, type RunTimePrior } from "../run
 import { type JobUpdate, type WaitOptions, wait } from "../run/wait.js";
 import { Budget } from "./budget.js";
 import { Channel, Semaphore } from "./channel.js";
-import { diskFullMessage, isDiskFull, removePartial } from "./disk-full.js";
+import { diskFullMessage, diskFullRowError, isDiskFull } from "./disk-full.js";
+import { fetchRowVideo } from "./fetch-video.js";
 import { prepareRowInput, RowInputCache } from "./input.js";
 import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
-import { OutputFiles, OutputPathError, outputPath, VIDEO_EXT } from "./output-files.js";
+import { OutputFiles, OutputPathError, outputPath, sha256File, VIDEO_EXT } from "./output-files.js";
 import type { RateLimiter, RateLimiterStats } from "./rate-limiter.js";
 import {
   type BatchReport,
@@ -1175,7 +1173,13 @@ class Runner {
     let lastError: unknown;
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        const got = await this.#fetchVideo(r, url);
+        const got = await fetchRowVideo(this.#files!, {
+          url,
+          name: r.row.name,
+          rowKey: r.row.key,
+          signal: this.#downloadController.signal,
+          onDiskFull: (path) => this.#noteDiskFull(path),
+        });
         const { file, note } = got;
         this.#files!.record(file, r.row.key);
         r.file = file;
@@ -1244,37 +1248,6 @@ class Runner {
     this.#fail(r, "download", lastError);
   }
 
-  /**
-   * Downloads a row's video where OutputFiles says: never onto a file this batch did not write
-   * (without --force). When such a file holds this very video (it was written before its outcome
-   * was recorded), it is kept as the row's file and the new copy removed.
-   */
-  async #fetchVideo(r: RowRun, url: string) {
-    // Asked on every attempt: a file may have appeared under the name meanwhile.
-    const target = await this.#files!.destination(`${r.row.name}${VIDEO_EXT}`, r.row.key);
-    let got: Awaited<ReturnType<typeof download>>;
-    try {
-      got = await download(url, {
-        dest: target.path,
-        force: target.overwrite,
-        signal: this.#downloadController.signal,
-      });
-    } catch (error) {
-      if (isDiskFull(error)) {
-        await removePartial(target.path);
-        this.#noteDiskFull(target.path);
-      }
-      throw error;
-    }
-    if (!target.occupied) return { ...got, file: target.file, note: undefined };
-    if ((await sha256File(target.occupied).catch(() => undefined)) === got.sha256) {
-      await rm(got.path, { force: true });
-      return { ...got, path: target.occupied, file: basename(target.occupied), note: undefined };
-    }
-    const note = `${target.occupied} already exists and was not written by this batch: the video was saved as ${target.file}`;
-    return { ...got, file: target.file, note };
-  }
-
   #noteDiskFull(path: string): void {
     if (this.#diskFull) return;
     this.#diskFull = { path };
@@ -1286,17 +1259,7 @@ class Runner {
   #waitForSpace(r: RowRun): void {
     r.phase = "pending";
     r.notRunReason = "disk-full";
-    r.error = {
-      name: "DiskFullError",
-      message: r.outputUrl
-        ? "the job succeeded (paid for) but its video could not be saved: the disk is full; " +
-          "free space and run the same command again to download it"
-        : r.requestId
-          ? "the job was submitted (paid for) and is left to finish on the service: the disk is full; " +
-            "free space and run the same command again to pick it up"
-          : "not submitted: the disk is full",
-      code: "ENOSPC",
-    };
+    r.error = diskFullRowError({ submitted: r.requestId !== undefined, finished: r.outputUrl !== undefined });
   }
 
   #fail(r: RowRun, phase: "submit" | "wait" | "download", error: unknown): void {
@@ -1649,8 +1612,4 @@ function round(usd: number): number {
   return Math.round(usd * 1e6) / 1e6;
 }
 
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
+export { sha256File };
