@@ -7,6 +7,7 @@ export {
   type Manifest,
   type ManifestProblem,
   type ManifestRow,
+  type ProblemRow,
   parseManifest,
   readManifest,
 } from "./manifest.js";

@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, extname, isAbsolute, resolve } from "node:path";
 import { parse as parseCsv } from "csv-parse/sync";
+import { portableText, sanitizeStem } from "./output-files.js";
 
 export const MANIFEST_FIELDS = ["image", "prompt", "frames", "seed", "name", "id"] as const;
 const DEFAULT_FRAMES = 121;
@@ -41,6 +42,16 @@ export interface ManifestProblem {
   /** The field at fault, when there is one. */
   field?: string | undefined;
   message: string;
+  /** What the line says, as far as it could be read: a report shows the line as a row. */
+  row?: ProblemRow | undefined;
+}
+
+/** The readable fields of a line that did not become a row. */
+export interface ProblemRow {
+  key?: string | undefined;
+  name?: string | undefined;
+  image?: string | undefined;
+  prompt?: string | undefined;
 }
 
 export interface Manifest {
@@ -127,17 +138,19 @@ function jsonlRecords(text: string, problems: ManifestProblem[]): RawRecord[] {
 }
 
 interface CsvInfoRecord {
-  record: Record<string, string>;
-  info: { lines: number; records: number; error?: unknown; invalid_field_length?: number };
+  record: string[];
+  /** `bytes`: where the record ends (after its line break), a byte offset into the input. */
+  info: { bytes: number };
 }
 
 function csvRecords(text: string, problems: ManifestProblem[]): RawRecord[] {
-  // Lines where each record starts: csv-parse reports the line a record ends on, so the start
-  // is one past the previous record's end (skipping blank lines and comments in between).
+  // Parsed as a Buffer, without csv-parse's `columns`: every record, the header included, then
+  // carries the byte offset where it ends, and line numbers are counted from those offsets.
+  // csv-parse's own `info.lines` counts a CRLF inside a quoted field as two lines.
+  const input = Buffer.from(text, "utf8");
   let parsed: CsvInfoRecord[];
   try {
-    parsed = parseCsv(text, {
-      columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()),
+    parsed = parseCsv(input, {
       info: true,
       skip_empty_lines: true,
       comment: "#",
@@ -151,36 +164,63 @@ function csvRecords(text: string, problems: ManifestProblem[]): RawRecord[] {
     problems.push({ line: err.lines ?? 1, message: `CSV cannot be read: ${err.message}` });
     return [];
   }
-  const lineStarts = recordStartLines(text, parsed);
+  const [header, ...entries] = parsed;
+  if (!header) return [];
+  const columns = header.record.map((h) => h.trim().toLowerCase());
+  const lines = new LineCounter(input, text);
+  let previousEnd = header.info.bytes;
   const out: RawRecord[] = [];
-  parsed.forEach((entry, index) => {
-    const line = lineStarts[index] ?? entry.info.lines;
+  for (const entry of entries) {
+    const line = lines.firstContentLine(previousEnd, entry.info.bytes);
+    previousEnd = entry.info.bytes;
     const record: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(entry.record)) {
-      if (k === "" && (v === "" || v === undefined)) continue;
-      record[k] = v;
-    }
+    // As csv-parse's `columns` would: by header position, fields past the header dropped.
+    columns.forEach((column, i) => {
+      const value = entry.record[i];
+      if (value === undefined) return;
+      if (column === "" && value === "") return;
+      record[column] = value;
+    });
     out.push({ line, record });
-  });
+  }
   return out;
 }
 
-/** The first non-blank, non-comment line after the previous record's last line. */
-function recordStartLines(text: string, parsed: CsvInfoRecord[]): number[] {
-  const lines = text.split("\n");
-  const isSkippable = (n: number) => {
-    const l = (lines[n - 1] ?? "").replace(/\r$/, "");
-    return l.trim() === "" || l.startsWith("#");
-  };
-  // The header ends on the first non-skippable line.
-  let previousEnd = 1;
-  while (previousEnd <= lines.length && isSkippable(previousEnd)) previousEnd++;
-  return parsed.map((entry) => {
-    let start = previousEnd + 1;
-    while (start < entry.info.lines && isSkippable(start)) start++;
-    previousEnd = entry.info.lines;
-    return start;
-  });
+/** 1-based line numbers of byte offsets in a manifest, counted forward (offsets only grow). */
+class LineCounter {
+  readonly #bytes: Buffer;
+  readonly #lines: string[];
+  #offset = 0;
+  #line = 1;
+
+  constructor(bytes: Buffer, text: string) {
+    this.#bytes = bytes;
+    this.#lines = text.split("\n");
+  }
+
+  /** The line holding byte `offset`. */
+  lineAt(offset: number): number {
+    for (; this.#offset < offset && this.#offset < this.#bytes.length; this.#offset++) {
+      if (this.#bytes[this.#offset] === 0x0a) this.#line++;
+    }
+    return this.#line;
+  }
+
+  /**
+   * Where a record spanning bytes [start, end) begins: its first line that is neither blank nor
+   * a comment (csv-parse skips those between records).
+   */
+  firstContentLine(start: number, end: number): number {
+    let line = this.lineAt(start);
+    const last = this.lineAt(Math.max(start, end - 1));
+    while (line < last && this.#skippable(line)) line++;
+    return line;
+  }
+
+  #skippable(line: number): boolean {
+    const text = (this.#lines[line - 1] ?? "").replace(/\r$/, "");
+    return text.trim() === "" || text.startsWith("#");
+  }
 }
 
 function text(value: unknown): string | undefined {
@@ -245,16 +285,32 @@ function toRow(
   const id = text(record.id);
   let name = text(record.name);
   if (name !== undefined) {
-    name = name.trim().replace(/\.mp4$/i, "");
-    if (!safeStem(name)) {
+    name = name
+      .trim()
+      .normalize("NFC")
+      .replace(/\.mp4$/i, "");
+    const safe = sanitizeStem(name);
+    if (safe !== name) {
       problems.push({
         line,
         field: "name",
-        message: `name must be a plain file name (no path separators, no leading dot): ${JSON.stringify(name)}`,
+        message:
+          `name must be a plain file name (no path separators, control or reserved characters, ` +
+          `no leading dot, at most 200 bytes): got ${JSON.stringify(name)}` +
+          (safe ? `; for example ${JSON.stringify(safe)}` : ""),
       });
     }
   }
-  if (problems.length > before || !image) return undefined;
+  if (problems.length > before || !image) {
+    const row: ProblemRow = {
+      key: id,
+      name,
+      image,
+      prompt: typeof record.prompt === "string" ? record.prompt : undefined,
+    };
+    for (const problem of problems.slice(before)) problem.row = row;
+    return undefined;
+  }
 
   const imageIsUrl = URL_PATTERN.test(image);
   const imageSource = imageIsUrl || isAbsolute(image) ? image : resolve(baseDir, image);
@@ -285,12 +341,11 @@ export function deriveRowKey(row: { image: string; prompt: string; frames?: numb
   return `r-${createHash("sha256").update(canonical).digest("hex").slice(0, 20)}`;
 }
 
-function safeStem(name: string): boolean {
-  if (name === "" || name.length > 150) return false;
-  if (name.startsWith(".")) return false;
-  return !/[/\\\u0000-\u001f<>:"|?*]/.test(name);
-}
-
+/**
+ * `<image stem>-<start of the key>`, both reduced to portable characters: the id is the user's
+ * text, and nothing from it may reach a path unchecked (an id "/../../x" once wrote outside
+ * --out). For ids of letters, digits, dots, dashes and underscores the name is what it always was.
+ */
 function defaultName(image: string, isUrl: boolean, key: string): string {
   let stem = "video";
   if (!isUrl) stem = basename(image, extname(image));
@@ -302,11 +357,12 @@ function defaultName(image: string, isUrl: boolean, key: string): string {
       stem = "video";
     }
   }
-  stem = stem
-    .replace(/[^A-Za-z0-9._-]+/g, "_")
+  stem = portableText(stem)
     .replace(/^[._]+/, "")
     .slice(0, 60);
-  return `${stem || "video"}-${key.replace(/^r-/, "").slice(0, 10)}`;
+  const keyPart = portableText(key.replace(/^r-/, "").slice(0, 10));
+  // The stem starts with a letter or digit ("video" at worst), so something always remains.
+  return sanitizeStem(`${stem || "video"}-${keyPart}`);
 }
 
 /** Two rows with the same key, or writing to the same file, cannot both run. */
@@ -319,6 +375,7 @@ function checkClashes(rows: ManifestRow[], problems: ManifestProblem[]): void {
     if (sameKey) {
       problems.push({
         line: row.line,
+        row: problemRow(row),
         field: row.keyGiven ? "id" : undefined,
         message: row.keyGiven
           ? `id ${JSON.stringify(row.key)} is already used on line ${sameKey.line}`
@@ -333,6 +390,7 @@ function checkClashes(rows: ManifestRow[], problems: ManifestProblem[]): void {
     if (sameName) {
       problems.push({
         line: row.line,
+        row: problemRow(row),
         field: "name",
         message: `output name ${JSON.stringify(row.name)} is already used on line ${sameName.line}`,
       });
@@ -346,4 +404,8 @@ function checkClashes(rows: ManifestRow[], problems: ManifestProblem[]): void {
     rows.length = 0;
     rows.push(...kept);
   }
+}
+
+function problemRow(row: ManifestRow): ProblemRow {
+  return { key: row.key, name: row.name, image: row.image, prompt: row.prompt };
 }

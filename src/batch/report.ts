@@ -6,7 +6,7 @@
 // rows sending the same few images do not repeat an image 10,000 times. Both files are written
 // to a temporary name and renamed into place.
 
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { redactSecrets } from "../api/redact.js";
 
@@ -18,14 +18,21 @@ export type ReportRowStatus =
   | "pending"
   | "interrupted"
   | "budget"
+  /** Not submitted, or its video not saved, because the disk under --out is full. */
+  | "disk-full"
   | "skipped";
 
+/**
+ * One line of the manifest. Every line that holds a row appears, valid or not: a line that
+ * never became a row (not JSON, a missing field, a duplicate) has status "invalid", its
+ * problems in `error`, and whatever of key, name, image and prompt could be read.
+ */
 export interface ReportRow {
   line: number;
-  key: string;
-  name: string;
-  image: string;
-  prompt: string;
+  key: string | undefined;
+  name: string | undefined;
+  image: string | undefined;
+  prompt: string | undefined;
   frames: number | undefined;
   seed: number | undefined;
   status: ReportRowStatus;
@@ -204,7 +211,7 @@ const THUMB_URI = /^data:image\/[a-z0-9.+-]+;base64,[A-Za-z0-9+/]*={0,2}$/i;
 function thumbnailClasses(report: BatchReport, thumbs: ReadonlyMap<string, string>): Map<string, string> {
   const classes = new Map<string, string>();
   for (const row of report.rows) {
-    const uri = thumbs.get(row.key);
+    const uri = row.key === undefined ? undefined : thumbs.get(row.key);
     if (uri !== undefined && !classes.has(uri) && THUMB_URI.test(uri)) classes.set(uri, `t${classes.size}`);
   }
   return classes;
@@ -218,10 +225,10 @@ export function renderHtml(report: BatchReport, thumbs: ReadonlyMap<string, stri
     .join("\n");
   const cards = report.rows
     .map((row) => {
-      const thumb = classes.get(thumbs.get(row.key) ?? "");
+      const thumb = row.key === undefined ? undefined : classes.get(thumbs.get(row.key) ?? "");
       const image = thumb
         ? `<div class="thumb pic ${thumb}" role="img" aria-label="input image"></div>`
-        : /^https?:/i.test(row.image)
+        : row.image && /^https?:/i.test(row.image)
           ? `<a class="thumb none" href="${escapeHtml(row.image)}">remote image</a>`
           : `<div class="thumb none">no preview</div>`;
       const video =
@@ -240,7 +247,7 @@ export function renderHtml(report: BatchReport, thumbs: ReadonlyMap<string, stri
       const error = errorText(row.error);
       return `<article class="card ${escapeHtml(row.status)}">
   <div class="media">${image}${video}</div>
-  <h2><span class="status">${escapeHtml(row.status)}</span> ${escapeHtml(row.name)}</h2>
+  <h2><span class="status">${escapeHtml(row.status)}</span> ${escapeHtml(row.name ?? `line ${row.line}`)}</h2>
   <p class="prompt">${escapeHtml(row.prompt)}</p>
   <p class="meta">${escapeHtml(meta)}</p>
   ${row.requestId ? `<p class="meta">request ${escapeHtml(row.requestId)}</p>` : ""}
@@ -294,6 +301,12 @@ ${cards}
 
 async function atomicWrite(path: string, text: string): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, path);
+  } catch (error) {
+    // A full disk leaves a truncated temporary file: never left behind.
+    await rm(tmp, { force: true }).catch(() => {});
+    throw error;
+  }
 }

@@ -18,16 +18,13 @@
 // downloads stop, queued jobs are cancelled only with `cancelQueuedOnExit`, and everything is
 // left resumable.
 
-import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { createReadStream } from "node:fs";
 import { access } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { RunComfyClient } from "../api/client.js";
 import { AbortError, SubmissionUnknownError } from "../api/errors.js";
 import type { JobResult } from "../api/types.js";
 import { estimateCostUsd, MODEL_ID } from "../model/input.js";
-import { download } from "../node/download.js";
 import { type Journal, type JournalRecord, trimmedStats } from "../node/journal.js";
 import { WaitAbortedError } from "../run/errors.js";
 import { runJob } from "../run/run.js";
@@ -35,8 +32,11 @@ import { createPollSchedule, type PollSchedule, type RunTimePrior } from "../run
 import { type JobUpdate, type WaitOptions, wait } from "../run/wait.js";
 import { Budget } from "./budget.js";
 import { Channel, Semaphore } from "./channel.js";
+import { diskFullMessage, diskFullRowError, isDiskFull } from "./disk-full.js";
+import { fetchRowVideo } from "./fetch-video.js";
 import { prepareRowInput, RowInputCache } from "./input.js";
 import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
+import { OutputFiles, OutputPathError, outputPath, sha256File, VIDEO_EXT } from "./output-files.js";
 import type { RateLimiter, RateLimiterStats } from "./rate-limiter.js";
 import {
   type BatchReport,
@@ -45,7 +45,8 @@ import {
   writeHtmlReport,
   writeJsonReport,
 } from "./report.js";
-import { BatchState } from "./state.js";
+import { problemReportRows } from "./report-rows.js";
+import { BatchState, MARKER_FILE } from "./state.js";
 import { type RowValidation, validateRows } from "./validate-rows.js";
 
 /**
@@ -77,6 +78,12 @@ export interface RunBatchOptions {
   resubmitUnknown?: boolean | undefined;
   /** Submit again rows whose job failed on the service in an earlier run. */
   retryFailed?: boolean | undefined;
+  /**
+   * Overwrite files in the output directory that this batch did not write. Without it, a row
+   * whose file exists is refused before it is submitted (like an invalid row), and the video of
+   * a job that already ran goes beside such a file, under a free name.
+   */
+  force?: boolean | undefined;
   /** On abort, cancel jobs still queued (running jobs cannot be stopped). */
   cancelQueuedOnExit?: boolean | undefined;
   /** Interrupt: stop submitting, stop waiting, leave a resumable state. */
@@ -158,6 +165,8 @@ export type BatchEvent =
       costUsd: number | undefined;
       file: string;
       sha256: string;
+      /** Set when the video could not go under the row's own name (a file was in the way). */
+      note?: string | undefined;
     }
   | {
       type: "row-failed";
@@ -174,6 +183,8 @@ export type BatchEvent =
       notSubmitted: number;
     }
   | { type: "interrupted"; inFlight: number; cancelled: number }
+  /** The disk under --out is full (first seen writing `path`): no more submits. */
+  | { type: "disk-full"; path: string; inFlight: number }
   | { type: "report"; json: string; html: string | undefined }
   | { type: "summary"; summary: BatchSummary };
 
@@ -232,7 +243,11 @@ export interface BatchSummary {
   durationMs: number;
   rateLimiter: RateLimiterStats | undefined;
   report: { json: string; html: string | undefined } | undefined;
-  /** 0 all rows done; 1 some not; 65 invalid manifest; 130 interrupted. */
+  /** Why report.json could not be written (report is then undefined). */
+  reportError: string | undefined;
+  /** Set when the disk under --out filled up: what happened and what to do, in one message. */
+  diskFull: { path: string; message: string } | undefined;
+  /** 0 all rows done; 1 some not; 65 invalid manifest (or a file in the way); 75 disk full; 130 interrupted. */
   exitCode: number;
   failures: { line: number; key: string; name: string; requestId: string | undefined; error: ErrorInfo }[];
   unknownRows: { line: number; key: string; name: string; localIds: number[] }[];
@@ -259,6 +274,8 @@ interface RowRun {
   row: ManifestRow;
   ref: RowRef;
   validation: RowValidation | undefined;
+  /** Why the row is invalid (a model rule, or a file in the way). */
+  problems: Problem[] | undefined;
   phase: Phase;
   action: PlanAction | undefined;
   estimateUsd: number;
@@ -345,13 +362,20 @@ class Runner {
   readonly #rows: RowRun[];
   readonly #manifest: Pick<Manifest, "path" | "digest" | "problems"> | undefined;
   readonly #o: RunBatchOptions;
-  readonly #outDir: string;
+  /** As given (resolved) until the batch state is opened, then the real folder (symlinks resolved). */
+  #outDir: string;
   readonly #budget: Budget;
   readonly #startedAt = Date.now();
   #emit: (event: BatchEvent) => void = () => {};
   #state: BatchState | undefined;
   #price: Price | undefined;
   #invalidLines = 0;
+  /** The output directory's files: which this batch may replace. Set by the plan. */
+  #files: OutputFiles | undefined;
+  /** Rows whose file is in the way; the batch refuses to start over them unless skipInvalid. */
+  #refusedRows = 0;
+  /** Set by the first write into --out that failed for want of space. */
+  #diskFull: { path: string } | undefined;
   #stopping = false;
   #interrupted = false;
   #submitted = 0;
@@ -386,6 +410,7 @@ class Runner {
       row,
       ref: { line: row.line, key: row.key, name: row.name },
       validation: undefined,
+      problems: undefined,
       phase: "pending",
       action: undefined,
       estimateUsd: 0,
@@ -424,15 +449,25 @@ class Runner {
     const writes = this.#deferred;
     this.#deferred = [];
     const db = this.#o.journal.db;
-    db.transaction(() => {
-      for (const write of writes) {
-        try {
-          write();
-        } catch {
-          // One bad write (a row settled meanwhile by another tool) must not lose the others.
+    try {
+      db.transaction(() => {
+        for (const write of writes) {
+          try {
+            write();
+          } catch (error) {
+            if (isDiskFull(error)) throw error;
+            // One bad write (a row settled meanwhile by another tool) must not lose the others.
+          }
         }
-      }
-    }).immediate();
+      }).immediate();
+    } catch (error) {
+      // The journal's disk is full (this often runs from a timer: throwing would end the
+      // process). Nothing was committed: kept for the next group. If they never fit, the next
+      // run learns the same again (results are polled by request id, files found by content).
+      if (!isDiskFull(error)) throw error;
+      this.#deferred.unshift(...writes);
+      this.#noteDiskFull(db.name);
+    }
   }
 
   counts(): BatchCounts {
@@ -495,14 +530,26 @@ class Runner {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const valid = await this.#validate();
-      if (!valid) return this.#finish();
+      // A dry run goes on to plan the valid rows, so that it reports every problem at once
+      // (a file in the way is only found by the plan).
+      if (!valid && (this.#interrupted || !this.#o.dryRun)) return this.#finish();
       await this.#loadPrice();
       if (this.#o.dryRun) {
         await this.#plan(true);
         return this.#finish();
       }
       if (this.#stopping) return this.#finish();
-      await this.#plan(false);
+      try {
+        await this.#plan(false);
+      } catch (error) {
+        // No room even for the batch's marker file: nothing may be submitted.
+        if (!isDiskFull(error)) throw error;
+        const sqlite = (error as { code?: unknown }).code === "SQLITE_FULL";
+        this.#noteDiskFull(sqlite ? this.#o.journal.db.name : resolve(this.#outDir, MARKER_FILE));
+        for (const r of this.#rows) if (r.phase === "pending") this.#waitForSpace(r);
+        return await this.#finish();
+      }
+      if (this.#refused()) return await this.#finish();
       if (!this.#stopping) await this.#execute();
       await Promise.all(this.#downloadsInFlight);
       return await this.#finish();
@@ -546,18 +593,14 @@ class Runner {
             } else {
               invalid++;
               r.phase = "invalid";
-              this.#emit({
-                type: "row-invalid",
-                line: r.row.line,
-                row: r.ref,
-                problems: result.violations.map((v) => ({
-                  field: v.path,
-                  rule: v.rule,
-                  limit: v.limit,
-                  actual: v.actual,
-                  message: v.message,
-                })),
-              });
+              r.problems = result.violations.map((v) => ({
+                field: v.path,
+                rule: v.rule,
+                limit: v.limit,
+                actual: v.actual,
+                message: v.message,
+              }));
+              this.#emit({ type: "row-invalid", line: r.row.line, row: r.ref, problems: r.problems });
             }
           },
         },
@@ -635,11 +678,20 @@ class Runner {
       manifestDigest: this.#manifest?.digest,
       readOnly: dryRun,
     });
+    // Every path is checked against the real folder, however --out was spelled.
+    this.#outDir = this.#state.info.outDir;
     const batchId = this.#state.batchId;
     const outcomes = dryRun && !this.#state.info.resumed ? new Map() : this.#state.rows();
     const records = this.#state.info.resumed
       ? this.#journalRecords(batchId)
       : new Map<string, JournalRecord[]>();
+
+    this.#files = new OutputFiles({
+      outDir: this.#outDir,
+      recorded: outcomes.values(),
+      rowFiles: this.#rows.map((r) => `${r.row.name}${VIDEO_EXT}`),
+      force: Boolean(this.#o.force),
+    });
 
     const counts = { toSubmit: 0, toReattach: 0, toDownload: 0, alreadyDone: 0, unknown: 0, failedBefore: 0 };
     let estimatedUsd = 0;
@@ -700,6 +752,14 @@ class Runner {
         // failure to retry: submit.
         action = "submit";
       }
+      if (action === "submit" || action === "resubmit") {
+        // Checked before anything is sent: a video paid for must have somewhere to go.
+        const refusal = await this.#files.refusal(`${r.row.name}${VIDEO_EXT}`, r.row.key);
+        if (refusal) {
+          this.#refuseRow(r, refusal);
+          continue;
+        }
+      }
       r.action = action;
       planned.push({ row: r.ref, action, estimateUsd: r.estimateUsd });
       switch (action) {
@@ -734,6 +794,8 @@ class Runner {
           break;
       }
     }
+    // Refused: no plan to show (a dry run still shows what would run).
+    if (this.#refused() && !dryRun) return;
     this.#emit({
       type: "plan",
       batchId,
@@ -743,6 +805,19 @@ class Runner {
       estimatedUsd: round(estimatedUsd),
       rows: planned,
     });
+  }
+
+  #refuseRow(r: RowRun, problem: Problem): void {
+    r.phase = "invalid";
+    r.problems = [problem];
+    this.#invalidLines++;
+    this.#refusedRows++;
+    this.#emit({ type: "row-invalid", line: r.row.line, row: r.ref, problems: r.problems });
+  }
+
+  /** Whether rows were refused (a file in the way) and the batch must not start. */
+  #refused(): boolean {
+    return this.#refusedRows > 0 && !this.#o.skipInvalid;
   }
 
   /** Journal records of this batch by row key, newest first. */
@@ -770,8 +845,9 @@ class Runner {
 
   async #fileIntact(file: string, sha256: string | undefined): Promise<boolean> {
     if (!sha256) return false;
-    const path = join(this.#outDir, file);
     try {
+      // A file name recorded by an older version may point anywhere: only a file inside --out counts.
+      const path = outputPath(this.#outDir, file);
       await access(path);
       return (await sha256File(path)) === sha256;
     } catch {
@@ -794,6 +870,11 @@ class Runner {
     const slot = async () => {
       while (!this.#stopping && next < queue.length) {
         const r = queue[next]!;
+        if (this.#diskFull) {
+          // A video paid for now would have nowhere to go.
+          for (const rest of queue.slice(next)) if (rest.phase === "pending") this.#waitForSpace(rest);
+          return;
+        }
         if (r.action !== "reattach" && !this.#budget.reserve(r.row.key, r.estimateUsd)) {
           this.#budgetStop(queue.slice(next), r.estimateUsd);
           return;
@@ -805,7 +886,9 @@ class Runner {
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, queue.length)) }, slot));
     for (const r of queue.slice(next)) {
-      if (r.phase === "pending") r.notRunReason = this.#budget.stopped ? "budget" : "interrupted";
+      if (r.phase === "pending" && r.notRunReason === undefined) {
+        r.notRunReason = this.#budget.stopped ? "budget" : "interrupted";
+      }
     }
   }
 
@@ -854,12 +937,14 @@ class Runner {
         skipValidation: true, // validated with the probe's facts already
         beforeSubmit: (_input, { modelId }) => {
           if (this.#stopping) throw new AbortError("interrupted before submit");
+          if (this.#diskFull) throw new AbortError("the disk is full: not submitted");
           // The unknown earlier submits are given up in the same transaction that writes the new
           // intent row: if anything stops the run before this point, they stay "unknown" and the
           // next run lists them again instead of submitting silently. IMMEDIATE: this reads, then
           // writes, and in WAL mode a deferred transaction could not wait for another writer.
-          journal.db
-            .transaction(() => {
+          // Assigned only once committed: a commit that fails (a full disk) leaves no intent row.
+          localId = journal.db
+            .transaction((): number => {
               if (r.action === "resubmit") {
                 for (const id of r.unknownLocalIds) {
                   try {
@@ -869,7 +954,7 @@ class Runner {
                   }
                 }
               }
-              localId = journal.beginSubmit({
+              return journal.beginSubmit({
                 modelId,
                 input,
                 baseUrl: this.#o.client.baseUrl,
@@ -912,6 +997,7 @@ class Runner {
           // Stopped before anything was sent.
           r.phase = "pending";
           r.notRunReason = "interrupted";
+          if (this.#diskFull && !this.#stopping) this.#waitForSpace(r);
           this.#budget.release(r.row.key);
           return;
         }
@@ -931,6 +1017,12 @@ class Runner {
           return;
         }
         this.#budget.release(r.row.key);
+        if (localId === undefined && isDiskFull(error)) {
+          // The journal could not take the intent row: nothing was sent, and nothing more may be.
+          this.#noteDiskFull(this.#o.journal.db.name);
+          this.#waitForSpace(r);
+          return;
+        }
         this.#fail(r, "submit", error);
         return;
       }
@@ -1074,12 +1166,22 @@ class Runner {
       this.#fail(r, "download", new Error("the job succeeded but its result names no output URL"));
       return;
     }
-    const file = `${r.row.name}.mp4`;
-    const dest = join(this.#outDir, file);
+    if (this.#diskFull) {
+      this.#waitForSpace(r);
+      return;
+    }
     let lastError: unknown;
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        const got = await download(url, { dest, force: true, signal: this.#downloadController.signal });
+        const got = await fetchRowVideo(this.#files!, {
+          url,
+          name: r.row.name,
+          rowKey: r.row.key,
+          signal: this.#downloadController.signal,
+          onDiskFull: (path) => this.#noteDiskFull(path),
+        });
+        const { file, note } = got;
+        this.#files!.record(file, r.row.key);
         r.file = file;
         r.bytes = got.bytes;
         r.sha256 = got.sha256;
@@ -1122,10 +1224,16 @@ class Runner {
           costUsd: r.costUsd,
           file,
           sha256: got.sha256,
+          note,
         });
         return;
       } catch (error) {
         lastError = error;
+        if (error instanceof OutputPathError) break;
+        if (isDiskFull(error)) {
+          this.#waitForSpace(r);
+          return;
+        }
         if (this.#stopping || error instanceof AbortError) {
           r.phase = "pending";
           r.notRunReason = "interrupted";
@@ -1138,6 +1246,20 @@ class Runner {
       }
     }
     this.#fail(r, "download", lastError);
+  }
+
+  #noteDiskFull(path: string): void {
+    if (this.#diskFull) return;
+    this.#diskFull = { path };
+    const inFlight = this.#rows.filter((r) => ["submitting", "queued", "running"].includes(r.phase)).length;
+    this.#emit({ type: "disk-full", path, inFlight });
+  }
+
+  /** A row left for the next run because the disk is full (its job may have run: then paid). */
+  #waitForSpace(r: RowRun): void {
+    r.phase = "pending";
+    r.notRunReason = "disk-full";
+    r.error = diskFullRowError({ submitted: r.requestId !== undefined, finished: r.outputUrl !== undefined });
   }
 
   #fail(r: RowRun, phase: "submit" | "wait" | "download", error: unknown): void {
@@ -1253,12 +1375,19 @@ class Runner {
       });
     }
     let report: { json: string; html: string | undefined } | undefined;
+    let reportError: string | undefined;
     const wantReport = this.#o.report !== false && !this.#o.dryRun && this.#state !== undefined;
     if (wantReport) {
-      report = await this.#writeReports();
-      this.#emit({ type: "report", ...report });
+      try {
+        report = await this.#writeReports();
+        this.#emit({ type: "report", ...report });
+      } catch (error) {
+        // The summary still comes out, and says why there is no report.
+        if (isDiskFull(error)) this.#noteDiskFull(resolve(this.#outDir, "report.json"));
+        reportError = `report.json could not be written: ${error instanceof Error ? error.message : String(error)}`;
+      }
     }
-    const summary = this.#summary(report);
+    const summary = this.#summary(report, reportError);
     this.#emit({ type: "summary", summary });
     return summary;
   }
@@ -1312,13 +1441,7 @@ class Runner {
         sha256: r.phase === "done" ? r.sha256 : undefined,
         error:
           r.phase === "invalid"
-            ? r.validation?.violations.map((v) => ({
-                field: v.path,
-                rule: v.rule,
-                limit: v.limit,
-                actual: v.actual,
-                message: v.message,
-              }))
+            ? r.problems
             : r.phase === "unknown"
               ? {
                   message:
@@ -1329,13 +1452,18 @@ class Runner {
               : r.error,
       };
     });
+    // Every line of the manifest, in order: the lines that never became rows too.
+    rows.push(...problemReportRows(this.#manifest?.problems ?? []));
+    rows.sort((a, b) => a.line - b.line);
     const totals = {
-      rows: rows.length + new Set((this.#manifest?.problems ?? []).map((p) => p.line)).size,
+      rows: rows.length,
       done: rows.filter((x) => x.status === "done").length,
       failed: rows.filter((x) => x.status === "failed").length,
-      invalid: this.#invalidLines,
+      invalid: rows.filter((x) => x.status === "invalid").length,
       unknown: rows.filter((x) => x.status === "unknown").length,
-      notRun: rows.filter((x) => ["pending", "interrupted", "budget", "skipped"].includes(x.status)).length,
+      notRun: rows.filter((x) =>
+        ["pending", "interrupted", "budget", "disk-full", "skipped"].includes(x.status),
+      ).length,
       estimatedUsd: round(rows.reduce((s, x) => s + (x.estimateUsd ?? 0), 0)),
       costUsd: round(rows.reduce((s, x) => s + (x.costUsd ?? 0), 0)),
     };
@@ -1370,24 +1498,34 @@ class Runner {
     return { json, html };
   }
 
-  #summary(report: { json: string; html: string | undefined } | undefined): BatchSummary {
+  #summary(
+    report: { json: string; html: string | undefined } | undefined,
+    reportError: string | undefined,
+  ): BatchSummary {
     const valid = this.#rows.filter((r) => r.phase !== "invalid");
     const done = valid.filter((r) => r.phase === "done");
     const failed = valid.filter((r) => r.phase === "failed");
     const unknown = valid.filter((r) => r.phase === "unknown");
     const budget = this.#budget.snapshot();
     const invalidManifest = this.#invalidLines > 0 && !this.#o.skipInvalid;
-    const exitCode = this.#interrupted
-      ? 130
-      : invalidManifest
-        ? 65
-        : this.#o.dryRun
-          ? 0
-          : this.#invalidLines === 0 && valid.length > 0 && done.length === valid.length
-            ? 0
-            : this.#invalidLines === 0 && valid.length === 0
-              ? 0
-              : 1;
+    const waiting = valid.filter((r) => r.notRunReason === "disk-full");
+    const diskFull = this.#diskFull && {
+      path: this.#diskFull.path,
+      message: diskFullMessage({
+        path: this.#diskFull.path,
+        done: done.length,
+        valid: valid.length,
+        waiting: waiting.filter((r) => r.requestId !== undefined).length,
+        notSubmitted: waiting.filter((r) => r.requestId === undefined).length,
+      }),
+    };
+    let exitCode: number;
+    if (this.#interrupted) exitCode = 130;
+    else if (invalidManifest) exitCode = 65;
+    else if (diskFull) exitCode = 75;
+    else if (reportError !== undefined) exitCode = 1;
+    else if (this.#o.dryRun) exitCode = 0;
+    else exitCode = this.#invalidLines === 0 && done.length === valid.length ? 0 : 1;
     return {
       batchId: this.#state?.batchId,
       outDir: this.#outDir,
@@ -1416,6 +1554,8 @@ class Runner {
       durationMs: Date.now() - this.#startedAt,
       rateLimiter: this.#o.rateLimiter?.stats(),
       report,
+      reportError,
+      diskFull,
       exitCode,
       failures: failed.map((r) => ({
         line: r.row.line,
@@ -1472,8 +1612,4 @@ function round(usd: number): number {
   return Math.round(usd * 1e6) / 1e6;
 }
 
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
+export { sha256File };

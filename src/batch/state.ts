@@ -6,14 +6,18 @@
 // sha256, cost, failure reason).
 //
 // Identity: the batch id is stored in `<out>/.dreamina-batch.json`; when that file is gone,
-// the batch whose output directory is the same resolved path is taken up again, so deleting
-// the marker (or the whole output directory) never leads to resubmitting finished rows.
+// the batch whose output directory is the same real path (symlinks resolved) is taken up
+// again, so deleting the marker (or the whole output directory) never leads to resubmitting
+// finished rows. The owner lock is on the real folder too: no two live processes may run
+// batches whose output directories share a real path or a device and inode, however the
+// folder was spelled on their command lines.
 
 import { randomUUID } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { type Journal, type Migration, parseStoredJson } from "../node/journal.js";
+import { realOutDir } from "./output-files.js";
 
 export const BATCH_MODULE = "batch";
 export const MARKER_FILE = ".dreamina-batch.json";
@@ -47,6 +51,10 @@ const BATCH_MIGRATIONS: readonly Migration[] = [
      updated_at INTEGER NOT NULL,
      PRIMARY KEY (batch_id, row_key)
    );`,
+  // The output directory's device and inode: the same folder reached by another path (a bind
+  // mount, another letter case) is still the same folder.
+  `ALTER TABLE batches ADD COLUMN out_dev_ino TEXT;
+   CREATE INDEX batches_out_dev_ino ON batches (out_dev_ino);`,
 ];
 
 /** A row's outcome as this batch records it (submission state itself lives in the journal). */
@@ -141,7 +149,8 @@ export class BatchState {
   static async open(journal: Journal, options: OpenBatchOptions): Promise<BatchState> {
     BatchState.migrate(journal);
     const db = journal.db;
-    const outDir = resolve(options.outDir);
+    // The real folder, made first (a dry run only reads, and creates nothing).
+    const { path: outDir, devIno } = await realOutDir(options.outDir, { create: !options.readOnly });
     const marker = await readMarker(outDir);
     const now = Date.now();
     let batchId = options.batchId ?? marker?.batchId;
@@ -161,31 +170,50 @@ export class BatchState {
           .get(outDir) as BatchSql | undefined;
         if (row) batchId = row.batch_id;
       }
-      if (row && !options.readOnly) {
-        const owner = row.owner_pid;
-        if (!options.force && owner !== null && owner !== process.pid && row.owner_host === hostname()) {
-          if (processAlive(owner)) {
-            throw new BatchLockedError(
-              `batch ${row.batch_id} (${outDir}) is being run by another process (pid ${owner}); ` +
-                "wait for it to finish or stop it first",
-              owner,
-              row.owner_host ?? "",
-            );
-          }
+      if (!options.readOnly && !options.force) {
+        // This batch's owner, and the owner of any other batch writing into the same folder.
+        const owners = db
+          .prepare(
+            `SELECT batch_id, owner_pid, owner_host FROM batches
+             WHERE owner_pid IS NOT NULL AND (batch_id = ? OR out_dir = ? OR out_dev_ino = ?)`,
+          )
+          .all(row?.batch_id ?? null, outDir, devIno ?? null) as Pick<
+          BatchSql,
+          "batch_id" | "owner_pid" | "owner_host"
+        >[];
+        for (const other of owners) {
+          const owner = other.owner_pid;
+          if (owner === null || owner === process.pid || other.owner_host !== hostname()) continue;
+          if (!processAlive(owner)) continue;
+          throw new BatchLockedError(
+            `batch ${other.batch_id} (${outDir}) is being run by another process (pid ${owner}); ` +
+              "wait for it to finish or stop it first",
+            owner,
+            other.owner_host ?? "",
+          );
         }
       }
       if (!row) {
         batchId ??= `b-${randomUUID()}`;
         if (!options.readOnly) {
           db.prepare(
-            `INSERT INTO batches (batch_id, out_dir, manifest_path, manifest_digest, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)`,
-          ).run(batchId, outDir, options.manifestPath ?? null, options.manifestDigest ?? null, now, now);
+            `INSERT INTO batches (batch_id, out_dir, out_dev_ino, manifest_path, manifest_digest, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          ).run(
+            batchId,
+            outDir,
+            devIno ?? null,
+            options.manifestPath ?? null,
+            options.manifestDigest ?? null,
+            now,
+            now,
+          );
         }
       }
       if (!options.readOnly) {
         db.prepare(
           `UPDATE batches SET owner_pid = ?, owner_host = ?, owner_at = ?, updated_at = ?,
+             out_dir = ?, out_dev_ino = ?,
              manifest_path = COALESCE(?, manifest_path), manifest_digest = COALESCE(?, manifest_digest)
            WHERE batch_id = ?`,
         ).run(
@@ -193,6 +221,8 @@ export class BatchState {
           hostname(),
           now,
           now,
+          outDir,
+          devIno ?? null,
           options.manifestPath ?? null,
           options.manifestDigest ?? null,
           batchId,
@@ -216,7 +246,13 @@ export class BatchState {
     const state = new BatchState(journal, info);
     if (!options.readOnly) {
       state.#owned = true;
-      await writeMarker(outDir, info);
+      try {
+        await writeMarker(outDir, info);
+      } catch (error) {
+        // E.g. the disk is full: the caller cannot run this batch, so nobody owns it.
+        state.release();
+        throw error;
+      }
       state.#heartbeat = setInterval(() => state.#beat(), 15_000);
       state.#heartbeat.unref();
     }
@@ -390,6 +426,11 @@ async function writeMarker(outDir: string, info: BatchInfo): Promise<void> {
     createdAt: info.createdAt,
     note: "dreamina batch: identifies this batch in the job journal; keep it to resume",
   };
-  await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`);
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`);
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw error;
+  }
 }

@@ -39,10 +39,10 @@ export const EXIT_MEANINGS: Record<ExitCode, string> = {
   0: "success",
   1: "the job failed or was cancelled, or any other error",
   64: "usage: unknown command or option, missing or malformed argument (a request id must match [A-Za-z0-9_-]{1,128})",
-  65: "bad data: the input breaks a model rule, the image is not a usable JPEG/PNG, or the service refused the request (4xx)",
+  65: "bad data: the input breaks a model rule, the image is not a usable JPEG/PNG, the service refused the request (4xx), or the output cannot be written (exists, not a regular file, read-only folder)",
   66: "an input cannot be read: a file (image, prompt file, manifest) is missing, not a file or unreadable, or an image URL is unreachable or answers an HTTP error",
   69: "the RunComfy service is unavailable: 5xx, connection refused or reset, or every status call failed for --give-up-after",
-  75: "temporary: timeout, 408, 429, a batch already running (try again later)",
+  75: "temporary: timeout, 408, 429, a batch or another run writing the same output, a full disk (try again later)",
   77: "authentication or permission: no token, 401, 403",
   130: "interrupted (Ctrl-C)",
 };

@@ -98,6 +98,41 @@ describe("CSV manifests", () => {
     assert.match(m.rows[2]!.name, /^c-/);
   });
 
+  test("CRLF files: line numbers stay right after quoted fields that contain CRLF", () => {
+    const lines = [
+      "image,prompt,frames,name",
+      'a.jpg,"first line',
+      'second line",121,one',
+      "",
+      "# a comment",
+      'b.jpg,"three',
+      "lines",
+      'of prompt",,two',
+      "c.jpg,plain,,three",
+      'd.jpg,"x",12.5,four',
+    ];
+    for (const eol of ["\n", "\r\n"]) {
+      const m = parseManifest(lines.join(eol), { format: "csv", baseDir: "/m" });
+      const where = `with ${JSON.stringify(eol)} line ends`;
+      assert.deepEqual(
+        m.rows.map((r) => [r.name, r.line]),
+        [
+          ["one", 2],
+          ["two", 6],
+          ["three", 9],
+        ],
+        where,
+      );
+      // Quoted content is kept as written (the row key depends on it).
+      assert.equal(m.rows[0]!.prompt, `first line${eol}second line`, where);
+      assert.deepEqual(
+        m.problems.map((p) => [p.line, p.field]),
+        [[10, "frames"]],
+        where,
+      );
+    }
+  });
+
   test("bad values are reported with their line", () => {
     const text = ["image,prompt,frames", "a.jpg,ok,121", ",no image,121", "b.jpg,bad frames,12.5"].join("\n");
     const m = parseManifest(text, { format: "csv" });
@@ -116,6 +151,51 @@ describe("CSV manifests", () => {
     assert.equal(m.rows.length, 0);
     assert.equal(m.problems.length, 1);
     assert.match(m.problems[0]!.message, /CSV/);
+  });
+});
+
+describe("output file names", () => {
+  test("a default name never carries path separators or markup from the id", () => {
+    const ids = [
+      "/../../vid",
+      "/../../../",
+      "..\\..\\x",
+      "<img src=x onerror=alert(1)>",
+      "a\u0000b\u202e",
+      "shot-001",
+    ];
+    const text = ids.map((id, i) => JSON.stringify({ image: `dir/img${i}.jpg`, prompt: "p", id })).join("\n");
+    const m = parseManifest(text, { format: "jsonl", baseDir: "/m" });
+    assert.deepEqual(m.problems, []);
+    for (const row of m.rows) {
+      assert.doesNotMatch(
+        row.name,
+        /[/\\<>"\u0000-\u001f\u202e]/,
+        `${JSON.stringify(row.key)} -> ${row.name}`,
+      );
+      assert.ok(!row.name.startsWith("."), row.name);
+      assert.match(row.name, /^img\d-/);
+    }
+    // Plain ids keep the name they always had.
+    assert.equal(m.rows[5]!.name, "img5-shot-001");
+  });
+
+  test("a given name that is not a plain file name is refused with its line, field and value", () => {
+    const names = ["../escape", "a/b", "<b>bold</b>", ".hidden", "tab\there", "nul", "x".repeat(201)];
+    const text = [
+      JSON.stringify({ image: "a.jpg", prompt: "p", name: "café ok" }),
+      ...names.map((name, i) => JSON.stringify({ image: `i${i}.jpg`, prompt: "p", name })),
+    ].join("\n");
+    const m = parseManifest(text, { format: "jsonl" });
+    assert.deepEqual(
+      m.rows.map((r) => r.name),
+      ["café ok"],
+    );
+    assert.deepEqual(
+      m.problems.map((p) => [p.line, p.field]),
+      names.map((_, i) => [i + 2, "name"]),
+    );
+    assert.match(m.problems[2]!.message, /"<b>bold<\/b>"/);
   });
 });
 

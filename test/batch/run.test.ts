@@ -140,6 +140,74 @@ describe("batch: validation and dry run", () => {
   });
 });
 
+describe("batch: the report lists every manifest line", () => {
+  test("valid or not, each line is a row of report.json and a card of report.html, with its reason", async () => {
+    const sb = await h.sandbox();
+    const journal = h.journal(ws.dir);
+    try {
+      const path = join(ws.dir, "every-line.jsonl");
+      await writeFile(
+        path,
+        [
+          JSON.stringify({ image: ws.images[0], prompt: "ok 1", seed: 1, id: "first" }),
+          "{broken",
+          JSON.stringify({ image: ws.images[1], prompt: "ok 2", seed: 1 }),
+          JSON.stringify({ image: ws.images[2], seed: 1, name: "no-prompt" }),
+          JSON.stringify({ image: ws.images[2], prompt: "same id", seed: 2, id: "first" }),
+          JSON.stringify({ image: ws.images[0], prompt: "bad name", seed: 2, name: "../x" }),
+          JSON.stringify({ image: ws.tooSmall, prompt: "too small", seed: 1 }),
+          JSON.stringify({ image: ws.images[1], prompt: "ok 3", seed: 2 }),
+          JSON.stringify({ image: ws.images[0], prompt: "bad frames", frames: "many" }),
+          "[1, 2]",
+        ].join("\n"),
+      );
+      const out = join(ws.dir, "out-every-line");
+      const { summary } = await h.drive(path, { sb, journal, outDir: out, skipInvalid: true });
+      assert.equal(summary.rows, 10);
+      assert.equal(summary.invalid, 7);
+      assert.equal(summary.done, 3);
+      const report = JSON.parse(await readFile(join(out, "report.json"), "utf8"));
+      assert.deepEqual(
+        report.rows.map((r: { line: number; status: string }) => [r.line, r.status]),
+        [
+          [1, "done"],
+          [2, "invalid"],
+          [3, "done"],
+          [4, "invalid"],
+          [5, "invalid"],
+          [6, "invalid"],
+          [7, "invalid"],
+          [8, "done"],
+          [9, "invalid"],
+          [10, "invalid"],
+        ],
+      );
+      assert.deepEqual(report.totals.rows, 10);
+      assert.deepEqual(report.totals.invalid, 7);
+      for (const row of report.rows.filter((r: { status: string }) => r.status === "invalid")) {
+        assert.ok(Array.isArray(row.error) && row.error.length > 0, `line ${row.line} has its reason`);
+        for (const problem of row.error) assert.ok(problem.message, `line ${row.line}: a message`);
+      }
+      const byLine = new Map(report.rows.map((r: { line: number }) => [r.line, r]));
+      assert.match(JSON.stringify(byLine.get(2)), /not valid JSON/);
+      assert.match(JSON.stringify(byLine.get(4)), /prompt is required/);
+      assert.match(JSON.stringify(byLine.get(5)), /already used on line 1/);
+      assert.match(JSON.stringify(byLine.get(7)), /320/);
+      // What could be read of a line that never became a row is kept.
+      assert.equal((byLine.get(4) as { name: string }).name, "no-prompt");
+      assert.equal((byLine.get(5) as { prompt: string }).prompt, "same id");
+      const html = await readFile(join(out, "report.html"), "utf8");
+      assert.equal(html.match(/<article class="card /g)?.length, 10);
+      assert.equal(html.match(/<article class="card invalid">/g)?.length, 7);
+      assert.match(html, /not valid JSON/);
+      assert.match(html, /line 10/);
+    } finally {
+      journal.close();
+      await sb.close();
+    }
+  });
+});
+
 describe("batch: money", () => {
   test("the budget stops submitting before it would be exceeded; actual costs are totalled", async () => {
     const sb = await h.sandbox();

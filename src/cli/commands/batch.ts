@@ -17,6 +17,7 @@ interface BatchFlags {
   resubmitUnknown?: boolean;
   retryFailed?: boolean;
   cancelQueuedOnExit?: boolean;
+  force?: boolean;
   timeScale?: string;
   report: boolean;
   json?: boolean;
@@ -47,6 +48,7 @@ export function registerBatch(program: Command, run: ActionRunner): void {
     )
     .option("--retry-failed", "submit again rows whose job failed on the service in an earlier run")
     .option("--cancel-queued-on-exit", "on Ctrl-C, cancel the jobs still queued (running ones cannot be)")
+    .option("--force", "overwrite files in --out that this batch did not write")
     .option("--no-report", "do not write report.json and report.html")
     .option("--json", "print one JSON summary on stdout")
     .addOption(
@@ -63,7 +65,11 @@ export function registerBatch(program: Command, run: ActionRunner): void {
         "jobs in flight are picked up by request id, and rows whose submit outcome is unknown are",
         "listed and left alone unless --resubmit-unknown. Ctrl-C stops submitting and exits 130.",
         "",
-        "Exit 0 only when every row is done; 1 when some row is not; 65 for an invalid manifest.",
+        "A row whose file already exists in --out and was not written by this batch is refused",
+        "before anything is submitted, like an invalid row (--dry-run lists it); --force overwrites.",
+        "",
+        "Exit 0 only when every row is done; 1 when some row is not; 65 for an invalid manifest (or a",
+        "file in the way); 75 when the disk under --out is full.",
         "",
         "Examples:",
         "  dreamina batch shots.jsonl --out renders --dry-run",
@@ -185,6 +191,7 @@ async function batchAction(
       resubmitUnknown: flags.resubmitUnknown,
       retryFailed: flags.retryFailed,
       cancelQueuedOnExit: flags.cancelQueuedOnExit,
+      force: flags.force,
       signal: interrupt.signal,
       rateLimiter: limiter,
       timeScale: flags.timeScaleN,
@@ -261,6 +268,9 @@ async function batchAction(
                 : "Left alone; see --resubmit-unknown."),
           );
           break;
+        case "row-done":
+          if (event.note) w(`line ${event.row.line} (${event.row.name}): ${event.note}`);
+          break;
         case "row-failed":
           w(
             `line ${event.row.line} (${event.row.name}) failed during ${event.phase}: ${event.error.message}`,
@@ -270,6 +280,12 @@ async function batchAction(
           w(
             `budget: ${formatUsd(event.committedUsd)} committed of ${formatUsd(event.limitUsd)}; the next row ` +
               `(est. ${formatUsd(event.nextEstimateUsd)}) would exceed it. ${event.notSubmitted} row(s) not submitted.`,
+          );
+          break;
+        case "disk-full":
+          w(
+            `the disk is full (writing ${event.path}): nothing more is submitted` +
+              (event.inFlight ? `; the ${event.inFlight} job(s) in flight are followed to the end` : ""),
           );
           break;
         case "interrupted":
@@ -303,6 +319,8 @@ async function batchAction(
       if (summary.failures.length > 20)
         io.out(`  ... and ${summary.failures.length - 20} more (see report.json)`);
     }
+    if (!json && summary.reportError) io.error(summary.reportError);
+    if (!json && summary.diskFull) io.error(summary.diskFull.message);
     return summary.exitCode;
   } catch (error) {
     if (error instanceof BatchLockedError) throw new CliError(error.message, EXIT.tempFail);
