@@ -102,6 +102,8 @@ async function createLock(lockPath: string, text: string, dir: string): Promise<
       await handle.close();
     }
   } catch (error) {
+    // A full disk fails the write after the create: leave no empty temporary file behind.
+    await unlink(temp).catch(() => {});
     throw fsError(error, dir, "cannot write in the folder");
   }
   try {

@@ -87,11 +87,18 @@ interface Condition {
   runs: Run[];
 }
 
+/**
+ * A fresh -o for each run: the runs of a condition go at once, and two runs claiming the same
+ * output file would (rightly) refuse each other.
+ */
+let outputs = 0;
+const never = () => `never-${++outputs}.mp4`;
+
 /** The three commands that read an image (and a prompt). Nothing can be sent: the API refuses connections. */
 function imageCommands(image: string, extra: string[] = ["-p", "x"]): Run[] {
   return [
     { command: "validate", args: ["validate", "-i", image, ...extra] },
-    { command: "run", args: ["run", "-i", image, ...extra, "-o", "never.mp4"] },
+    { command: "run", args: ["run", "-i", image, ...extra, "-o", never()] },
     { command: "submit", args: ["submit", "-i", image, ...extra] },
   ];
 }
@@ -242,7 +249,7 @@ function conditions(): Condition[] {
         { command: "result", args: ["result", "abc"] },
         { command: "cancel", args: ["cancel", "abc"] },
         { command: "submit", args: ["submit", "-i", files.image, "-p", "x"] },
-        { command: "run", args: ["run", "-i", files.image, "-p", "x", "-o", "never.mp4"] },
+        { command: "run", args: ["run", "-i", files.image, "-p", "x", "-o", never()] },
         { command: "wait", args: ["wait", "abc", "--give-up-after", "1"] },
       ],
     },
@@ -255,7 +262,7 @@ function conditions(): Condition[] {
         { command: "result", args: ["result", "abc"] },
         { command: "cancel", args: ["cancel", "abc"] },
         { command: "submit", args: ["submit", "-i", files.image, "-p", "x"] },
-        { command: "run", args: ["run", "-i", files.image, "-p", "x", "-o", "never.mp4"] },
+        { command: "run", args: ["run", "-i", files.image, "-p", "x", "-o", never()] },
         { command: "wait", args: ["wait", "abc"] },
       ].map((run) => ({ ...run, home: noToken }) as Run),
     },
