@@ -42,8 +42,8 @@ export async function clientMain(params: ClientParams): Promise<void> {
     await Promise.all([
       import("../src/batch/index.js"),
       import("../src/api/client.js"),
-      import("../src/node/journal.js"),
-      import("../src/node/node-fetch.js"),
+      import("../src/store/journal.js"),
+      import("../src/http/node-fetch.js"),
     ]);
   const manifest = await readManifest(params.manifest);
   const journal = Journal.open(params.journal);

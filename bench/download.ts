@@ -17,7 +17,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { download } from "../src/node/download.js";
+import { download } from "../src/download/download.js";
 import { type CdnFile, serveFile } from "../src/sandbox/cdn.js";
 import type { AppliedFault } from "../src/sandbox/faults.js";
 import { makeTestMp4 } from "../test/helpers/mp4.js";

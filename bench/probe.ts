@@ -12,7 +12,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import sharp from "sharp";
-import { probeImage } from "../src/node/probe.js";
+import { probeImage } from "../src/image/probe.js";
 
 const SIZE = 4_600_000;
 const TARGET_BYTES = 64 * 1024;

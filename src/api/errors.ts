@@ -2,6 +2,7 @@
 // Callers branch with `instanceof`; every error also carries enough context
 // (status, errorCode, requestId) to be logged without the original response.
 
+import { DreaminaError } from "./dreamina-error.js";
 import { redactSecrets } from "./redact.js";
 
 export interface RunComfyErrorOptions {
@@ -13,40 +14,39 @@ export interface RunComfyErrorOptions {
   cause?: unknown;
   /** The response's Retry-After, in milliseconds. */
   retryAfterMs?: number | undefined;
+  /** Overrides the class's default code. */
+  code?: string | undefined;
 }
 
-export class RunComfyError extends Error {
+/** What the service (or the way to it) did wrong. Each subclass has its own `code`. */
+export class RunComfyError extends DreaminaError {
+  static override readonly code: string = "service_error";
   /** HTTP status of the response that caused this error, when there was one. */
   readonly status: number | undefined;
   /** The service's numeric `error_code` (400004, 404001, ...), when it sent one. */
   readonly errorCode: number | undefined;
   readonly requestId: string | undefined;
-  /** Whether repeating the same call could succeed (never true for an ambiguous submit). */
-  readonly retryable: boolean;
   /** The response body, parsed when it was JSON, with any secret redacted. */
   readonly body: unknown;
   /** How long the service asked us to wait (Retry-After on a 429 or 5xx), when it said. */
   readonly retryAfterMs: number | undefined;
 
   constructor(message: string, options: RunComfyErrorOptions = {}) {
-    super(redactSecrets(message), options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
+    // A retry of the same call could succeed only where a subclass says so (never for an ambiguous submit).
+    super(redactSecrets(message), { code: options.code, retryable: options.retryable, cause: options.cause });
     this.status = options.status;
     this.errorCode = options.errorCode;
     this.requestId = options.requestId;
-    this.retryable = options.retryable ?? false;
     this.body = redactSecrets(options.body);
     this.retryAfterMs = options.retryAfterMs;
   }
 
-  toJSON(): Record<string, unknown> {
+  override toJSON(): Record<string, unknown> {
     return {
-      name: this.name,
-      message: this.message,
+      ...super.toJSON(),
       status: this.status,
       errorCode: this.errorCode,
       requestId: this.requestId,
-      retryable: this.retryable,
       body: this.body,
       retryAfterMs: this.retryAfterMs,
     };
@@ -54,13 +54,21 @@ export class RunComfyError extends Error {
 }
 
 /** 401, or error_code 400004: missing, expired or revoked token, inactive account. */
-export class AuthenticationError extends RunComfyError {}
+export class AuthenticationError extends RunComfyError {
+  static override readonly code: string = "authentication";
+}
 /** 403, or error_code 403001: the request belongs to another account. */
-export class PermissionDeniedError extends RunComfyError {}
+export class PermissionDeniedError extends RunComfyError {
+  static override readonly code: string = "permission_denied";
+}
 /** 404, or error_code 404001: unknown, deleted or expired request (or unknown path). */
-export class NotFoundError extends RunComfyError {}
+export class NotFoundError extends RunComfyError {
+  static override readonly code: string = "not_found";
+}
 /** 402, or error_code 400002. */
-export class InsufficientBalanceError extends RunComfyError {}
+export class InsufficientBalanceError extends RunComfyError {
+  static override readonly code: string = "insufficient_balance";
+}
 
 export interface FieldProblem {
   /** Dotted path of the field, e.g. `image_urls.0`, when the service named one. */
@@ -71,6 +79,7 @@ export interface FieldProblem {
 
 /** 400/422 (and 400001, an unknown model id): the input was refused as it is. */
 export class InvalidInputError extends RunComfyError {
+  static override readonly code: string = "invalid_input";
   readonly detail: FieldProblem[];
   constructor(message: string, options: RunComfyErrorOptions & { detail?: FieldProblem[] } = {}) {
     super(message, options);
@@ -83,19 +92,25 @@ export class InvalidInputError extends RunComfyError {
 
 /** 429. `retryAfterMs` is the service's Retry-After when it sent one. */
 export class RateLimitError extends RunComfyError {
+  static override readonly code: string = "rate_limited";
   constructor(message: string, options: RunComfyErrorOptions = {}) {
     super(message, { retryable: true, ...options });
   }
 }
 
 /** 5xx (including gateways' HTML error pages). */
-export class ServerError extends RunComfyError {}
+export class ServerError extends RunComfyError {
+  static override readonly code: string = "server_error";
+}
 
 /** Any other HTTP status the service answered with, or a body that could not be understood. */
-export class UnexpectedResponseError extends RunComfyError {}
+export class UnexpectedResponseError extends RunComfyError {
+  static override readonly code: string = "unexpected_response";
+}
 
 /** The connection failed (refused, reset, DNS). `beforeSend` is true only when nothing reached the service. */
 export class ConnectionError extends RunComfyError {
+  static override readonly code: string = "connection_failed";
   readonly beforeSend: boolean;
   constructor(message: string, options: RunComfyErrorOptions & { beforeSend?: boolean } = {}) {
     super(message, { retryable: true, ...options });
@@ -104,16 +119,21 @@ export class ConnectionError extends RunComfyError {
 }
 
 /** A request (or a wait) took longer than allowed. */
-export class TimeoutError extends RunComfyError {}
+export class TimeoutError extends RunComfyError {
+  static override readonly code: string = "timeout";
+}
 
 /** The caller aborted (AbortSignal). Carries the request id when a job exists. */
-export class AbortError extends RunComfyError {}
+export class AbortError extends RunComfyError {
+  static override readonly code: string = "aborted";
+}
 
 /**
  * A submit whose outcome cannot be known: the service may have accepted (and billed) it.
  * It is never retried automatically; the input and the time let a person decide.
  */
 export class SubmissionUnknownError extends RunComfyError {
+  static override readonly code: string = "submission_unknown";
   readonly modelId: string;
   readonly input: unknown;
   readonly at: Date;
@@ -133,6 +153,7 @@ export class SubmissionUnknownError extends RunComfyError {
 
 /** The job ran and the service reports it failed. `jobError` is the service's error, verbatim. */
 export class JobFailedError extends RunComfyError {
+  static override readonly code: string = "job_failed";
   readonly jobError: unknown;
   constructor(message: string, options: RunComfyErrorOptions & { jobError: unknown }) {
     super(message, options);
@@ -144,10 +165,13 @@ export class JobFailedError extends RunComfyError {
 }
 
 /** The job was cancelled (by this client or anyone else). */
-export class JobCancelledError extends RunComfyError {}
+export class JobCancelledError extends RunComfyError {
+  static override readonly code: string = "job_cancelled";
+}
 
 /** The service reported a status this client does not know, and the result did not settle it. */
 export class UnknownStatusError extends RunComfyError {
+  static override readonly code: string = "unknown_status";
   readonly rawStatus: string;
   constructor(message: string, options: RunComfyErrorOptions & { rawStatus: string }) {
     super(message, options);
@@ -160,6 +184,7 @@ export class UnknownStatusError extends RunComfyError {
  * places this caller could not try itself (the core cannot read token.json).
  */
 export class MissingTokenError extends RunComfyError {
+  static override readonly code: string = "missing_token";
   readonly lookedIn: string[];
   constructor(lookedIn: string[], hint?: string) {
     super(`No RunComfy API token found. Looked in: ${lookedIn.join("; ")}.${hint ? ` ${hint}` : ""}`);

@@ -1,4 +1,5 @@
 export * from "./client.js";
+export { DreaminaError, type DreaminaErrorOptions } from "./dreamina-error.js";
 export * from "./errors.js";
 export { collectOutputUrls, isTerminalStatus, normalizeStatus } from "./parse.js";
 export { redactSecrets, registerSecret } from "./redact.js";

@@ -22,7 +22,7 @@ export function tokenFromEnv(env: Env = runtimeEnv()): { token: string; source: 
 
 /**
  * Where the official RunComfy command-line tool keeps its token.json, in the order it picks the
- * directory. The Node entry and the CLI read that file (src/node/token-file.ts); this
+ * directory. The Node entry and the CLI read that file (src/config/token-file.ts); this
  * runtime-neutral core cannot, so it only names the places in its errors.
  */
 export const TOKEN_FILE_DIRS = [

@@ -6,7 +6,7 @@
 
 import { rm } from "node:fs/promises";
 import { basename } from "node:path";
-import { type DownloadResult, download } from "../node/download.js";
+import { type DownloadResult, download } from "../download/download.js";
 import { isDiskFull, removePartial } from "./disk-full.js";
 import { type OutputFiles, sha256File, VIDEO_EXT } from "./output-files.js";
 

@@ -1,5 +1,14 @@
 // The batch SDK: run a manifest of image + prompt rows exactly once, resumably, with a shared
 // rate limiter, a budget, and reports. Node only (journal, files, sharp for thumbnails).
+
+export {
+  BATCH_MODULE,
+  type BatchInfo,
+  BatchLockedError,
+  type BatchRowRecord,
+  BatchState,
+  MARKER_FILE,
+} from "../store/batch-state.js";
 export { Budget, type BudgetSnapshot } from "./budget.js";
 export {
   deriveRowKey,
@@ -44,12 +53,4 @@ export {
   runBatch,
   sha256File,
 } from "./runner.js";
-export {
-  BATCH_MODULE,
-  type BatchInfo,
-  BatchLockedError,
-  type BatchRowRecord,
-  BatchState,
-  MARKER_FILE,
-} from "./state.js";
 export { type RowValidation, rowInput, validateRow, validateRows } from "./validate-rows.js";

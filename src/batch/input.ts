@@ -9,9 +9,9 @@
 // still validated against those facts before anything is sent.
 
 import { statSync } from "node:fs";
+import { prepareInput } from "../image/prepare-input.js";
 import { type Frames, withDefaults } from "../model/input.js";
 import { type ImageFacts, validate } from "../model/validate.js";
-import { prepareInput } from "../node/image-input.js";
 import { PreflightError } from "../run/errors.js";
 import type { ManifestRow } from "./manifest.js";
 

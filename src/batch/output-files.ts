@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, mkdir, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { sanitizeFileName } from "../node/download.js";
+import { sanitizeFileName } from "../download/download.js";
 
 /** The output video's extension: a row's file is `<name>.mp4`. */
 export const VIDEO_EXT = ".mp4";

@@ -25,11 +25,12 @@ import type { RunComfyClient } from "../api/client.js";
 import { AbortError, SubmissionUnknownError } from "../api/errors.js";
 import type { JobResult } from "../api/types.js";
 import { estimateCostUsd, MODEL_ID } from "../model/input.js";
-import { type Journal, type JournalRecord, trimmedStats } from "../node/journal.js";
 import { WaitAbortedError } from "../run/errors.js";
 import { runJob } from "../run/run.js";
 import { createPollSchedule, type PollSchedule, type RunTimePrior } from "../run/schedule.js";
 import { type JobUpdate, type WaitOptions, wait } from "../run/wait.js";
+import { BatchState, MARKER_FILE } from "../store/batch-state.js";
+import { type Journal, type JournalRecord, trimmedStats } from "../store/journal.js";
 import { Budget } from "./budget.js";
 import { Channel, Semaphore } from "./channel.js";
 import { diskFullMessage, diskFullRowError, isDiskFull } from "./disk-full.js";
@@ -46,7 +47,6 @@ import {
   writeJsonReport,
 } from "./report.js";
 import { problemReportRows } from "./report-rows.js";
-import { BatchState, MARKER_FILE } from "./state.js";
 import { type RowValidation, validateRows } from "./validate-rows.js";
 
 /**

@@ -5,10 +5,10 @@
 // will insist before sending it; a URL is probed over the network (Range requests). Each
 // distinct image is probed and decoded once per validation, however many rows send it.
 
+import { checkImageContent } from "../image/prepare-input.js";
+import { ImageProbeError, type ProbeResult, probeImage } from "../image/probe.js";
 import { MODEL_ID } from "../model/input.js";
 import { type ImageFacts, type Violation, validate } from "../model/validate.js";
-import { checkImageContent } from "../node/image-input.js";
-import { ImageProbeError, type ProbeResult, probeImage } from "../node/probe.js";
 import type { ManifestRow } from "./manifest.js";
 
 export { MODEL_ID };

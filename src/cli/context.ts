@@ -4,14 +4,14 @@
 import { join } from "node:path";
 import { RunComfyClient } from "../api/client.js";
 import type { FetchLike } from "../api/transport.js";
-import { dreaminaHome } from "../node/paths.js";
-import { resolveToken } from "../node/token-file.js";
+import { dreaminaHome } from "../config/paths.js";
+import { resolveToken } from "../config/token-file.js";
 import { type GlobalOptions, Io } from "./io.js";
 
 /** The CLI's HTTP calls: nodeFetch, loaded on the first call (--help and --version need none). */
-let nodeFetchModule: Promise<typeof import("../node/node-fetch.js")> | undefined;
+let nodeFetchModule: Promise<typeof import("../http/node-fetch.js")> | undefined;
 export const lazyNodeFetch: FetchLike = async (url, init) => {
-  nodeFetchModule ??= import("../node/node-fetch.js");
+  nodeFetchModule ??= import("../http/node-fetch.js");
   return (await nodeFetchModule).nodeFetch(url, init);
 };
 

@@ -4,7 +4,7 @@
 // except that polls failing (the service unreachable) are always said on stderr, unless -q.
 
 import type { SingleBar } from "cli-progress";
-import type { DownloadProgress } from "../node/download.js";
+import type { DownloadProgress } from "../download/download.js";
 import type { JobUpdate, PollErrorInfo } from "../run/wait.js";
 import { type Io, printable } from "./io.js";
 

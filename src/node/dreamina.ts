@@ -5,17 +5,17 @@
 import { RunComfyClient, type RunComfyClientOptions } from "../api/client.js";
 import { SubmissionUnknownError } from "../api/errors.js";
 import type { JobResult, SubmitResult } from "../api/types.js";
+import { resolveToken } from "../config/token-file.js";
+import { type DownloadProgress, type DownloadResult, download } from "../download/download.js";
+import { claimOutput, isOutputClaim, type OutputClaim } from "../download/output.js";
+import { nodeFetch } from "../http/node-fetch.js";
+import type { FitOptions } from "../image/fit.js";
+import { type PreparedInput, type PrepareInputParams, prepareInput } from "../image/prepare-input.js";
 import { MODEL_ID } from "../model/input.js";
 import { PreflightError } from "../run/errors.js";
 import { runJob } from "../run/run.js";
 import { type JobUpdate, updates, type WaitOptions, wait } from "../run/wait.js";
-import { type DownloadProgress, type DownloadResult, download } from "./download.js";
-import type { FitOptions } from "./fit.js";
-import { type PreparedInput, type PrepareInputParams, prepareInput } from "./image-input.js";
-import { Journal } from "./journal.js";
-import { nodeFetch } from "./node-fetch.js";
-import { claimOutput, isOutputClaim, type OutputClaim } from "./output.js";
-import { resolveToken } from "./token-file.js";
+import { Journal } from "../store/journal.js";
 
 export interface DreaminaOptions extends RunComfyClientOptions {
   /** A client to use instead of building one from the options above. */

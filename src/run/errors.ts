@@ -42,6 +42,7 @@ interface StopOptions extends RunComfyErrorOptions {
 
 /** The caller aborted a wait. `cancel` says whether the job was cancelled or keeps running. */
 export class WaitAbortedError extends AbortError {
+  static override readonly code: string = "wait_aborted";
   readonly cancel: CancelReport;
   /** The last status seen before stopping (undefined: none was seen yet). */
   readonly lastStatus: JobStatusValue | undefined;
@@ -63,6 +64,7 @@ export class WaitAbortedError extends AbortError {
 
 /** The wait's deadline (`timeoutMs`) passed. The job is left alone unless `cancelOnTimeout`. */
 export class WaitTimeoutError extends TimeoutError {
+  static override readonly code: string = "wait_timeout";
   readonly cancel: CancelReport;
   readonly timeoutMs: number;
   readonly lastStatus: JobStatusValue | undefined;
@@ -93,6 +95,7 @@ export class WaitTimeoutError extends TimeoutError {
  * and be billed; wait for it again once the service answers. `cause` is the last poll's error.
  */
 export class WaitGaveUpError extends RunComfyError {
+  static override readonly code: string = "wait_gave_up";
   /** How long every poll had been failing, ms. */
   readonly failingForMs: number;
   /** Failed polls in a row. */
@@ -149,6 +152,7 @@ function reportJSON(report: CancelReport): Record<string, unknown> {
  * billed). Every violation is listed; `detail` has them in the protocol layer's shape.
  */
 export class PreflightError extends InvalidInputError {
+  static override readonly code: string = "preflight";
   readonly violations: Violation[];
   readonly warnings: Violation[];
   constructor(report: Pick<ValidationReport, "violations" | "warnings">) {

@@ -30,7 +30,7 @@ test("src/index.ts bundles for the browser with no node: imports", async () => {
 test("the check can fail: a Node-only module does not bundle for the browser", async () => {
   await assert.rejects(
     build({
-      entryPoints: ["src/node/token-file.ts"],
+      entryPoints: ["src/config/token-file.ts"],
       platform: "browser",
       bundle: true,
       write: false,

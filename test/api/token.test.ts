@@ -9,7 +9,7 @@ import { RunComfyClient } from "../../src/api/client.js";
 import { MissingTokenError } from "../../src/api/errors.js";
 import { redactSecrets } from "../../src/api/redact.js";
 import { tokenFromEnv } from "../../src/api/token.js";
-import { resolveToken, tokenFileCandidates } from "../../src/node/token-file.js";
+import { resolveToken, tokenFileCandidates } from "../../src/config/token-file.js";
 import { ScriptedServer } from "../helpers/scripted-server.js";
 
 let root: string;

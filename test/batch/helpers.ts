@@ -10,8 +10,8 @@ import { RunComfyClient } from "../../src/api/client.js";
 import { type BatchEvent, type BatchSummary, readManifest, runBatch } from "../../src/batch/index.js";
 import { RateLimiter } from "../../src/batch/rate-limiter.js";
 import type { RunBatchOptions } from "../../src/batch/runner.js";
-import { Journal } from "../../src/node/journal.js";
 import { type Sandbox, type SandboxOptions, startSandbox } from "../../src/sandbox/index.js";
+import { Journal } from "../../src/store/journal.js";
 
 /** A gradient JPEG, distinct per `tint`. */
 export async function gradient(width: number, height: number, tint: number): Promise<Buffer> {

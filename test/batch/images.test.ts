@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseManifest } from "../../src/batch/manifest.js";
 import { validateRows } from "../../src/batch/validate-rows.js";
-import { decodeStats } from "../../src/node/image-check.js";
+import { decodeStats } from "../../src/image/decode-check.js";
 import { damagedImages } from "../helpers/images.js";
 import * as h from "./helpers.js";
 

@@ -9,8 +9,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type BatchSummary, sha256File } from "../../src/batch/index.js";
-import type { Journal } from "../../src/node/journal.js";
 import type { Sandbox } from "../../src/sandbox/index.js";
+import type { Journal } from "../../src/store/journal.js";
 import * as h from "./helpers.js";
 
 let ws: h.Workspace;
@@ -232,7 +232,7 @@ describe("batch reliability", () => {
         `# kill test: ${progress.join(" | ")}; final submitted ${summary.submitted}, reattached ${summary.reattached}, resubmitted ${resubmitted.size}\n`,
       );
       assert.equal(summary.done, 60);
-      const { Journal } = await import("../../src/node/journal.js");
+      const { Journal } = await import("../../src/store/journal.js");
       const journal = Journal.open(journalPath);
       try {
         await checkGuarantees(sb, journal, out, resubmitted);

@@ -5,7 +5,7 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import type { AddressInfo, Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { RunComfyClient, type RunComfyClientOptions } from "../../src/api/client.js";
-import { nodeFetch } from "../../src/node/node-fetch.js";
+import { nodeFetch } from "../../src/http/node-fetch.js";
 
 export interface RecordedRequest {
   method: string;
@@ -190,7 +190,7 @@ export const TEST_TOKEN = "rc_test_TOKEN_0123456789abcdef";
 export const MODEL_ID = "bytedance/dreamina-3-0/pro/image-to-video";
 
 /**
- * TEST_FETCH=node runs the same tests with the Node transport (src/node/node-fetch.ts) instead
+ * TEST_FETCH=node runs the same tests with the Node transport (src/http/node-fetch.ts) instead
  * of the global fetch: scripts/run-tests.mjs does both, so the two are held to one behaviour.
  */
 const injectedFetch = process.env.TEST_FETCH === "node" ? nodeFetch : undefined;

@@ -131,8 +131,8 @@ async function batchAction(
     { defaultJournalPath },
   ] = await Promise.all([
     import("../../batch/index.js"),
-    import("../../node/journal.js"),
-    import("../../node/paths.js"),
+    import("../../store/journal.js"),
+    import("../../config/paths.js"),
   ]);
   const { openContext, lazyNodeFetch } = await import("../context.js");
   const { RunComfyClient } = await import("../../api/client.js");
@@ -162,7 +162,7 @@ async function batchAction(
   else {
     let cached: Promise<string> | undefined;
     token = async () => {
-      const { resolveToken } = await import("../../node/token-file.js");
+      const { resolveToken } = await import("../../config/token-file.js");
       cached ??= resolveToken(globals.token).then((t) => t.token);
       return cached;
     };

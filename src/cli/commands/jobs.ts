@@ -1,8 +1,8 @@
 // `jobs`: what the journal knows. `jobs` (or `jobs list`) lists, `jobs show <id>` details one.
 
 import type { Command } from "commander";
-import type { JournalRecord } from "../../node/journal.js";
-import { JOURNAL_STATES, type JournalState } from "../../node/journal-states.js";
+import type { JournalRecord } from "../../store/journal.js";
+import { JOURNAL_STATES, type JournalState } from "../../store/states.js";
 import { requestIdArgument } from "../arguments.js";
 import { journalPathFor } from "../context.js";
 import { CliError, EXIT, exitCodesHelp } from "../exit-codes.js";
@@ -15,7 +15,7 @@ import type { ActionRunner } from "../main.js";
  */
 async function openJournal(path: string, io: Io) {
   const { existsSync } = await import("node:fs");
-  const { Journal, recoveryDirFor } = await import("../../node/journal.js");
+  const { Journal, recoveryDirFor } = await import("../../store/journal.js");
   if (!existsSync(path) && !existsSync(recoveryDirFor(path))) return undefined;
   const journal = Journal.open(path);
   for (const r of journal.lastRecovery?.replayed ?? []) {

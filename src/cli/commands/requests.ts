@@ -1,7 +1,7 @@
 // `status`, `result` and `cancel`: one call each against an existing request_id.
 
 import type { Command } from "commander";
-import type { Journal } from "../../node/journal.js";
+import type { Journal } from "../../store/journal.js";
 import { requestIdArgument } from "../arguments.js";
 import { type Context, openContext } from "../context.js";
 import { EXIT, exitCodesHelp } from "../exit-codes.js";
@@ -16,7 +16,7 @@ async function withJournal(ctx: Context, requestId: string, record: (journal: Jo
   try {
     const { existsSync } = await import("node:fs");
     if (!existsSync(ctx.journalPath)) return;
-    const { Journal } = await import("../../node/journal.js");
+    const { Journal } = await import("../../store/journal.js");
     const journal = Journal.open(ctx.journalPath);
     try {
       if (journal.get(requestId)?.requestId === requestId) record(journal);

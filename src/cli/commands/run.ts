@@ -5,9 +5,9 @@ import { stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import type { JobResult } from "../../api/types.js";
+import type { OutputClaim } from "../../download/output.js";
+import type { FitOptions } from "../../image/fit.js";
 import type { Dreamina, VideoResult } from "../../node/dreamina.js";
-import type { FitOptions } from "../../node/fit.js";
-import type { OutputClaim } from "../../node/output.js";
 import { readPrompt, requestIdArgument } from "../arguments.js";
 import { type Context, openContext } from "../context.js";
 import { CliError, EXIT, exitCodeFor, exitCodesHelp } from "../exit-codes.js";
@@ -112,7 +112,7 @@ function giveUpAfterMs(flags: OutputFlags): number {
  */
 async function claimOutputFor(flags: OutputFlags, beforeSubmit: boolean): Promise<OutputClaim | undefined> {
   if (flags.download === false) return undefined;
-  const { claimOutput, OutputError } = await import("../../node/output.js");
+  const { claimOutput, OutputError } = await import("../../download/output.js");
   try {
     return await claimOutput(flags.output ?? ".", { force: flags.force });
   } catch (error) {
@@ -213,7 +213,7 @@ function explainStop(error: Error, requestId: string | undefined, flags: OutputF
 async function explainSaveFailure(error: Error, requestId: string, flags: OutputFlags): Promise<Error> {
   let output = outputArg(flags);
   if (error.name === "OutputError") {
-    const { recoveryOutputPath } = await import("../../node/output.js");
+    const { recoveryOutputPath } = await import("../../download/output.js");
     const target = resolve(flags.output ?? ".");
     const isDir = await stat(target).then(
       (s) => s.isDirectory(),

@@ -3,8 +3,8 @@
 // checks that instead. sharp and the probe load inside the action, not at start-up.
 
 import { type Command, Option } from "commander";
+import type { ProbeResult } from "../../image/probe.js";
 import type { ImageFacts, ValidationReport, Violation } from "../../model/validate.js";
-import type { ProbeResult } from "../../node/probe.js";
 import { readPrompt } from "../arguments.js";
 import { CliError, EXIT, exitCodeFor, exitCodesHelp } from "../exit-codes.js";
 import type { Io } from "../io.js";
@@ -77,7 +77,7 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
   const seed = integerFlag(flags.seed, "seed");
   const timeoutMs = integerFlag(flags.timeout, "timeout") ?? 20_000;
   const [{ ImageProbeError, probeImage }, { validate }] = await Promise.all([
-    import("../../node/probe.js"),
+    import("../../image/probe.js"),
     import("../../model/validate.js"),
   ]);
 
@@ -94,7 +94,7 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
 
   if (probe && !flags.fit) {
     // A local image is decoded in full, as run and submit insist before sending it.
-    const { checkImageContent } = await import("../../node/image-input.js");
+    const { checkImageContent } = await import("../../image/prepare-input.js");
     problems.push(...(await checkImageContent(flags.image, probe, { timeoutMs })));
   }
 
@@ -103,8 +103,8 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
   if (flags.fit && probe) {
     const out = flags.fit;
     const [{ fitImage, ImageFitError }, { loadImageBytes }, { rename, writeFile }] = await Promise.all([
-      import("../../node/fit.js"),
-      import("../../node/image-input.js"),
+      import("../../image/fit.js"),
+      import("../../image/prepare-input.js"),
       import("node:fs/promises"),
     ]);
     const bytes = await loadImageBytes(flags.image, probe, { timeoutMs });

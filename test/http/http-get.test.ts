@@ -1,4 +1,4 @@
-// The built-in GET transport (src/node/http-get.ts) on its own, against real local servers:
+// The built-in GET transport (src/http/http-get.ts) on its own, against real local servers:
 // bodies read into reused buffers under backpressure, a body that arrives with the head before
 // anyone reads it, abort, https with a certificate of our own, and request headers that could
 // split the request. (download.test.ts covers chunked bodies, 1xx, redirects and cuts.)
@@ -11,7 +11,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { HttpGetError, httpGet } from "../../src/node/http-get.js";
+import { HttpGetError, httpGet } from "../../src/http/http-get.js";
 
 const fixture = (name: string) =>
   readFileSync(fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url)));

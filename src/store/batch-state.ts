@@ -16,8 +16,8 @@ import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { type Journal, type Migration, parseStoredJson } from "../node/journal.js";
-import { realOutDir } from "./output-files.js";
+import { realOutDir } from "../batch/output-files.js";
+import { type Journal, type Migration, parseStoredJson } from "./journal.js";
 
 export const BATCH_MODULE = "batch";
 export const MARKER_FILE = ".dreamina-batch.json";

@@ -18,8 +18,13 @@ import {
   fileNameFromUrl,
   OutputError,
   sanitizeFileName,
-} from "../../src/node/download.js";
-import { checkMp4File, checkMp4Structure, Mp4StreamCheck, Mp4StructureError } from "../../src/node/mp4.js";
+} from "../../src/download/download.js";
+import {
+  checkMp4File,
+  checkMp4Structure,
+  Mp4StreamCheck,
+  Mp4StructureError,
+} from "../../src/download/mp4.js";
 import { mkfifo } from "../helpers/mounts.js";
 import { makeTestMp4 } from "../helpers/mp4.js";
 
@@ -616,7 +621,7 @@ describe("MP4 structure check", () => {
   });
 });
 
-// The built-in transport (src/node/http-get.ts) against a raw TCP server that writes exactly the
+// The built-in transport (src/http/http-get.ts) against a raw TCP server that writes exactly the
 // bytes each case needs: chunked bodies, interim 1xx responses, close-delimited bodies,
 // redirects, truncation.
 describe("built-in HTTP transport", () => {

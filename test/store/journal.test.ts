@@ -14,18 +14,18 @@ import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { SubmissionUnknownError } from "../../src/api/errors.js";
 import { registerSecret } from "../../src/api/redact.js";
+import { defaultJournalPath, dreaminaHome } from "../../src/config/paths.js";
 import {
   JOURNAL_MODULE,
   Journal,
   migrateModule,
   moduleVersion,
   trimmedStats,
-} from "../../src/node/journal.js";
-import { defaultJournalPath, dreaminaHome } from "../../src/node/paths.js";
+} from "../../src/store/journal.js";
 
 const MODEL = "bytedance/dreamina-3-0/pro/image-to-video";
 const BASE = "https://model-api.runcomfy.net";
-const journalUrl = pathToFileURL(resolve("src/node/journal.ts")).href;
+const journalUrl = pathToFileURL(resolve("src/store/journal.ts")).href;
 
 let dir: string;
 let n = 0;

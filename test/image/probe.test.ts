@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { ImageProbeError, probeImage } from "../../src/node/probe.js";
+import { ImageProbeError, probeImage } from "../../src/image/probe.js";
 import { fixtures, HTML_PAGE, jpeg, padJpeg } from "../helpers/images.js";
 
 const rejectsWith = (promise: Promise<unknown>, code: string) =>

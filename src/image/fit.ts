@@ -10,7 +10,7 @@
 import type { Sharp } from "sharp";
 import { formatName, type ImageFormat, sniffImage } from "../model/image-header.js";
 import { checkImageFacts, type ImageLimits, imageLimits } from "../model/validate.js";
-import { checkDecodes, type DecodeCheck, loadSharp, MAX_DECODE_PIXELS } from "./image-check.js";
+import { checkDecodes, type DecodeCheck, loadSharp, MAX_DECODE_PIXELS } from "./decode-check.js";
 
 export type FitFormat = "jpeg" | "png";
 

@@ -10,9 +10,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { checkDecodes, decodeStats, MAX_DECODE_PIXELS } from "../../src/node/image-check.js";
-import { checkImageContent, prepareInput, toDataUri } from "../../src/node/image-input.js";
-import { probeImage } from "../../src/node/probe.js";
+import { checkDecodes, decodeStats, MAX_DECODE_PIXELS } from "../../src/image/decode-check.js";
+import { checkImageContent, prepareInput, toDataUri } from "../../src/image/prepare-input.js";
+import { probeImage } from "../../src/image/probe.js";
 import { damagedImages, hugePng, jpeg } from "../helpers/images.js";
 
 type Damaged = Awaited<ReturnType<typeof damagedImages>>;

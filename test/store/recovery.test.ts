@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
-import { Journal, JournalError, recoveryDirFor, UnrecordedSubmitError } from "../../src/node/journal.js";
+import { Journal, JournalError, recoveryDirFor, UnrecordedSubmitError } from "../../src/store/journal.js";
 
 let dir: string;
 let n = 0;

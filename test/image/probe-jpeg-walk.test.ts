@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
+import { ImageProbeError, probeImage } from "../../src/image/probe.js";
 import { validate } from "../../src/model/validate.js";
-import { ImageProbeError, probeImage } from "../../src/node/probe.js";
 import { noise, padJpeg } from "../helpers/images.js";
 
 /** APP2 (ICC-like) and APP1 (XMP-like) segments, `count` of 65,535 payload bytes each. */

@@ -6,8 +6,8 @@ import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { BatchLockedError, BatchState, MARKER_FILE } from "../../src/batch/state.js";
-import { Journal } from "../../src/node/journal.js";
+import { BatchLockedError, BatchState, MARKER_FILE } from "../../src/store/batch-state.js";
+import { Journal } from "../../src/store/journal.js";
 
 let dir: string;
 before(async () => {

@@ -14,9 +14,9 @@ import { constants } from "node:fs";
 import { lstat, mkdir, open, readlink, stat, statfs, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { dreaminaHome } from "../config/paths.js";
 import { fsError, OutputError } from "./output-error.js";
 import { lockOutputFile } from "./output-lock.js";
-import { dreaminaHome } from "./paths.js";
 
 export * from "./output-error.js";
 export { lockOutputFile } from "./output-lock.js";

@@ -14,8 +14,8 @@ import {
   type Violation,
   validate,
 } from "../model/validate.js";
+import { checkDecodes, decodeViolation } from "./decode-check.js";
 import type { FitOptions, FitResult } from "./fit.js";
-import { checkDecodes, decodeViolation } from "./image-check.js";
 import { ImageProbeError, type ProbeOptions, type ProbeResult, probeImage } from "./probe.js";
 
 export interface PrepareInputParams {

@@ -26,6 +26,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { redactSecrets } from "../api/redact.js";
 import type { JobStatusValue } from "../api/types.js";
+import { defaultJournalPath } from "../config/paths.js";
 import type { RunTimePrior } from "../run/schedule.js";
 import {
   hasRecoveredSubmits,
@@ -34,15 +35,14 @@ import {
   recoveryDirFor,
   removeRecoveredFiles,
   writeRecoveredSubmit,
-} from "./journal-recovery.js";
-import type { JournalState } from "./journal-states.js";
-import { defaultJournalPath } from "./paths.js";
+} from "./recovery.js";
+import type { JournalState } from "./states.js";
 
-export { type RecoveredSubmit, recoveryDirFor } from "./journal-recovery.js";
+export { type RecoveredSubmit, recoveryDirFor } from "./recovery.js";
 
 type Db = Database.Database;
 
-export { JOURNAL_STATES, type JournalState } from "./journal-states.js";
+export { JOURNAL_STATES, type JournalState } from "./states.js";
 
 export const FINAL_STATES: readonly JournalState[] = [
   "rejected",

@@ -22,7 +22,7 @@ import {
 } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
 import { abortErrorFrom, sleep } from "../api/sleep.js";
-import { type BodySink, HttpGetError, type HttpGetResponse, httpGet } from "./http-get.js";
+import { type BodySink, HttpGetError, type HttpGetResponse, httpGet } from "../http/http-get.js";
 import { checkMp4File, describeNonMp4, Mp4StreamCheck, Mp4StructureError } from "./mp4.js";
 import {
   checkFileTarget,
@@ -543,7 +543,7 @@ async function readHead(response: Got): Promise<Uint8Array> {
 
 /**
  * A response as download() needs it, whichever transport produced it: the built-in one
- * (src/node/http-get.ts) or an injected fetch.
+ * (src/http/http-get.ts) or an injected fetch.
  */
 interface Got {
   status: number;

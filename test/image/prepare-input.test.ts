@@ -3,10 +3,10 @@ import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { prepareInput, toDataUri } from "../../src/image/prepare-input.js";
+import { ImageProbeError } from "../../src/image/probe.js";
 import { sniffImage } from "../../src/model/image-header.js";
 import { parseDataUri } from "../../src/model/input.js";
-import { prepareInput, toDataUri } from "../../src/node/image-input.js";
-import { ImageProbeError } from "../../src/node/probe.js";
 import { fixtures, jpeg } from "../helpers/images.js";
 
 describe("prepareInput", () => {

@@ -17,10 +17,10 @@ import {
   MIN_FREE_BYTES,
   OutputError,
   recoveryOutputPath,
-} from "../../src/node/output.js";
+} from "../../src/download/output.js";
 import { mkfifo, mountTmpfs, SKIP_NO_MOUNT, unmount } from "../helpers/mounts.js";
 
-const outputUrl = pathToFileURL(resolve("src/node/output.ts")).href;
+const outputUrl = pathToFileURL(resolve("src/download/output.ts")).href;
 let dir: string;
 let n = 0;
 const mounts: string[] = [];

@@ -3,9 +3,9 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import sharp from "sharp";
+import { dimensionsComply, fitImage, ImageFitError, planFit } from "../../src/image/fit.js";
 import { sniffImage } from "../../src/model/image-header.js";
 import { checkImageFacts, imageLimits } from "../../src/model/validate.js";
-import { dimensionsComply, fitImage, ImageFitError, planFit } from "../../src/node/fit.js";
 import { damagedImages, fixtures, hugePng, jpeg, noise, png } from "../helpers/images.js";
 
 /** The output must pass every rule, judged from its own bytes. */

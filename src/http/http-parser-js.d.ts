@@ -1,5 +1,5 @@
 // The part of http-parser-js (a pure-JS port of Node's HTTP parser, no types of its own) that
-// src/node/http-get.ts uses.
+// src/http/http-get.ts uses.
 declare module "http-parser-js" {
   export interface ParsedHead {
     versionMajor: number;
