@@ -25,11 +25,11 @@ const run = (list, env = {}) =>
   ).status ?? 1;
 
 let status = run(files);
-// The protocol client's tests again, on the Node transport (nodeFetch) instead of the global
+// The protocol client's tests again, on the undici transport (nodeFetch, src/http/node-fetch.ts) instead of the global
 // fetch: both must behave the same (test/helpers/scripted-server.ts reads TEST_FETCH).
 const clientTests = files.filter((f) => f.startsWith(join("test", "api")) && !f.endsWith("bundle.test.ts"));
 if (clientTests.length > 0) {
-  console.log("\n# the protocol client's tests again, with TEST_FETCH=node (nodeFetch)\n");
+  console.log("\n# the protocol client's tests again, with TEST_FETCH=node (nodeFetch on undici)\n");
   status = Math.max(status, run(clientTests, { TEST_FETCH: "node" }));
 }
 process.exit(status);

@@ -73,7 +73,7 @@ export interface FetchInit {
 
 /**
  * How the client makes an HTTP call. The global `fetch` is one (the default, in every runtime);
- * in Node, `nodeFetch` from `dreamina-i2v/node` does the same on node:http with less CPU per call.
+ * in Node, `nodeFetch` from `dreamina-i2v/node` does the same on undici (honouring HTTPS_PROXY/HTTP_PROXY/NO_PROXY) with less CPU per call.
  */
 export type FetchLike = (url: string, init: FetchInit) => Promise<ResponseLike>;
 

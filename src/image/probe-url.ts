@@ -6,6 +6,7 @@
 // URL anonymously, so a probe that needed credentials would report facts it cannot see).
 
 import { VERSION } from "../api/version.js";
+import { sharedFetch } from "../http/fetch.js";
 import { formatName } from "../model/image-header.js";
 import {
   concat,
@@ -46,7 +47,7 @@ interface ProbeContext {
 }
 
 export async function probeUrl(url: string, options: ProbeOptions): Promise<ProbeResult> {
-  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const fetchImpl = options.fetch ?? sharedFetch;
   const chunk = options.chunkBytes ?? DEFAULT_CHUNK;
   const maxRedirects = options.maxRedirects ?? 5;
   const timeout = AbortSignal.timeout(options.timeoutMs ?? 20_000);
