@@ -141,7 +141,7 @@ export function exitCodeFor(error: unknown): number {
   }
   if (named?.name === "ImageFitError") return named.code === "bad_option" ? EXIT.usage : EXIT.dataError;
   if (named?.name === "DownloadError") {
-    if (named.code === "timeout" || named.code === "cut") return EXIT.tempFail;
+    if (named.code === "download_timeout" || named.code === "download_cut") return EXIT.tempFail;
     if (named.code === "exists") return EXIT.dataError;
     return (named.status ?? 0) >= 500 ? EXIT.unavailable : EXIT.failure;
   }

@@ -16,6 +16,7 @@
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { type ConnectionOptions, rootCertificates, connect as tlsConnect } from "node:tls";
 import { HTTPParser, type ParsedHead } from "http-parser-js";
+import { HttpError } from "./http-error.js";
 
 /**
  * Receives the body, a piece at a time. The piece is a view of a reused buffer: it stays valid
@@ -52,15 +53,8 @@ export interface HttpGetOptions {
   ca?: string | Buffer | undefined;
 }
 
-export class HttpGetError extends Error {
-  /** False when asking again cannot help: a malformed response, a redirect loop, a bad header. */
-  readonly retryable: boolean;
-  constructor(message: string, options?: { cause?: unknown; retryable?: boolean }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "HttpGetError";
-    this.retryable = options?.retryable ?? true;
-  }
-}
+/** The socket client's errors are the shared {@link HttpError}s (the old name stays). */
+export { HttpError as HttpGetError };
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** A read's size at most: loopback and fast links deliver well over 64 KiB per read. */
@@ -89,10 +83,10 @@ export async function httpGet(url: string | URL, options: HttpGetOptions = {}): 
     if (!REDIRECTS.has(response.status) || location === undefined) return response;
     response.cancel();
     if (hop >= maxRedirects)
-      throw new HttpGetError(`more than ${maxRedirects} redirects from ${url}`, { retryable: false });
+      throw new HttpError(`more than ${maxRedirects} redirects from ${url}`, { retryable: false });
     const next = new URL(location, current);
     if (next.protocol !== "http:" && next.protocol !== "https:") {
-      throw new HttpGetError(`redirect to a non-http(s) URL: ${next.protocol}`, { retryable: false });
+      throw new HttpError(`redirect to a non-http(s) URL: ${next.protocol}`, { retryable: false });
     }
     current = next;
   }
@@ -108,7 +102,7 @@ function requestText(url: URL, headers: Record<string, string> | undefined): str
   const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`];
   for (const [name, value] of all) {
     if (!TOKEN.test(name) || !SAFE_VALUE.test(value)) {
-      throw new HttpGetError(`invalid request header ${JSON.stringify(name)}`, { retryable: false });
+      throw new HttpError(`invalid request header ${JSON.stringify(name)}`, { retryable: false });
     }
     lines.push(`${name}: ${value}`);
   }
@@ -145,7 +139,7 @@ class Exchange {
   #resolveHead!: (response: HttpGetResponse) => void;
   #rejectHead!: (error: unknown) => void;
   #headDone = false;
-  #headError: HttpGetError | undefined;
+  #headError: HttpError | undefined;
   readonly #headers = new Map<string, string>();
 
   #sink: BodySink | undefined;
@@ -255,7 +249,7 @@ class Exchange {
     }
     if (result instanceof Error) {
       this.#fail(
-        new HttpGetError(`malformed HTTP response: ${result.message}`, { cause: result, retryable: false }),
+        new HttpError(`malformed HTTP response: ${result.message}`, { cause: result, retryable: false }),
       );
       return false;
     }
@@ -290,7 +284,7 @@ class Exchange {
     const length = this.#headers.get("content-length");
     if (length !== undefined && !/^\s*\d+\s*$/.test(length)) {
       // Thrown from here, the parser would rethrow it out of the socket's read callback.
-      this.#headError = new HttpGetError(`invalid Content-Length: ${JSON.stringify(length)}`, {
+      this.#headError = new HttpError(`invalid Content-Length: ${JSON.stringify(length)}`, {
         retryable: false,
       });
       return true;
@@ -379,7 +373,7 @@ class Exchange {
       return;
     }
     this.#fail(
-      new HttpGetError(
+      new HttpError(
         this.#headDone
           ? "the connection closed before the whole body arrived"
           : "the connection closed before a response arrived",
@@ -423,13 +417,13 @@ class Exchange {
       header: (name) => this.#headers.get(name.toLowerCase()),
       pipe: (sink) => this.#pipe(sink),
       cancel: () => {
-        if (!this.#finished) this.#fail(new HttpGetError("cancelled"));
+        if (!this.#finished) this.#fail(new HttpError("cancelled"));
       },
     };
   }
 
   #pipe(sink: BodySink): Promise<void> {
-    if (this.#sink !== undefined) return Promise.reject(new HttpGetError("the body can be read only once"));
+    if (this.#sink !== undefined) return Promise.reject(new HttpError("the body can be read only once"));
     // Before a sink is given, the exchange can only have finished by failing (or being cancelled).
     if (this.#finished) return Promise.reject(this.#error);
     this.#sink = sink;

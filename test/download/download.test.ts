@@ -377,7 +377,7 @@ describe("download", () => {
     await assert.rejects(
       download(`${base}/v.mp4`, { dest: join(d, "s2.mp4"), timeoutMs: 200, retries: 1, retryDelayMs: 1 }),
       (error: unknown) =>
-        error instanceof DownloadError && error.code === "timeout" && /stalled/.test(error.message),
+        error instanceof DownloadError && error.code === "download_timeout" && /stalled/.test(error.message),
     );
     // The part is kept so that a later run resumes it.
     assert.ok(existsSync(join(d, "s2.mp4.part")));
@@ -390,7 +390,7 @@ describe("download", () => {
     await assert.rejects(
       download(`${base}/gone.mp4`, { dest: d }),
       (error: unknown) =>
-        error instanceof DownloadError && error.code === "http_status" && error.status === 404,
+        error instanceof DownloadError && error.code === "download_http_status" && error.status === 404,
     );
     assert.deepEqual(await readdir(d), []);
   });
@@ -401,13 +401,17 @@ describe("download", () => {
     await assert.rejects(
       download(`${base}/v.mp4`, { dest: d }),
       (error: unknown) =>
-        error instanceof DownloadError && error.code === "not_mp4" && /HTML page/.test(error.message),
+        error instanceof DownloadError &&
+        error.code === "download_not_mp4" &&
+        /HTML page/.test(error.message),
     );
     setMode({ htmlAsVideo: true });
     await assert.rejects(
       download(`${base}/v.mp4`, { dest: d }),
       (error: unknown) =>
-        error instanceof DownloadError && error.code === "not_mp4" && /HTML page/.test(error.message),
+        error instanceof DownloadError &&
+        error.code === "download_not_mp4" &&
+        /HTML page/.test(error.message),
     );
     assert.deepEqual(await readdir(d), []);
   });
@@ -427,7 +431,9 @@ describe("download", () => {
     await assert.rejects(
       download(`${base}/v.mp4`, { dest: d, fetch: noLength }),
       (error: unknown) =>
-        error instanceof DownloadError && error.code === "not_mp4" && /truncated/.test(error.message),
+        error instanceof DownloadError &&
+        error.code === "download_not_mp4" &&
+        /truncated/.test(error.message),
     );
     assert.deepEqual(await readdir(d), []);
     // expectMp4: false skips the check (and keeps the name as is).
@@ -621,197 +627,209 @@ describe("MP4 structure check", () => {
   });
 });
 
-// The built-in transport (src/http/http-get.ts) against a raw TCP server that writes exactly the
+// The built-in transports (undici, src/http/http-get.ts) against a raw TCP server that writes exactly the
 // bytes each case needs: chunked bodies, interim 1xx responses, close-delimited bodies,
 // redirects, truncation.
-describe("built-in HTTP transport", () => {
-  let raw: import("node:net").Server;
-  let rawBase: string;
-  let script: (request: string, socket: import("node:net").Socket) => void;
-  const requests: string[] = [];
+// Both built-in clients: undici (the default) and the socket client.
+for (const transport of ["undici", "socket"] as const)
+  describe(`built-in HTTP transport (${transport})`, () => {
+    let raw: import("node:net").Server;
+    let rawBase: string;
+    let script: (request: string, socket: import("node:net").Socket) => void;
+    const requests: string[] = [];
 
-  before(async () => {
-    const net = await import("node:net");
-    raw = net.createServer((socket) => {
-      let text = "";
-      socket.on("error", () => {});
-      socket.on("data", (d) => {
-        text += d.toString("latin1");
-        if (!text.includes("\r\n\r\n")) return;
-        requests.push(text);
-        script(text, socket);
-        text = "";
+    before(async () => {
+      const net = await import("node:net");
+      raw = net.createServer((socket) => {
+        let text = "";
+        socket.on("error", () => {});
+        socket.on("data", (d) => {
+          text += d.toString("latin1");
+          if (!text.includes("\r\n\r\n")) return;
+          requests.push(text);
+          script(text, socket);
+          text = "";
+        });
       });
+      await new Promise<void>((r) => raw.listen(0, "127.0.0.1", r));
+      rawBase = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`;
     });
-    await new Promise<void>((r) => raw.listen(0, "127.0.0.1", r));
-    rawBase = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`;
-  });
-  after(() => {
-    raw.close();
-  });
-  beforeEach(() => {
-    requests.length = 0;
-  });
+    after(() => {
+      raw.close();
+    });
+    beforeEach(() => {
+      requests.length = 0;
+    });
 
-  /** Writes `parts` one after another with a pause in between (so they arrive as separate reads). */
-  function drip(socket: import("node:net").Socket, parts: (string | Buffer)[], end = true): void {
-    let i = 0;
-    const next = () => {
-      if (socket.destroyed) return;
-      if (i >= parts.length) {
-        if (end) socket.end();
-        return;
-      }
-      socket.write(parts[i++]!);
-      setTimeout(next, 2);
-    };
-    next();
-  }
+    /** Writes `parts` one after another with a pause in between (so they arrive as separate reads). */
+    function drip(socket: import("node:net").Socket, parts: (string | Buffer)[], end = true): void {
+      let i = 0;
+      const next = () => {
+        if (socket.destroyed) return;
+        if (i >= parts.length) {
+          if (end) socket.end();
+          return;
+        }
+        socket.write(parts[i++]!);
+        setTimeout(next, 2);
+      };
+      next();
+    }
 
-  it("reads a chunked body (tiny chunks, extensions, trailer) after a 103 Early Hints", async () => {
-    const d = await freshDir();
-    script = (_req, socket) => {
-      const parts: (string | Buffer)[] = [
-        "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n",
-        'HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nTransfer-Encoding: chunked\r\nETag: "c"\r\n\r\n',
-      ];
-      for (let at = 0; at < video.length; ) {
-        const n = Math.min(video.length - at, 1 + ((at * 7919) % 40_000));
-        parts.push(`${n.toString(16)};ext=1\r\n`, video.subarray(at, at + n), "\r\n");
-        at += n;
-      }
-      parts.push("0\r\nX-Trailer: yes\r\n\r\n");
-      drip(socket, [Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "latin1") : p)))]);
-    };
-    const result = await download(`${rawBase}/chunked.mp4`, { dest: d });
-    assert.equal(result.sha256, videoSha);
-    assert.equal(result.bytes, video.length);
-    assert.match(requests[0] ?? "", /^accept-encoding: identity\r$/im);
-    assert.doesNotMatch(requests[0] ?? "", /authorization|cookie/i);
-  });
+    it("reads a chunked body (tiny chunks, extensions, trailer) after a 103 Early Hints", async () => {
+      const d = await freshDir();
+      script = (_req, socket) => {
+        const parts: (string | Buffer)[] = [
+          "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n",
+          'HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nTransfer-Encoding: chunked\r\nETag: "c"\r\n\r\n',
+        ];
+        for (let at = 0; at < video.length; ) {
+          const n = Math.min(video.length - at, 1 + ((at * 7919) % 40_000));
+          parts.push(`${n.toString(16)};ext=1\r\n`, video.subarray(at, at + n), "\r\n");
+          at += n;
+        }
+        parts.push("0\r\nX-Trailer: yes\r\n\r\n");
+        drip(socket, [
+          Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "latin1") : p))),
+        ]);
+      };
+      const result = await download(`${rawBase}/chunked.mp4`, { transport, dest: d });
+      assert.equal(result.sha256, videoSha);
+      assert.equal(result.bytes, video.length);
+      assert.match(requests[0] ?? "", /^accept-encoding: identity\r$/im);
+      assert.doesNotMatch(requests[0] ?? "", /authorization|cookie/i);
+    });
 
-  it("a chunked body cut before its last chunk is a cut, resumed with Range", async () => {
-    const d = await freshDir();
-    const half = Math.floor(video.length / 2);
-    script = (req, socket) => {
-      const range = /range: bytes=(\d+)-/i.exec(req);
-      if (!range) {
-        const head =
-          'HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nTransfer-Encoding: chunked\r\nETag: "c"\r\n\r\n';
-        drip(socket, [head, `${video.length.toString(16)}\r\n`, video.subarray(0, half)], false);
-        setTimeout(() => socket.end(), 50);
-        return;
-      }
-      const start = Number(range[1]);
-      const body = video.subarray(start);
-      socket.end(
-        Buffer.concat([
-          Buffer.from(
-            `HTTP/1.1 206 Partial Content\r\nContent-Type: video/mp4\r\nETag: "c"\r\n` +
-              `Content-Range: bytes ${start}-${video.length - 1}/${video.length}\r\nContent-Length: ${body.length}\r\n\r\n`,
-          ),
-          body,
-        ]),
+    it("a chunked body cut before its last chunk is a cut, resumed with Range", async () => {
+      const d = await freshDir();
+      const half = Math.floor(video.length / 2);
+      script = (req, socket) => {
+        const range = /range: bytes=(\d+)-/i.exec(req);
+        if (!range) {
+          const head =
+            'HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nTransfer-Encoding: chunked\r\nETag: "c"\r\n\r\n';
+          drip(socket, [head, `${video.length.toString(16)}\r\n`, video.subarray(0, half)], false);
+          setTimeout(() => socket.end(), 50);
+          return;
+        }
+        const start = Number(range[1]);
+        const body = video.subarray(start);
+        socket.end(
+          Buffer.concat([
+            Buffer.from(
+              `HTTP/1.1 206 Partial Content\r\nContent-Type: video/mp4\r\nETag: "c"\r\n` +
+                `Content-Range: bytes ${start}-${video.length - 1}/${video.length}\r\nContent-Length: ${body.length}\r\n\r\n`,
+            ),
+            body,
+          ]),
+        );
+      };
+      const result = await download(`${rawBase}/c.mp4`, { transport, dest: d, retryDelayMs: 1 });
+      assert.equal(result.sha256, videoSha);
+      assert.equal(result.resumed, true);
+      assert.match(requests[1] ?? "", new RegExp(`range: bytes=${half}-`, "i"));
+    });
+
+    it("reads a close-delimited body (no length), and the MP4 check catches a short one", async () => {
+      const d = await freshDir();
+      let body = video;
+      script = (_req, socket) => {
+        drip(socket, ["HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nConnection: close\r\n\r\n", body]);
+      };
+      const ok = await download(`${rawBase}/close.mp4`, { transport, dest: d });
+      assert.equal(ok.sha256, videoSha);
+      body = video.subarray(0, video.length - 700);
+      await assert.rejects(
+        download(`${rawBase}/short.mp4`, { transport, dest: d }),
+        (error: unknown) =>
+          error instanceof DownloadError &&
+          error.code === "download_not_mp4" &&
+          /truncated/.test(error.message),
       );
-    };
-    const result = await download(`${rawBase}/c.mp4`, { dest: d, retryDelayMs: 1 });
-    assert.equal(result.sha256, videoSha);
-    assert.equal(result.resumed, true);
-    assert.match(requests[1] ?? "", new RegExp(`range: bytes=${half}-`, "i"));
-  });
+    });
 
-  it("reads a close-delimited body (no length), and the MP4 check catches a short one", async () => {
-    const d = await freshDir();
-    let body = video;
-    script = (_req, socket) => {
-      drip(socket, ["HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nConnection: close\r\n\r\n", body]);
-    };
-    const ok = await download(`${rawBase}/close.mp4`, { dest: d });
-    assert.equal(ok.sha256, videoSha);
-    body = video.subarray(0, video.length - 700);
-    await assert.rejects(
-      download(`${rawBase}/short.mp4`, { dest: d }),
-      (error: unknown) =>
-        error instanceof DownloadError && error.code === "not_mp4" && /truncated/.test(error.message),
-    );
-  });
+    it("follows redirects (relative and absolute) and gives up on a loop", async () => {
+      const d = await freshDir();
+      script = (req, socket) => {
+        const path = /^GET (\S+)/.exec(req)?.[1] ?? "";
+        if (path === "/a") socket.end("HTTP/1.1 302 Found\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n");
+        else if (path === "/b")
+          socket.end(`HTTP/1.1 307 Temporary\r\nLocation: ${rawBase}/final.mp4\r\n\r\n`);
+        else if (path === "/final.mp4") {
+          socket.end(
+            Buffer.concat([
+              Buffer.from(
+                `HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: ${video.length}\r\n\r\n`,
+              ),
+              video,
+            ]),
+          );
+        } else socket.end("HTTP/1.1 301 Moved\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n");
+      };
+      const result = await download(`${rawBase}/a`, { transport, dest: join(d, "r.mp4") });
+      assert.equal(result.sha256, videoSha);
+      assert.deepEqual(
+        requests.map((r) => /^GET (\S+)/.exec(r)?.[1]),
+        ["/a", "/b", "/final.mp4"],
+      );
+      requests.length = 0;
+      // Not retried: asking again cannot end a loop (the default 5 resumptions would mean 66 requests).
+      await assert.rejects(
+        download(`${rawBase}/loop`, { transport, dest: join(d, "loop.mp4") }),
+        (error: unknown) =>
+          error instanceof DownloadError &&
+          error.code === "download_bad_response" &&
+          /more than 10 redirects/.test(error.message),
+      );
+      assert.equal(requests.length, 11);
+    });
 
-  it("follows redirects (relative and absolute) and gives up on a loop", async () => {
-    const d = await freshDir();
-    script = (req, socket) => {
-      const path = /^GET (\S+)/.exec(req)?.[1] ?? "";
-      if (path === "/a") socket.end("HTTP/1.1 302 Found\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n");
-      else if (path === "/b") socket.end(`HTTP/1.1 307 Temporary\r\nLocation: ${rawBase}/final.mp4\r\n\r\n`);
-      else if (path === "/final.mp4") {
+    it("a malformed response fails at once with code bad_response (not retried as if it were a cut)", async () => {
+      const d = await freshDir();
+      // undici reads "12abc" as 12 (then the short body is a cut): both refuse a broken status line.
+      const malformed =
+        transport === "socket"
+          ? "HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nhello"
+          : "HTTP/1.1 2x0 OK\r\nContent-Length: 5\r\n\r\nhello";
+      script = (_req, socket) => socket.end(malformed);
+      const t0 = Date.now();
+      await assert.rejects(
+        download(`${rawBase}/bad.mp4`, { transport, dest: join(d, "bad.mp4") }),
+        (error: unknown) =>
+          error instanceof DownloadError &&
+          error.code === "download_bad_response" &&
+          /invalid Content-Length|malformed HTTP response/.test(error.message),
+      );
+      assert.equal(requests.length, 1);
+      assert.ok(Date.now() - t0 < 400, "no retry delays");
+      assert.deepEqual(await readdir(d), []);
+    });
+
+    it("a body longer than Content-Length is not written past it; extra bytes are ignored", async () => {
+      const d = await freshDir();
+      script = (_req, socket) => {
         socket.end(
           Buffer.concat([
             Buffer.from(
               `HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: ${video.length}\r\n\r\n`,
             ),
             video,
+            Buffer.from("garbage after the body"),
           ]),
         );
-      } else socket.end("HTTP/1.1 301 Moved\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n");
-    };
-    const result = await download(`${rawBase}/a`, { dest: join(d, "r.mp4") });
-    assert.equal(result.sha256, videoSha);
-    assert.deepEqual(
-      requests.map((r) => /^GET (\S+)/.exec(r)?.[1]),
-      ["/a", "/b", "/final.mp4"],
-    );
-    requests.length = 0;
-    // Not retried: asking again cannot end a loop (the default 5 resumptions would mean 66 requests).
-    await assert.rejects(
-      download(`${rawBase}/loop`, { dest: join(d, "loop.mp4") }),
-      (error: unknown) =>
-        error instanceof DownloadError &&
-        error.code === "bad_response" &&
-        /more than 10 redirects/.test(error.message),
-    );
-    assert.equal(requests.length, 11);
-  });
+      };
+      const result = await download(`${rawBase}/extra.mp4`, { transport, dest: d });
+      assert.equal(result.sha256, videoSha);
+      assert.equal(result.bytes, video.length);
+    });
 
-  it("a malformed response fails at once with code bad_response (not retried as if it were a cut)", async () => {
-    const d = await freshDir();
-    script = (_req, socket) => socket.end("HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nhello");
-    const t0 = Date.now();
-    await assert.rejects(
-      download(`${rawBase}/bad.mp4`, { dest: join(d, "bad.mp4") }),
-      (error: unknown) =>
-        error instanceof DownloadError &&
-        error.code === "bad_response" &&
-        /invalid Content-Length/.test(error.message),
-    );
-    assert.equal(requests.length, 1);
-    assert.ok(Date.now() - t0 < 400, "no retry delays");
-    assert.deepEqual(await readdir(d), []);
+    it("restarts from zero when the server answers 200 to a Range request (no injected fetch)", async () => {
+      const d = await freshDir();
+      setMode({ cutAt: Math.floor(video.length * 0.6), times: 1, ignoreRange: true });
+      const result = await download(`${base}/v.mp4`, { transport, dest: join(d, "r.mp4"), retryDelayMs: 1 });
+      assert.equal(result.sha256, videoSha);
+      assert.equal(result.resumed, false);
+      assert.equal(seen[1]?.headers.range, `bytes=${Math.floor(video.length * 0.6)}-`);
+      assert.equal(seen[1]?.status, 200);
+    });
   });
-
-  it("a body longer than Content-Length is not written past it; extra bytes are ignored", async () => {
-    const d = await freshDir();
-    script = (_req, socket) => {
-      socket.end(
-        Buffer.concat([
-          Buffer.from(
-            `HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: ${video.length}\r\n\r\n`,
-          ),
-          video,
-          Buffer.from("garbage after the body"),
-        ]),
-      );
-    };
-    const result = await download(`${rawBase}/extra.mp4`, { dest: d });
-    assert.equal(result.sha256, videoSha);
-    assert.equal(result.bytes, video.length);
-  });
-
-  it("restarts from zero when the server answers 200 to a Range request (no injected fetch)", async () => {
-    const d = await freshDir();
-    setMode({ cutAt: Math.floor(video.length * 0.6), times: 1, ignoreRange: true });
-    const result = await download(`${base}/v.mp4`, { dest: join(d, "r.mp4"), retryDelayMs: 1 });
-    assert.equal(result.sha256, videoSha);
-    assert.equal(result.resumed, false);
-    assert.equal(seen[1]?.headers.range, `bytes=${Math.floor(video.length * 0.6)}-`);
-    assert.equal(seen[1]?.status, 200);
-  });
-});
