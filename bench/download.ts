@@ -6,6 +6,8 @@
 //   - RSS growth during download() of 50 MB and of 200 MB (in a fresh child process, after a
 //     warm-up download, so one-time setup is not counted): it must not scale with the size;
 //   - a resume after a cut at 50 %: the bytes fetched on resume must equal the missing bytes.
+// Both built-in HTTP clients are measured in the same run: the socket client (src/http/http-get.ts,
+// the default, whose numbers the targets apply to) and undici through the shared pool.
 // Run: node --import tsx bench/download.ts   (BENCH_DOWNLOAD_MB to change the size, BENCH_RUNS)
 
 import { spawn, spawnSync } from "node:child_process";
@@ -17,7 +19,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { download } from "../src/download/download.js";
+import { type DownloadTransport, download } from "../src/download/download.js";
 import { type CdnFile, serveFile } from "../src/sandbox/cdn.js";
 import type { AppliedFault } from "../src/sandbox/faults.js";
 import { makeTestMp4 } from "../test/helpers/mp4.js";
@@ -65,10 +67,15 @@ function readPeakRss(): number | undefined {
 }
 
 /** The part that runs in the child: a warm-up download, then one measured download. */
-async function childMain(url: string, warmUrl: string, dest: string): Promise<void> {
+async function childMain(
+  url: string,
+  warmUrl: string,
+  dest: string,
+  transport: DownloadTransport,
+): Promise<void> {
   // Warm-up: loads and JIT-compiles the download path, so the baseline is the steady state a
   // program that downloads is in, and one-time setup is not counted as growth.
-  await download(warmUrl, { dest: `${dest}.warm.mp4`, force: true });
+  await download(warmUrl, { dest: `${dest}.warm.mp4`, force: true, transport });
   await rm(`${dest}.warm.mp4`, { force: true });
   global.gc?.();
   await new Promise((r) => setTimeout(r, 50));
@@ -84,7 +91,7 @@ async function childMain(url: string, warmUrl: string, dest: string): Promise<vo
     sampledArrayBuffersGrowth = Math.max(sampledArrayBuffersGrowth, now.arrayBuffers - baseline.arrayBuffers);
   }, 5);
   const t0 = performance.now();
-  const result = await download(url, { dest, force: true });
+  const result = await download(url, { dest, force: true, transport });
   const ms = performance.now() - t0;
   clearInterval(sampler);
   sampledPeakRss = Math.max(sampledPeakRss, process.memoryUsage.rss());
@@ -186,11 +193,16 @@ async function startCdn(files: Record<string, CdnFile>) {
   return { server, base, log, state };
 }
 
-function runChild(url: string, warmUrl: string, dest: string): Promise<ChildReport> {
+function runChild(
+  url: string,
+  warmUrl: string,
+  dest: string,
+  transport: DownloadTransport,
+): Promise<ChildReport> {
   return new Promise((resolve, reject) => {
     const proc = spawn(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", SELF, "--child", url, warmUrl, dest],
+      ["--expose-gc", "--import", "tsx", SELF, "--child", url, warmUrl, dest, transport],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     let out = "";
@@ -295,17 +307,18 @@ export async function main(): Promise<boolean> {
       const rows: [string, string, string, string][] = [];
       let allPass = true;
 
-      // Throughput and memory: ours (each in a fresh child) and curl, interleaved (alternating
-      // which goes first), median of RUNS.
-      const ours: ChildReport[] = [];
-      const quarters: ChildReport[] = [];
+      // Throughput and memory: each client (each run in a fresh child) and curl, interleaved
+      // (rotating which goes first), median of RUNS. The targets apply to the default (socket).
+      const transports: DownloadTransport[] = ["undici", "socket"];
+      const ours = new Map<DownloadTransport, ChildReport[]>(transports.map((t) => [t, []]));
+      const quarters = new Map<DownloadTransport, ChildReport[]>(transports.map((t) => [t, []]));
       const curls: CurlTimes[] = [];
       const haveCurl = spawnSync("curl", ["--version"]).status === 0;
-      const oursOnce = async () => {
+      const oursOnce = async (transport: DownloadTransport) => {
         await settle();
-        const report = await runChild(url, warmUrl, join(dir, "ours.mp4"));
+        const report = await runChild(url, warmUrl, join(dir, "ours.mp4"), transport);
         if (report.sha256 !== sourceSha || report.bytes !== size) throw new Error("our download is corrupt");
-        ours.push(report);
+        ours.get(transport)!.push(report);
         await rm(join(dir, "ours.mp4"), { force: true });
       };
       const curlOnce = async () => {
@@ -314,35 +327,82 @@ export async function main(): Promise<boolean> {
         curls.push(await runCurl(url, join(dir, "curl.mp4")));
         await rm(join(dir, "curl.mp4"), { force: true });
       };
+      const steps = [() => oursOnce("undici"), () => oursOnce("socket"), curlOnce];
       for (let i = 0; i < RUNS; i++) {
-        if (i % 2 === 0) {
-          await oursOnce();
-          await curlOnce();
-        } else {
-          await curlOnce();
-          await oursOnce();
+        for (let k = 0; k < steps.length; k++) await steps[(i + k) % steps.length]!();
+        for (const transport of transports) {
+          await settle();
+          quarters
+            .get(transport)!
+            .push(await runChild(quarterUrl, warmUrl, join(dir, "quarter-out.mp4"), transport));
+          await rm(join(dir, "quarter-out.mp4"), { force: true });
         }
-        await settle();
-        quarters.push(await runChild(quarterUrl, warmUrl, join(dir, "quarter-out.mp4")));
-        await rm(join(dir, "quarter-out.mp4"), { force: true });
       }
-      const ourMs = median(ours.map((r) => r.ms));
-      const ourRate = mbps(size, ourMs);
       const all = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(", ");
-      rows.push([
-        "our throughput (download(), incl. fsync + MP4 check + rename)",
-        `${ourRate.toFixed(0)} MB/s median of ${RUNS} [${all(ours.map((r) => mbps(size, r.ms)))}]`,
-        "",
-        "",
-      ]);
-      if (haveCurl) {
-        const curlRate = mbps(size, median(curls.map((c) => c.ms)));
+      const curlRate = haveCurl ? mbps(size, median(curls.map((c) => c.ms))) : undefined;
+      const rssRow = (label: string, reports: ChildReport[], counts: boolean) => {
+        const sampled = Math.max(...reports.map((r) => growth(r).sampled));
+        const hwms = reports.map((r) => growth(r).hwm).filter((x): x is number => x !== undefined);
+        const worst = Math.max(sampled, ...hwms);
+        const buffers = Math.max(...reports.map((r) => r.sampledArrayBuffersGrowth / MB));
+        const pass = worst < RSS_LIMIT_MB;
+        if (counts) allPass &&= pass;
+        rows.push([
+          label,
+          `${worst.toFixed(1)} MB worst of ${reports.length} (sampled every 5 ms: ${sampled.toFixed(1)} MB` +
+            `${hwms.length > 0 ? `, kernel peak VmHWM: ${Math.max(...hwms).toFixed(1)} MB` : ""}; ` +
+            `of which ArrayBuffers awaiting GC: ${buffers.toFixed(1)} MB)`,
+          `< ${RSS_LIMIT_MB} MB`,
+          pass ? "PASS" : counts ? "FAIL" : "miss (info)",
+        ]);
+        return worst;
+      };
+      for (const transport of transports) {
+        const counts = transport === "socket";
+        const reports = ours.get(transport)!;
+        const ourRate = mbps(size, median(reports.map((r) => r.ms)));
+        rows.push([
+          `[${transport}] throughput (download(), incl. fsync + MP4 check + rename)`,
+          `${ourRate.toFixed(0)} MB/s median of ${RUNS} [${all(reports.map((r) => mbps(size, r.ms)))}]`,
+          "",
+          "",
+        ]);
+        if (curlRate !== undefined) {
+          const ratio = ourRate / curlRate;
+          const pass = ratio >= THROUGHPUT_RATIO;
+          if (counts) allPass &&= pass;
+          rows.push([
+            `[${transport}] ours / curl -o`,
+            `${(ratio * 100).toFixed(0)} %`,
+            `>= ${THROUGHPUT_RATIO * 100} %`,
+            pass ? "PASS" : counts ? "FAIL" : "miss (info)",
+          ]);
+        } else {
+          rows.push([
+            `[${transport}] ours / curl -o`,
+            "curl not found: skipped",
+            `>= ${THROUGHPUT_RATIO * 100} %`,
+            "SKIP",
+          ]);
+        }
+        const g200 = rssRow(`[${transport}] RSS growth, ${sizeMb} MB download`, reports, counts);
+        const g50 = rssRow(
+          `[${transport}] RSS growth, ${smallSizeMb} MB download`,
+          quarters.get(transport)!,
+          counts,
+        );
+        rows.push([
+          `[${transport}] RSS growth vs size`,
+          `${smallSizeMb} MB: ${g50.toFixed(1)} MB, ${sizeMb} MB: ${g200.toFixed(1)} MB (4x the bytes)`,
+          "flat",
+          "info",
+        ]);
+      }
+      if (haveCurl && curlRate !== undefined) {
         const curlTransferRate = mbps(size, median(curls.map((c) => c.msTransfer)));
         const curlSyncedRate = mbps(size, median(curls.map((c) => c.msSynced)));
         const curlEqualRate = mbps(size, median(curls.map((c) => c.msEqualWork)));
-        const ratio = ourRate / curlRate;
-        const pass = ratio >= THROUGHPUT_RATIO;
-        allPass &&= pass;
+        const ourRate = mbps(size, median(ours.get("socket")!.map((r) => r.ms)));
         rows.push([
           "curl -o throughput (command elapsed)",
           `${curlRate.toFixed(0)} MB/s median of ${RUNS} [${all(curls.map((c) => mbps(size, c.ms)))}]`,
@@ -350,21 +410,15 @@ export async function main(): Promise<boolean> {
           "",
         ]);
         rows.push([
-          "ours / curl -o",
-          `${(ratio * 100).toFixed(0)} %`,
-          `>= ${THROUGHPUT_RATIO * 100} %`,
-          pass ? "PASS" : "FAIL",
-        ]);
-        rows.push([
           "curl time_total, no process start (context)",
-          `${curlTransferRate.toFixed(0)} MB/s; ours / that: ${((ourRate / curlTransferRate) * 100).toFixed(0)} %`,
+          `${curlTransferRate.toFixed(0)} MB/s; socket / that: ${((ourRate / curlTransferRate) * 100).toFixed(0)} %`,
           "info",
           "",
         ]);
         // Context: we fsync before the rename (a file with the final name is always complete); curl does not.
         rows.push([
           "curl -o + fsync (context)",
-          `${curlSyncedRate.toFixed(0)} MB/s; ours / that: ${((ourRate / curlSyncedRate) * 100).toFixed(0)} %`,
+          `${curlSyncedRate.toFixed(0)} MB/s; socket / that: ${((ourRate / curlSyncedRate) * 100).toFixed(0)} %`,
           "info",
           "",
         ]);
@@ -372,63 +426,39 @@ export async function main(): Promise<boolean> {
         // thread for the hash), done one after the other.
         rows.push([
           `curl -o + fsync + ${HASHER.join(" ")}, equal work (context)`,
-          `${curlEqualRate.toFixed(0)} MB/s; ours / that: ${((ourRate / curlEqualRate) * 100).toFixed(0)} %`,
+          `${curlEqualRate.toFixed(0)} MB/s; socket / that: ${((ourRate / curlEqualRate) * 100).toFixed(0)} %`,
           "info",
           "",
         ]);
-      } else {
-        rows.push(["ours / curl -o", "curl not found: skipped", `>= ${THROUGHPUT_RATIO * 100} %`, "SKIP"]);
       }
 
-      const rssRow = (label: string, reports: ChildReport[]) => {
-        const sampled = Math.max(...reports.map((r) => growth(r).sampled));
-        const hwms = reports.map((r) => growth(r).hwm).filter((x): x is number => x !== undefined);
-        const worst = Math.max(sampled, ...hwms);
-        const buffers = Math.max(...reports.map((r) => r.sampledArrayBuffersGrowth / MB));
-        const pass = worst < RSS_LIMIT_MB;
-        allPass &&= pass;
+      // Resume after a cut at 50 %: the sandbox CDN's own `truncate` fault, with each client.
+      for (const transport of transports) {
+        log.length = 0;
+        state.nextFault = { kind: "truncate", param: 0.5 };
+        const out = join(dir, `resumed-${transport}.mp4`);
+        const resumed = await download(url, { dest: out, retryDelayMs: 10, transport });
+        await rm(out, { force: true });
+        const first = log[0];
+        const second = log[1];
+        const rangeStart = Number(/bytes=(\d+)-/.exec(second?.range ?? "")?.[1] ?? Number.NaN);
+        const fetchedOnResume = second?.bytes ?? 0;
+        const missing = size - rangeStart;
+        const resumePass =
+          resumed.resumed &&
+          resumed.sha256 === sourceSha &&
+          log.length === 2 &&
+          second?.status === 206 &&
+          rangeStart === first?.bytes &&
+          fetchedOnResume === missing;
+        allPass &&= resumePass;
         rows.push([
-          label,
-          `${worst.toFixed(1)} MB worst of ${reports.length} (sampled every 5 ms: ${sampled.toFixed(1)} MB` +
-            `${hwms.length > 0 ? `, kernel peak VmHWM: ${Math.max(...hwms).toFixed(1)} MB` : ""}; ` +
-            `of which ArrayBuffers awaiting GC: ${buffers.toFixed(1)} MB)`,
-          `< ${RSS_LIMIT_MB} MB`,
-          pass ? "PASS" : "FAIL",
+          `[${transport}] resume after a cut at 50 % (CDN truncate fault)`,
+          `cut at ${rangeStart} B, fetched ${fetchedOnResume} B on resume, missing ${missing} B, total sent ${(first?.bytes ?? 0) + fetchedOnResume} B, sha256 ${resumed.sha256 === sourceSha ? "ok" : "WRONG"}`,
+          "fetched = missing",
+          resumePass ? "PASS" : "FAIL",
         ]);
-        return worst;
-      };
-      const g200 = rssRow(`RSS growth, ${sizeMb} MB download`, ours);
-      const g50 = rssRow(`RSS growth, ${smallSizeMb} MB download`, quarters);
-      rows.push([
-        "RSS growth vs size",
-        `${smallSizeMb} MB: ${g50.toFixed(1)} MB, ${sizeMb} MB: ${g200.toFixed(1)} MB (4x the bytes)`,
-        "flat",
-        "info",
-      ]);
-
-      // Resume after a cut at 50 %: the sandbox CDN's own `truncate` fault.
-      log.length = 0;
-      state.nextFault = { kind: "truncate", param: 0.5 };
-      const resumed = await download(url, { dest: join(dir, "resumed.mp4"), retryDelayMs: 10 });
-      const first = log[0];
-      const second = log[1];
-      const rangeStart = Number(/bytes=(\d+)-/.exec(second?.range ?? "")?.[1] ?? Number.NaN);
-      const fetchedOnResume = second?.bytes ?? 0;
-      const missing = size - rangeStart;
-      const resumePass =
-        resumed.resumed &&
-        resumed.sha256 === sourceSha &&
-        log.length === 2 &&
-        second?.status === 206 &&
-        rangeStart === first?.bytes &&
-        fetchedOnResume === missing;
-      allPass &&= resumePass;
-      rows.push([
-        "resume after a cut at 50 % (CDN truncate fault)",
-        `cut at ${rangeStart} B, fetched ${fetchedOnResume} B on resume, missing ${missing} B, total sent ${(first?.bytes ?? 0) + fetchedOnResume} B, sha256 ${resumed.sha256 === sourceSha ? "ok" : "WRONG"}`,
-        "fetched = missing",
-        resumePass ? "PASS" : "FAIL",
-      ]);
+      }
 
       console.log(
         `download bench: ${sizeMb} MB MP4 (${size} bytes) served by the sandbox CDN (serveFile) on a local node:http server`,
@@ -456,8 +486,8 @@ export async function main(): Promise<boolean> {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const i = process.argv.indexOf("--child");
   if (i >= 0) {
-    const [url, warmUrl, dest] = process.argv.slice(i + 1);
-    await childMain(url!, warmUrl!, dest!);
+    const [url, warmUrl, dest, transport] = process.argv.slice(i + 1);
+    await childMain(url!, warmUrl!, dest!, transport === "socket" ? "socket" : "undici");
   } else {
     const ok = await main();
     process.exitCode = ok ? 0 : 1;

@@ -1240,7 +1240,10 @@ class Runner {
           return;
         }
         const code = (error as { code?: string }).code;
-        if (code === "download_http_status" && [403, 404, 410].includes((error as { status?: number }).status ?? 0))
+        if (
+          code === "download_http_status" &&
+          [403, 404, 410].includes((error as { status?: number }).status ?? 0)
+        )
           break;
         await new Promise((res) => setTimeout(res, 200 * attempt));
       }

@@ -16,6 +16,7 @@ import type { DownloadTransport } from "./transport.js";
 export { DownloadError, type DownloadErrorCode } from "./download-error.js";
 export { fileNameFromUrl, sanitizeFileName } from "./file-name.js";
 export * from "./output.js";
+export type { DownloadTransport } from "./transport.js";
 
 export interface DownloadProgress {
   received: number;
@@ -46,8 +47,9 @@ export interface DownloadOptions {
   retryDelayMs?: number | undefined;
   fetch?: typeof fetch | undefined;
   /**
-   * The built-in HTTP client when no `fetch` is given: "undici" (the default: the shared pool,
-   * which honours HTTPS_PROXY/HTTP_PROXY/NO_PROXY) or "socket" (src/http/http-get.ts).
+   * The built-in HTTP client when no `fetch` is given: "socket" (the default,
+   * src/http/http-get.ts: the fastest and leanest, see the download bench) or "undici" (the
+   * shared pool). Both honour HTTPS_PROXY, HTTP_PROXY and NO_PROXY.
    */
   transport?: DownloadTransport | undefined;
   /** Check the MP4 structure and ensure a `.mp4` name. Default true. */

@@ -17,6 +17,8 @@ import { isIP, connect as netConnect, type Socket } from "node:net";
 import { type ConnectionOptions, rootCertificates, connect as tlsConnect } from "node:tls";
 import { HTTPParser, type ParsedHead } from "http-parser-js";
 import { HttpError } from "./http-error.js";
+import { connectForAbsoluteForm, connectThroughTunnel, proxyAuthorization } from "./proxy-connect.js";
+import { proxyFor } from "./proxy-env.js";
 
 /**
  * Receives the body, a piece at a time. The piece is a view of a reused buffer: it stays valid
@@ -92,14 +94,21 @@ export async function httpGet(url: string | URL, options: HttpGetOptions = {}): 
   }
 }
 
-/** The request line and headers, refusing anything that could split the request. */
-function requestText(url: URL, headers: Record<string, string> | undefined): string {
+/**
+ * The request line and headers, refusing anything that could split the request. Through a
+ * proxy (plain http only: https goes through a tunnel) the target is in absolute form.
+ */
+function requestText(url: URL, headers: Record<string, string> | undefined, proxy?: URL): string {
   const all = new Map<string, string>([["accept-encoding", "identity"]]);
   for (const [name, value] of Object.entries(headers ?? {})) all.set(name.toLowerCase(), value);
   // One request per connection: the body's end is the response's end, never a pooled socket.
   all.set("connection", "close");
   all.delete("host");
-  const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`];
+  all.delete("proxy-authorization");
+  const target = proxy ? `${url.origin}${url.pathname}${url.search}` : `${url.pathname}${url.search}`;
+  const lines = [`GET ${target} HTTP/1.1`, `Host: ${url.host}`];
+  const auth = proxy && proxyAuthorization(proxy);
+  if (auth) lines.push(`Proxy-Authorization: ${auth}`);
   for (const [name, value] of all) {
     if (!TOKEN.test(name) || !SAFE_VALUE.test(value)) {
       throw new HttpError(`invalid request header ${JSON.stringify(name)}`, { retryable: false });
@@ -121,7 +130,8 @@ function requestText(url: URL, headers: Record<string, string> | undefined): str
 class Exchange {
   readonly head: Promise<HttpGetResponse>;
   readonly #url: URL;
-  readonly #socket: Socket;
+  /** Undefined while a proxy tunnel is being opened. */
+  #socket: Socket | undefined;
   readonly #parser = new HTTPParser(HTTPParser.RESPONSE);
   readonly #signal: AbortSignal | undefined;
   readonly #maxSlots: number;
@@ -163,7 +173,8 @@ class Exchange {
     this.#url = url;
     this.#signal = options.signal;
     this.#maxSlots = Math.max(2, Math.floor((options.bufferBytes ?? DEFAULT_BUFFER_BYTES) / SLOT_BYTES));
-    const request = requestText(url, options.headers);
+    const proxy = proxyFor(url);
+    const request = requestText(url, options.headers, url.protocol === "http:" ? proxy : undefined);
     this.#current = this.#newSlot();
     this.head = new Promise((resolve, reject) => {
       this.#resolveHead = resolve;
@@ -182,32 +193,64 @@ class Exchange {
       buffer: () => this.#slots[this.#current]?.subarray(this.#offset) ?? SCRATCH,
       callback: (bytes: number) => this.#onRead(bytes),
     };
-    if (url.protocol === "https:") {
+    const tlsOptions: ConnectionOptions = {
+      host,
+      port: Number(url.port || 443),
+      servername: isIP(host) === 0 ? host : undefined,
+      ALPNProtocols: ["http/1.1"],
+      ca: options.ca === undefined ? undefined : [...rootCertificates, options.ca],
+    };
+    if (proxy !== undefined && url.protocol === "https:") {
+      connectThroughTunnel(url, proxy, tlsOptions, options.signal).then(
+        (socket) => {
+          if (this.#finished) socket.destroy();
+          else this.#attach(socket, request, true);
+        },
+        (error: unknown) => this.#fail(error),
+      );
+    } else if (proxy !== undefined) {
+      this.#attach(connectForAbsoluteForm(proxy, onread), request, false);
+    } else if (url.protocol === "https:") {
       // `onread` is a documented option of tls.connect that @types/node does not list.
-      const tlsOptions: ConnectionOptions & { onread: typeof onread } = {
-        host,
-        port: Number(url.port || 443),
-        servername: isIP(host) === 0 ? host : undefined,
-        ALPNProtocols: ["http/1.1"],
-        ca: options.ca === undefined ? undefined : [...rootCertificates, options.ca],
-        onread,
-      };
-      this.#socket = tlsConnect(tlsOptions);
+      this.#attach(tlsConnect({ ...tlsOptions, onread } as ConnectionOptions), request, false);
     } else {
-      this.#socket = netConnect({ host, port: Number(url.port || 80), onread });
+      this.#attach(netConnect({ host, port: Number(url.port || 80), onread }), request, false);
     }
-    const socket = this.#socket;
-    socket.on("error", (error) => this.#fail(error));
-    socket.on("end", () => this.#onEnd());
-    socket.on("close", () => this.#onEnd());
-    // With `onread` nothing is pushed into the stream; flowing mode lets 'end' be emitted.
-    socket.resume();
-    socket.write(request);
 
     if (this.#signal) {
       if (this.#signal.aborted) this.#fail(this.#abortReason());
       else this.#signal.addEventListener("abort", this.#onAbort, { once: true });
     }
+  }
+
+  /**
+   * Starts the exchange on a connected socket. `viaData`: the socket delivers through 'data'
+   * events (TLS inside a proxy tunnel), whose pieces are copied into the slots.
+   */
+  #attach(socket: Socket, request: string, viaData: boolean): void {
+    this.#socket = socket;
+    socket.on("error", (error) => this.#fail(error));
+    socket.on("end", () => this.#onEnd());
+    socket.on("close", () => this.#onEnd());
+    if (viaData) socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    // With `onread` nothing is pushed into the stream; flowing mode lets 'end' be emitted.
+    else socket.resume();
+    socket.write(request);
+  }
+
+  /** A piece from a socket read through 'data': copied into the slots, then parsed as a read. */
+  #onData(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length && !this.#finished && !this.#complete) {
+      const slot = this.#slots[this.#current];
+      if (slot === undefined) return;
+      const n = Math.min(chunk.length - at, slot.length - this.#offset);
+      chunk.copy(slot, this.#offset, at, at + n);
+      at += n;
+      // #advance (inside) always leaves room in the current slot, even when asked to stop.
+      if (!this.#onRead(n) && at >= chunk.length) break;
+    }
+    if (this.#waitingForSlot || this.#waitingForPipe) this.#socket?.pause();
   }
 
   #onAbort = () => this.#fail(this.#abortReason());
@@ -243,7 +286,7 @@ class Exchange {
     }
     if (this.#complete) {
       // The whole response is in: nothing more is read on this connection.
-      this.#socket.destroy();
+      this.#socket?.destroy();
       this.#settle();
       return false;
     }
@@ -355,7 +398,7 @@ class Exchange {
   #resume(): void {
     if (this.#waitingForSlot || this.#waitingForPipe || this.#finished || this.#complete) return;
     // Restarts reading if it was stopped; a no-op on a socket that is reading.
-    this.#socket.resume();
+    this.#socket?.resume();
   }
 
   #onComplete(): void {
@@ -399,7 +442,7 @@ class Exchange {
   #finish(): void {
     this.#finished = true;
     this.#signal?.removeEventListener("abort", this.#onAbort);
-    this.#socket.destroy();
+    this.#socket?.destroy();
     this.#early = [];
     // Slots nobody holds go back to the pool; a held one is left to the garbage collector.
     for (let i = 0; i < this.#slots.length; i++) {

@@ -630,7 +630,7 @@ describe("MP4 structure check", () => {
 // The built-in transports (undici, src/http/http-get.ts) against a raw TCP server that writes exactly the
 // bytes each case needs: chunked bodies, interim 1xx responses, close-delimited bodies,
 // redirects, truncation.
-// Both built-in clients: undici (the default) and the socket client.
+// Both built-in clients: the socket client (the default) and undici.
 for (const transport of ["undici", "socket"] as const)
   describe(`built-in HTTP transport (${transport})`, () => {
     let raw: import("node:net").Server;
