@@ -15,6 +15,16 @@ function collect(dir) {
   return out;
 }
 
+// Tests talk to servers on 127.0.0.1 and localhost, and nothing bypasses a proxy for loopback by
+// default: with a proxy in the environment (a corporate machine), keep loopback direct. The proxy
+// tests set their own variables.
+const proxyVars = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
+if (proxyVars.some((name) => process.env[name])) {
+  for (const name of ["NO_PROXY", "no_proxy"]) {
+    process.env[name] = [process.env[name], "127.0.0.1", "localhost", "[::1]"].filter(Boolean).join(",");
+  }
+}
+
 const filter = process.argv.slice(2);
 const files = collect("test").filter((f) => filter.length === 0 || filter.some((s) => f.includes(s)));
 const run = (list, env = {}) =>
