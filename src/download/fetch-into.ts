@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { type FileHandle, open, rm, writeFile } from "node:fs/promises";
 import { abortErrorFrom, sleep } from "../api/sleep.js";
-import { HttpGetError } from "../http/http-get.js";
+import { HttpError } from "../http/http-error.js";
 import { Appender } from "./appender.js";
 import type { DownloadOptions, DownloadResult } from "./download.js";
 import { DownloadError } from "./download-error.js";
@@ -168,7 +168,7 @@ export async function fetchInto(
       try {
         response = await get(url, headers, controller.signal);
       } catch (error) {
-        if (error instanceof HttpGetError && !error.retryable) {
+        if (error instanceof HttpError && !error.retryable) {
           throw new DownloadError("download_bad_response", `${error.message} (from ${url})`, url, {
             cause: error,
           });

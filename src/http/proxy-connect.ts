@@ -34,6 +34,7 @@ function connectToProxy(proxy: URL, onread?: unknown): Socket {
   if (proxy.protocol !== "http:") {
     throw new HttpError(`unsupported proxy scheme ${proxy.protocol} (http: or https: only)`, {
       retryable: false,
+      code: "http_bad_proxy",
     });
   }
   return netConnect({

@@ -2,6 +2,8 @@
 // first), by the same rules as undici's EnvHttpProxyAgent (the shared dispatcher), so that the
 // socket client used for downloads and the pool used for everything else never disagree.
 
+import { HttpError } from "./http-error.js";
+
 const DEFAULT_PORTS: Record<string, number> = { "http:": 80, "https:": 443 };
 
 /** The proxy for `url` now, or undefined when it goes direct. */
@@ -17,7 +19,10 @@ export function proxyFor(url: URL, env: NodeJS.ProcessEnv = process.env): URL | 
     return new URL(raw);
   } catch {
     // undici refuses such a value too; a clear message beats a silent direct connection.
-    throw new TypeError(`the proxy variable's value is not a URL: ${JSON.stringify(raw)}`);
+    throw new HttpError(`the proxy variable's value is not a URL: ${JSON.stringify(raw)}`, {
+      retryable: false,
+      code: "http_bad_proxy",
+    });
   }
 }
 

@@ -182,6 +182,7 @@ describe("through a proxy", () => {
     assert.equal(proxyFor(https, { HTTPS_PROXY: "http://a:1", NO_PROXY: "example:80" })?.host, "a:1");
     assert.equal(proxyFor(https, { HTTPS_PROXY: "http://a:1", NO_PROXY: "notcdn.example" })?.host, "a:1");
     assert.throws(() => proxyFor(https, { HTTPS_PROXY: "not a url" }), /not a URL/);
+    assert.equal(proxyFor(https, { HTTPS_PROXY: "" }), undefined, "empty means unset");
   });
 
   it("an unreachable proxy or a refused CONNECT fails the download clearly, never as a success", async () => {
@@ -206,6 +207,15 @@ describe("through a proxy", () => {
       proxy.refuseConnect = undefined;
     }
     assert.equal(proxy.tunnels.length, 1, "a refusal is not retried");
+    // A proxy variable that is not a URL: a clear error at once, not five resumptions.
+    await withProxyEnv({ https_proxy: "proxy.corp:3128 oops" }, async () => {
+      await assert.rejects(
+        download("https://127.0.0.1:9/v.mp4", { dest: join(dir, "f.mp4"), retryDelayMs: 5_000 }),
+        (error: unknown) =>
+          (error as { code?: string }).code === "download_bad_response" &&
+          (error as { cause?: { code?: string } }).cause?.code === "http_bad_proxy",
+      );
+    });
   });
 
   describe("HTTPS_PROXY with https origins (CONNECT)", () => {
