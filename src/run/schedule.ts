@@ -96,6 +96,13 @@ export interface ScheduleTuning {
   overdueStartMs: number;
   overdueSlope: number;
   overdueCapMs: number;
+  /**
+   * The hard cap on the worst case: once the job may be finished (the run may have started
+   * mayFinishFromStd std before the mean, counted from the earliest it can have started), no
+   * gap between polls exceeds maxGapMs, jitter included (errors and Retry-After aside).
+   */
+  maxGapMs: number;
+  mayFinishFromStd: number;
   /** Relative std floor (a prior claiming 1 % spread is not believed). */
   minRelativeStd: number;
   /** Relative std assumed when the prior has fewer than 3 samples. */
@@ -116,7 +123,7 @@ export const DEFAULT_SCHEDULE_TUNING: Readonly<ScheduleTuning> = Object.freeze({
   queuePriorWeight: 2,
   queueMinMs: 2_000,
   queueMaxMs: 15_000,
-  denseFromStd: 1.8,
+  denseFromStd: 2.3,
   denseStepMs: 1_700,
   hazardConstantMs: 200,
   denseMinMs: 700,
@@ -125,6 +132,8 @@ export const DEFAULT_SCHEDULE_TUNING: Readonly<ScheduleTuning> = Object.freeze({
   overdueStartMs: 1_500,
   overdueSlope: 0.1,
   overdueCapMs: 10_000,
+  maxGapMs: 5_000,
+  mayFinishFromStd: 5,
   minRelativeStd: 0.05,
   fewSamplesRelativeStd: 0.25,
   errorStartMs: 1_000,
@@ -312,6 +321,25 @@ function baseDelay(
   return backoff;
 }
 
+/**
+ * The longest the next poll may wait (Infinity when there is no bound): with a prior, from the
+ * earliest moment the job may be finished, at most maxGapMs after it and between polls after it.
+ */
+function gapCap(state: PollState, t: ScheduleTuning, scale: number): number {
+  const { history, elapsedMs } = state;
+  const last = history[history.length - 1];
+  if (last === undefined || !usablePrior(state.prior)) return Number.POSITIVE_INFINITY;
+  const maxGap = t.maxGapMs / scale;
+  // The run cannot have started before the last in_queue seen (or submit).
+  let startLo = 0;
+  if (last.status === "in_queue") startLo = last.atMs;
+  else if (last.status === "in_progress") startLo = (runStartBracket(history) ?? [0, last.atMs])[0];
+  else return Number.POSITIVE_INFINITY;
+  const { mean, std } = effectiveRunTime(state.prior, [startLo, startLo], t);
+  const mayFinishAt = startLo + Math.max(0, mean - t.mayFinishFromStd * std);
+  return Math.max(maxGap, mayFinishAt + maxGap - elapsedMs);
+}
+
 /** Builds a schedule with some knobs changed (the bench tunes through this). */
 export function createPollSchedule(tuning: Partial<ScheduleTuning> = {}): PollSchedule {
   const t: ScheduleTuning = { ...DEFAULT_SCHEDULE_TUNING, ...tuning };
@@ -322,6 +350,7 @@ export function createPollSchedule(tuning: Partial<ScheduleTuning> = {}): PollSc
       typeof base === "number"
         ? applyJitter(base, state, t)
         : Math.min(base.ms, applyJitter(base.ms, state, t));
+    if ((state.consecutiveErrors ?? 0) === 0) delay = Math.min(delay, gapCap(state, t, scale));
     if (state.retryAfterMs !== undefined && Number.isFinite(state.retryAfterMs)) {
       delay = Math.max(delay, state.retryAfterMs);
     }
