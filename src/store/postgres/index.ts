@@ -18,6 +18,8 @@ export interface PostgresJobStoreOptions {
    * third of it. Default 30 s.
    */
   leaseMs?: number | undefined;
+  /** How often the heartbeat runs. Default a third of the lease; 0 never (a stalled worker, for tests). */
+  heartbeatMs?: number | undefined;
   /** A `submitting` row older than this is `submission_unknown` whatever its owner says. Default 10 min. */
   submitGraceMs?: number | undefined;
   /** Most connections this process opens. Default 4. */
@@ -43,10 +45,14 @@ export async function openPostgresJobStore(
 ): Promise<PostgresJobStore> {
   const parsed = parseStoreUrl(url);
   const leaseMs = options.leaseMs ?? 30_000;
-  const session = await Session.open(parsed, leaseMs, {
-    max: options.maxConnections,
-    connectTimeoutMs: options.connectTimeoutMs,
-  });
+  const session = await Session.open(
+    parsed,
+    { leaseMs, heartbeatMs: options.heartbeatMs },
+    {
+      max: options.maxConnections,
+      connectTimeoutMs: options.connectTimeoutMs,
+    },
+  );
   const store = new PostgresJobStore(session, {
     now: options.now ?? Date.now,
     graceMs: options.submitGraceMs ?? 10 * 60_000,

@@ -89,17 +89,23 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE dreamina.batches (
      batch_id text PRIMARY KEY,
      out_dir text,
+     out_dev_ino text,
      manifest_path text,
      manifest_digest text,
      budget_usd double precision,
      reserved_usd double precision NOT NULL DEFAULT 0,
+     owner_worker_id text,
+     owner_host text,
+     owner_pid integer,
+     owner_until timestamptz,
      created_at bigint NOT NULL,
      updated_at bigint NOT NULL
    );
+   CREATE INDEX batches_out_dir ON dreamina.batches (out_dir);
    CREATE TABLE dreamina.batch_rows (
      batch_id text NOT NULL REFERENCES dreamina.batches (batch_id),
      row_key text NOT NULL,
-     ord integer NOT NULL,
+     ord integer NOT NULL DEFAULT 0,
      line integer,
      name text,
      state text NOT NULL,

@@ -17,27 +17,35 @@ import { migrate } from "./schema.js";
 /** SQLSTATEs after which the same transaction may simply be run again. */
 const RETRY_TX = new Set(["40001", "40P01"]);
 
+export interface LeaseTimes {
+  leaseMs: number;
+  heartbeatMs?: number | undefined;
+}
+
 export class Session {
   readonly pool: pg.Pool;
   readonly location: string;
   readonly workerId = `w-${randomUUID()}`;
   readonly host = hostname();
   readonly leaseMs: number;
+  /** 0: no heartbeat (a stalled worker, for tests). */
+  readonly heartbeatMs: number;
   readonly #password: string | undefined;
   #registered: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #closed = false;
 
-  private constructor(parsed: ParsedStoreUrl, leaseMs: number, pool: pg.Pool) {
+  private constructor(parsed: ParsedStoreUrl, lease: LeaseTimes, pool: pg.Pool) {
     this.pool = pool;
     this.location = parsed.location;
     this.#password = parsed.password;
-    this.leaseMs = leaseMs;
+    this.leaseMs = lease.leaseMs;
+    this.heartbeatMs = lease.heartbeatMs ?? Math.max(50, lease.leaseMs / 3);
   }
 
   /** Connects and creates or migrates the schema. */
-  static async open(parsed: ParsedStoreUrl, leaseMs: number, options: PoolOptions): Promise<Session> {
-    const session = new Session(parsed, leaseMs, createPool(parsed, options));
+  static async open(parsed: ParsedStoreUrl, lease: LeaseTimes, options: PoolOptions): Promise<Session> {
+    const session = new Session(parsed, lease, createPool(parsed, options));
     try {
       const client = await session.pool.connect();
       try {
@@ -106,8 +114,8 @@ export class Session {
          ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = clock_timestamp(), stopped_at = NULL`,
         [this.workerId, this.host, process.pid],
       );
-      if (this.#closed) return;
-      this.#heartbeat = setInterval(() => void this.beat().catch(() => {}), Math.max(50, this.leaseMs / 3));
+      if (this.#closed || this.heartbeatMs <= 0) return;
+      this.#heartbeat = setInterval(() => void this.beat().catch(() => {}), this.heartbeatMs);
       this.#heartbeat.unref();
     })().catch((error) => {
       this.#registered = undefined;

@@ -1,13 +1,11 @@
 // The job store on PostgreSQL: the same journal as the SQLite one (same states, same rules, same
-// stored forms), shared by every worker that points at the same database.
+// stored forms), shared by every worker that points at the same database, plus the queue that
+// lets many workers run one batch together (batch-queue.ts).
 //
-// Every read-then-write locks its job row (`FOR UPDATE`) inside one transaction, so two workers
-// following the same request (a lease taken over, a `status` in another terminal) serialize on it
-// instead of interleaving. The intent row's commit waits for the WAL flush whatever the server's
-// `synchronous_commit` says: it must survive a server crash once the POST has gone out.
+// The intent row's commit waits for the WAL flush whatever the server's `synchronous_commit`
+// says: it must survive a server crash once the POST has gone out.
 
 import type pg from "pg";
-import type { JobStatusValue } from "../../api/types.js";
 import type { RunTimePrior } from "../../run/schedule.js";
 import type {
   BeginSubmitParams,
@@ -20,30 +18,26 @@ import type {
   StatusObservation,
   SubmitAcceptedParams,
 } from "../job-store.js";
-import { FINAL_STATES, type JournalState } from "../journal.js";
+import type { JournalState } from "../journal.js";
 import {
-  inputDigest,
-  isPlainObject,
-  redactStored,
-  redactText,
-  storeError,
-  storeJson,
-  toMillis,
-} from "./codec.js";
-import { PostgresStoreError } from "./connect.js";
+  type BatchProgress,
+  batchProgress,
+  type ClaimedRow,
+  checkAndReserve,
+  claimRows,
+  enqueueRows,
+  linkRow,
+  type QueueRow,
+  type RowOutcome,
+  recordRowOutcome,
+  releaseRow,
+} from "./batch-queue.js";
+import { toMillis } from "./codec.js";
 import { getJob, listJobs, runTimePrior, unresolvedJobs } from "./reads.js";
 import { RecoveryFolder } from "./recovered.js";
 import type { Liveness } from "./rows.js";
 import type { Session } from "./session.js";
-
-const TERMINAL_STATES: ReadonlySet<string> = new Set(["completed", "succeeded", "failed", "cancelled"]);
-const STICKY_STATES: ReadonlySet<string> = new Set([
-  "rejected",
-  "succeeded",
-  "failed",
-  "cancelled",
-  "abandoned",
-]);
+import * as writes from "./writes.js";
 
 export interface PostgresStoreSettings {
   now: () => number;
@@ -52,12 +46,10 @@ export interface PostgresStoreSettings {
   recoveryDir: string;
 }
 
-type RowState = { local_id: number; state: JournalState; request_id: string | null };
-
 export class PostgresJobStore implements JobStore {
   readonly kind = "postgres" as const;
   readonly location: string;
-  /** For the batch methods and the import, in this folder. */
+  /** The connection and this worker's presence (for the import and the tests, in this folder). */
   readonly session: Session;
   readonly live: Liveness;
   readonly #now: () => number;
@@ -77,51 +69,24 @@ export class PostgresJobStore implements JobStore {
     this.#recovery = new RecoveryFolder(settings.recoveryDir, this.location, settings.warn);
   }
 
+  get #owner(): writes.Owner {
+    return { workerId: this.session.workerId, host: this.session.host, pid: process.pid };
+  }
+
   /** Takes in request ids an earlier run had to keep outside the store. */
   async replayRecovered(): Promise<void> {
-    await this.#recovery.replay((entry) => this.#applyRecovered(entry));
+    await this.#recovery.replay((entry) =>
+      this.session.tx((client) => writes.applyRecovered(client, entry, this.#now())),
+    );
   }
 
   async beginSubmit(params: BeginSubmitParams): Promise<number> {
     await this.#beforeWrite();
     await this.session.register();
-    return await this.session.tx((client) => this.insertIntent(client, params), true);
-  }
-
-  /** The intent row and its first transition, in the caller's transaction. */
-  async insertIntent(
-    client: pg.PoolClient,
-    params: BeginSubmitParams,
-    reservedUsd?: number,
-  ): Promise<number> {
-    const input = redactStored(params.input);
-    const fields = (isPlainObject(params.input) ? params.input : {}) as Record<string, unknown>;
-    const now = this.#now();
-    const inserted = await client.query<{ local_id: number }>(
-      `INSERT INTO dreamina.jobs (model_id, base_url, batch_id, row_key, state, input_json, input_digest,
-         prompt, frames, seed, created_at, updated_at, pid, host, worker_id, reserved_usd)
-       VALUES ($1, $2, $3, $4, 'submitting', $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14)
-       RETURNING local_id`,
-      [
-        params.modelId,
-        redactText(params.baseUrl),
-        params.batchId ?? null,
-        params.rowKey ?? null,
-        redactText(JSON.stringify(input ?? null)),
-        inputDigest(input),
-        typeof fields.prompt === "string" ? redactText(fields.prompt) : null,
-        Number.isInteger(fields.frames) ? (fields.frames as number) : null,
-        Number.isInteger(fields.seed) ? (fields.seed as number) : null,
-        now,
-        process.pid,
-        this.session.host,
-        this.session.workerId,
-        reservedUsd ?? null,
-      ],
+    return await this.session.tx(
+      (client) => writes.insertIntent(client, this.#owner, params, this.#now()),
+      true,
     );
-    const localId = inserted.rows[0]!.local_id;
-    await this.#transition(client, localId, "submitting", undefined, undefined, now);
-    return localId;
   }
 
   /**
@@ -134,7 +99,11 @@ export class PostgresJobStore implements JobStore {
     for (const pause of [0, 250, 1000]) {
       if (pause) await new Promise((r) => setTimeout(r, pause));
       try {
-        await this.#recordAccepted(localId, accepted);
+        await this.#beforeWrite();
+        await this.session.tx(
+          (client) => writes.recordAccepted(client, localId, accepted, this.#now()),
+          true,
+        );
         return;
       } catch (error) {
         lastError = error;
@@ -144,74 +113,6 @@ export class PostgresJobStore implements JobStore {
     const code = (lastError as { code?: string }).code;
     if (code === "store_no_row" || code === "store_wrong_state") throw lastError;
     this.#recovery.keep(localId, accepted, lastError, this.#now());
-  }
-
-  async #recordAccepted(localId: number, accepted: SubmitAcceptedParams): Promise<void> {
-    await this.#beforeWrite();
-    const now = this.#now();
-    await this.session.tx(async (client) => {
-      const row = await this.#lockLocal(client, localId);
-      if (!row) throw noRow(localId, ` (for request ${accepted.requestId})`);
-      if (row.state === "submitted" && row.request_id === accepted.requestId) return; // a retried commit
-      if (row.state !== "submitting" && row.state !== "submission_unknown" && row.state !== "submitted") {
-        throw wrongState(
-          `job ${localId} is ${row.state}, not awaiting a submit outcome (request ${accepted.requestId})`,
-        );
-      }
-      await client.query(
-        `UPDATE dreamina.jobs SET request_id = $1, state = 'submitted', status_url = $2, result_url = $3,
-           cancel_url = $4, submitted_at = COALESCE(submitted_at, $5), updated_at = $5 WHERE local_id = $6`,
-        [
-          accepted.requestId,
-          accepted.statusUrl ?? null,
-          accepted.resultUrl ?? null,
-          accepted.cancelUrl ?? null,
-          now,
-          localId,
-        ],
-      );
-      await this.#transition(client, localId, "submitted", undefined, undefined, now);
-    }, true);
-  }
-
-  async #applyRecovered(entry: {
-    localId: number;
-    requestId: string;
-    statusUrl?: string | undefined;
-    resultUrl?: string | undefined;
-    cancelUrl?: string | undefined;
-    at: string;
-  }): Promise<"applied" | "already" | "unmatched"> {
-    return await this.session.tx(async (client) => {
-      const known = await client.query("SELECT 1 FROM dreamina.jobs WHERE request_id = $1", [
-        entry.requestId,
-      ]);
-      if (known.rowCount) return "already";
-      const row = await this.#lockLocal(client, entry.localId);
-      if (!row || row.request_id !== null) return "unmatched";
-      const now = this.#now();
-      const at = Number.isFinite(Date.parse(entry.at)) ? Date.parse(entry.at) : now;
-      const awaiting = row.state === "submitting" || row.state === "submission_unknown";
-      await client.query(
-        `UPDATE dreamina.jobs SET request_id = $1, status_url = COALESCE($2, status_url),
-           result_url = COALESCE($3, result_url), cancel_url = COALESCE($4, cancel_url),
-           submitted_at = COALESCE(submitted_at, $5), updated_at = $6,
-           state = CASE WHEN $7 THEN 'submitted' ELSE state END
-         WHERE local_id = $8`,
-        [
-          entry.requestId,
-          entry.statusUrl ?? null,
-          entry.resultUrl ?? null,
-          entry.cancelUrl ?? null,
-          at,
-          now,
-          awaiting,
-          row.local_id,
-        ],
-      );
-      if (awaiting) await this.#transition(client, row.local_id, "submitted", undefined, undefined, at);
-      return "applied";
-    });
   }
 
   async submitRejected(localId: number, error: unknown): Promise<void> {
@@ -228,100 +129,29 @@ export class PostgresJobStore implements JobStore {
 
   async #settle(localId: number, state: JournalState, error: unknown): Promise<void> {
     await this.#beforeWrite();
-    const now = this.#now();
-    const stored = storeError(error);
-    await this.session.tx(async (client) => {
-      const row = await this.#lockLocal(client, localId);
-      if (!row) throw noRow(localId);
-      if (row.state !== "submitting" && row.state !== "submission_unknown") {
-        throw wrongState(`job ${localId} is ${row.state}, not awaiting a submit outcome`);
-      }
-      const final = FINAL_STATES.includes(state);
-      await client.query(
-        `UPDATE dreamina.jobs SET state = $1, last_error_json = COALESCE($2, last_error_json), updated_at = $3,
-           finished_at = CASE WHEN $4 THEN COALESCE(finished_at, $3) ELSE finished_at END WHERE local_id = $5`,
-        [state, stored, now, final, localId],
-      );
-      await this.#transition(client, localId, state, undefined, undefined, now);
-      // A refused submit cost nothing: its reservation goes back to the batch's budget.
-      if (state === "rejected") await releaseReservation(client, localId);
-    });
+    await this.session.tx((client) => writes.settle(client, localId, state, error, this.#now()));
   }
 
   async recordStatus(requestId: string, observation: StatusObservation): Promise<boolean> {
     await this.#beforeWrite();
     const at = toMillis(observation.at, this.#now);
-    return await this.session.tx(async (client) => {
-      const row = await this.#lockRequest(client, requestId);
-      if (!row) return false;
-      await this.#applyStatus(
-        client,
-        row,
-        observation.status,
-        observation.rawStatus,
-        observation.queuePosition,
-        at,
-      );
-      return true;
-    });
+    return await this.session.tx((client) => writes.recordStatus(client, requestId, observation, at));
   }
 
   async recordResult(requestId: string, result: ResultObservation): Promise<boolean> {
     await this.#beforeWrite();
     const at = toMillis(result.at, this.#now);
-    return await this.session.tx(async (client) => {
-      const row = await this.#lockRequest(client, requestId);
-      if (!row) return false;
-      await this.#applyStatus(client, row, result.status, result.rawStatus, undefined, at);
-      const urls = result.outputUrls && result.outputUrls.length > 0 ? result.outputUrls : undefined;
-      await client.query(
-        `UPDATE dreamina.jobs SET output_urls_json = COALESCE($1, output_urls_json),
-           job_error_json = COALESCE($2, job_error_json), cost = COALESCE($3, cost),
-           service_created_at = COALESCE($4, service_created_at),
-           service_finished_at = COALESCE($5, service_finished_at),
-           result_json = COALESCE($6, result_json), updated_at = $7
-         WHERE local_id = $8`,
-        [
-          urls ? redactText(JSON.stringify(urls)) : null,
-          result.error === undefined || result.error === null ? null : storeJson(result.error),
-          typeof result.cost === "number" && Number.isFinite(result.cost) ? result.cost : null,
-          result.createdAt ?? null,
-          result.finishedAt ?? null,
-          result.raw === undefined ? null : storeJson(result.raw),
-          at,
-          row.local_id,
-        ],
-      );
-      return true;
-    });
+    return await this.session.tx((client) => writes.recordResult(client, requestId, result, at));
   }
 
   async recordError(requestId: string, error: unknown): Promise<boolean> {
     await this.#beforeWrite();
-    const done = await this.session.query(
-      "UPDATE dreamina.jobs SET last_error_json = $1, updated_at = $2 WHERE request_id = $3",
-      [storeError(error), this.#now(), requestId],
-    );
-    return (done.rowCount ?? 0) > 0;
+    return await this.#one((client) => writes.recordError(client, requestId, error, this.#now()));
   }
 
   async recordFile(requestId: string, file: FileParams): Promise<boolean> {
     await this.#beforeWrite();
-    const now = this.#now();
-    const done = await this.session.query(
-      `WITH j AS (UPDATE dreamina.jobs SET updated_at = $6 WHERE request_id = $1 RETURNING local_id)
-       INSERT INTO dreamina.files (local_id, path, url, bytes, sha256, at)
-       SELECT local_id, $2, $3, $4, $5, $6 FROM j`,
-      [
-        requestId,
-        file.path,
-        file.url === undefined ? null : redactText(file.url),
-        file.bytes ?? null,
-        file.sha256 ?? null,
-        now,
-      ],
-    );
-    return (done.rowCount ?? 0) > 0;
+    return await this.#one((client) => writes.recordFile(client, requestId, file, this.#now()));
   }
 
   async get(id: string | number): Promise<JobRecordDetail | undefined> {
@@ -340,6 +170,67 @@ export class PostgresJobStore implements JobStore {
     return await runTimePrior(this.session, modelId, frames, window);
   }
 
+  // ---- one batch, many workers ----
+
+  /** Adds a batch's rows to its queue (idempotent: every worker may enqueue the same file). */
+  async enqueueRows(batchId: string, rows: readonly QueueRow[], budgetUsd?: number): Promise<void> {
+    await enqueueRows(this.session, batchId, rows, { budgetUsd, now: this.#now() });
+  }
+
+  /** Up to `limit` rows leased to this worker (pending ones, or ones whose worker is gone). */
+  async claimRows(batchId: string, limit: number): Promise<ClaimedRow[]> {
+    return await claimRows(this.session, this.live, batchId, limit);
+  }
+
+  /**
+   * The intent row of a claimed batch row, in one transaction with the checks that this worker
+   * still holds the row and no earlier job of it is alive, and with the budget reservation.
+   * Throws `batch_row_not_held`, `batch_row_submitted` or `budget_exceeded` (nothing written).
+   */
+  async beginRowSubmit(
+    params: BeginSubmitParams & {
+      batchId: string;
+      rowKey: string;
+      /** Unknown earlier jobs of this row given up in the same transaction (on purpose only). */
+      supersedes?: readonly number[] | undefined;
+    },
+    estimateUsd?: number,
+  ): Promise<number> {
+    await this.#beforeWrite();
+    await this.session.register();
+    return await this.session.tx(async (client) => {
+      await checkAndReserve(client, this.session, params, estimateUsd);
+      const reserved = estimateUsd !== undefined && estimateUsd > 0 ? estimateUsd : undefined;
+      const localId = await writes.insertIntent(client, this.#owner, params, this.#now(), reserved);
+      await linkRow(client, params.batchId, params.rowKey, localId);
+      return localId;
+    }, true);
+  }
+
+  /** A row's outcome; ends its lease. A `done` row never turns `failed`. */
+  async recordBatchRow(batchId: string, rowKey: string, outcome: RowOutcome): Promise<void> {
+    await this.session.tx((client) =>
+      recordRowOutcome(
+        client,
+        { host: this.session.host, pid: process.pid },
+        batchId,
+        rowKey,
+        outcome,
+        this.#now(),
+      ),
+    );
+  }
+
+  /** Puts a claimed row back (this worker stops before finishing it). */
+  async releaseRow(batchId: string, rowKey: string): Promise<void> {
+    await releaseRow(this.session, batchId, rowKey);
+  }
+
+  /** Rows by state and by worker, and the budget: the batch's progress across workers. */
+  async batchProgress(batchId: string): Promise<BatchProgress> {
+    return await batchProgress(this.session, batchId);
+  }
+
   async close(): Promise<void> {
     await this.session.close();
   }
@@ -348,87 +239,20 @@ export class PostgresJobStore implements JobStore {
     if (this.#recovery.pending) await this.replayRecovered().catch(() => {});
   }
 
-  async #lockLocal(client: pg.PoolClient, localId: number): Promise<RowState | undefined> {
-    const r = await client.query<RowState>(
-      "SELECT local_id, state, request_id FROM dreamina.jobs WHERE local_id = $1 FOR UPDATE",
-      [localId],
-    );
-    return r.rows[0];
-  }
-
-  async #lockRequest(client: pg.PoolClient, requestId: string): Promise<RowState | undefined> {
-    const r = await client.query<RowState>(
-      "SELECT local_id, state, request_id FROM dreamina.jobs WHERE request_id = $1 FOR UPDATE",
-      [requestId],
-    );
-    return r.rows[0];
-  }
-
-  async #transition(
-    client: pg.PoolClient,
-    localId: number,
-    status: string,
-    rawStatus: string | undefined,
-    queuePosition: number | undefined,
-    at: number,
-  ): Promise<void> {
-    await client.query(
-      "INSERT INTO dreamina.transitions (local_id, status, raw_status, queue_position, at) VALUES ($1, $2, $3, $4, $5)",
-      [localId, status, rawStatus ?? null, queuePosition ?? null, at],
-    );
-  }
-
-  async #applyStatus(
-    client: pg.PoolClient,
-    row: RowState,
-    status: JobStatusValue,
-    rawStatus: string | undefined,
-    queuePosition: number | undefined,
-    at: number,
-  ): Promise<void> {
-    const position = Number.isInteger(queuePosition) ? queuePosition : undefined;
-    const last = (
-      await client.query<{ status: string; queue_position: number | null }>(
-        "SELECT status, queue_position FROM dreamina.transitions WHERE local_id = $1 ORDER BY id DESC LIMIT 1",
-        [row.local_id],
-      )
-    ).rows[0];
-    const label = status === "unknown" ? `unknown:${rawStatus ?? ""}` : status;
-    if (!last || last.status !== label || (last.queue_position ?? undefined) !== position) {
-      await this.#transition(client, row.local_id, label, rawStatus, position, at);
+  /** A single-statement write: no transaction needed. */
+  async #one<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.session.pool.connect();
+    } catch (error) {
+      throw this.session.error(error);
     }
-    let state = row.state;
-    if (status !== "unknown") {
-      const settlesCompleted = row.state === "completed" && STICKY_STATES.has(status);
-      if (!STICKY_STATES.has(row.state) || settlesCompleted) {
-        if (!(TERMINAL_STATES.has(row.state) && !TERMINAL_STATES.has(status))) state = status as JournalState;
-      }
+    try {
+      return await fn(client);
+    } catch (error) {
+      throw this.session.error(error);
+    } finally {
+      client.release();
     }
-    await client.query(
-      `UPDATE dreamina.jobs SET state = $1, raw_status = COALESCE($2, raw_status), updated_at = $3,
-         started_at = CASE WHEN $4 = 'in_progress' THEN COALESCE(started_at, $3) ELSE started_at END,
-         finished_at = CASE WHEN $5 THEN COALESCE(finished_at, $3) ELSE finished_at END
-       WHERE local_id = $6`,
-      [state, rawStatus ?? null, at, status, TERMINAL_STATES.has(state), row.local_id],
-    );
   }
-}
-
-/** Gives a refused job's reserved cost back to its batch (nothing when it reserved none). */
-async function releaseReservation(client: pg.PoolClient, localId: number): Promise<void> {
-  await client.query(
-    `WITH j AS (UPDATE dreamina.jobs j SET reserved_usd = NULL FROM dreamina.jobs old
-                 WHERE j.local_id = $1 AND old.local_id = j.local_id AND old.reserved_usd IS NOT NULL
-                 RETURNING j.batch_id, old.reserved_usd AS usd)
-     UPDATE dreamina.batches b SET reserved_usd = GREATEST(0, b.reserved_usd - j.usd) FROM j WHERE b.batch_id = j.batch_id`,
-    [localId],
-  );
-}
-
-function noRow(localId: number, suffix = ""): PostgresStoreError {
-  return new PostgresStoreError(`no job ${localId} in the store${suffix}`, { code: "store_no_row" });
-}
-
-function wrongState(message: string): PostgresStoreError {
-  return new PostgresStoreError(message, { code: "store_wrong_state" });
 }
