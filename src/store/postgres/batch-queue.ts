@@ -163,7 +163,7 @@ export async function checkAndReserve(
     [params.batchId, params.rowKey],
   );
   const row = held.rows[0];
-  if (!row || row.state !== "claimed" || row.worker_id !== session.workerId) {
+  if (row?.state !== "claimed" || row.worker_id !== session.workerId) {
     throw new PostgresStoreError(
       `row ${params.rowKey} of batch ${params.batchId} is not held by this worker (${row ? row.state : "no such row"}): not submitted`,
       { code: "batch_row_not_held" },
