@@ -197,6 +197,69 @@ describe("leases", { skip }, () => {
   });
 });
 
+describe("a batch owned by one worker at a time", { skip }, () => {
+  it("another worker is refused while the lease lives, and takes the batch once the owner is silent", async () => {
+    const url = await pgServer.freshDatabase();
+    const a = await openPostgresJobStore(url, {
+      leaseMs: 400,
+      heartbeatMs: 0,
+      recoveryDir: join(dir, "r"),
+      onWarning: () => {},
+    });
+    opened.push(a);
+    const b = await open(url, 400);
+    const info = await a.openBatch({ outDir: "/renders", manifestDigest: "d1" });
+    assert.equal(info.resumed, false);
+    await assert.rejects(b.openBatch({ outDir: "/elsewhere", batchId: info.batchId }), {
+      code: "batch_locked",
+    });
+    // A dry run only reads.
+    assert.equal((await b.openBatch({ outDir: "/renders", readOnly: true })).batchId, info.batchId);
+    // The owner stops beating (killed): after the lease, the batch is another's, found by folder.
+    await new Promise((r) => setTimeout(r, 600));
+    const taken = await b.openBatch({ outDir: "/renders", manifestDigest: "d2" });
+    assert.equal(taken.batchId, info.batchId);
+    assert.equal(taken.resumed, true);
+    assert.equal(taken.previousDigest, "d1");
+    await assert.rejects(a.openBatch({ outDir: "/renders" }), { code: "batch_locked" });
+    await b.releaseBatch(info.batchId);
+    assert.equal((await a.openBatch({ outDir: "/renders" })).batchId, info.batchId);
+  });
+
+  it("grouped writes: one transaction, writes for unknown requests skipped", async () => {
+    const url = await pgServer.freshDatabase();
+    const store = await open(url, 60_000);
+    const id = await store.beginSubmit({ modelId: "m", baseUrl: "b", input: {}, batchId: "g", rowKey: "r1" });
+    await store.submitAccepted(id, { requestId: "req-g" });
+    await store.writeBatch([
+      { kind: "status", requestId: "req-g", observation: { status: "in_progress" } },
+      { kind: "status", requestId: "nobody", observation: { status: "in_progress" } },
+      { kind: "result", requestId: "req-g", result: { status: "succeeded", cost: 0.3 } },
+      { kind: "file", requestId: "req-g", file: { path: "/o/1.mp4", bytes: 5 } },
+      {
+        kind: "batch_row",
+        batchId: "g",
+        rowKey: "r1",
+        outcome: { state: "done", requestId: "req-g", file: "1.mp4", bytes: 5, sha256: "aa" },
+      },
+    ]);
+    const rec = await store.get("req-g");
+    assert.equal(rec?.state, "succeeded");
+    assert.equal(rec?.files.length, 1);
+    assert.equal((await store.batchRows("g")).get("r1")?.state, "done");
+    assert.equal((await store.batchJobs("g")).length, 1);
+    // A file row the server refuses: nothing of the group is committed.
+    await sql(url, "ALTER TABLE dreamina.files ADD CONSTRAINT no_bad CHECK (path <> '/bad')");
+    await assert.rejects(
+      store.writeBatch([
+        { kind: "error", requestId: "req-g", error: new Error("later") },
+        { kind: "file", requestId: "req-g", file: { path: "/bad" } },
+      ]),
+    );
+    assert.equal((await store.get("req-g"))?.lastError, undefined);
+  });
+});
+
 describe("workers racing", { skip }, () => {
   it("4 processes, 60 rows, leases running out mid-submit: every row submitted exactly once", async () => {
     const url = await pgServer.freshDatabase();

@@ -131,3 +131,11 @@ export async function runTimePrior(
   );
   return trimmedStats(rows.rows.map((r) => r.ms).filter((ms) => Number.isFinite(ms) && ms >= 0));
 }
+
+export async function batchJobs(session: Session, live: Liveness, batchId: string): Promise<JobRecord[]> {
+  const rows = await session.query<JobRow>(
+    `${JOB_SELECT} WHERE j.batch_id = $1 ORDER BY j.created_at DESC, j.local_id DESC`,
+    [batchId],
+  );
+  return rows.rows.map((r) => toRecord(r, live));
+}

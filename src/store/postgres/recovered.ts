@@ -70,23 +70,36 @@ export class RecoveryFolder {
   }
 
   /** Applies every readable entry; removes each file once its id is committed. */
-  async replay(apply: Apply): Promise<void> {
-    const { entries } = readRecoveredSubmits(this.dir);
+  async replay(apply: Apply): Promise<RecoveryReport> {
+    const { entries, unreadable } = readRecoveredSubmits(this.dir);
+    const report: RecoveryReport = { replayed: [], unmatched: [], unreadable };
     const done: string[] = [];
     try {
       for (const { file, entry } of entries) {
         if (entry.journal !== this.location) continue;
         const outcome = await apply(entry);
         if (outcome === "unmatched") {
+          report.unmatched.push({ ...entry, file });
           this.warn(
             `request ${entry.requestId} (accepted ${entry.at}) is kept in ${file} but matches no job awaiting ` +
               `it (local id ${entry.localId}); it was not lost: \`dreamina wait ${entry.requestId}\` fetches it.`,
           );
-        } else done.push(file);
+        } else {
+          done.push(file);
+          if (outcome === "applied") report.replayed.push(entry);
+        }
       }
       this.pending = false;
+      return report;
     } finally {
       removeRecoveredFiles(done);
     }
   }
+}
+
+/** What a replay of the recovery files did. */
+export interface RecoveryReport {
+  replayed: RecoveredSubmit[];
+  unmatched: (RecoveredSubmit & { file: string })[];
+  unreadable: string[];
 }

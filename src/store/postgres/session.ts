@@ -124,10 +124,12 @@ export class Session {
     return this.#registered;
   }
 
-  /** Refreshes the heartbeat and every lease this worker holds, in one statement. */
+  /** Refreshes the heartbeat and every lease this worker holds (rows and batches), in one statement. */
   async beat(): Promise<void> {
     await this.query(
-      `WITH w AS (UPDATE dreamina.workers SET heartbeat_at = clock_timestamp() WHERE worker_id = $1)
+      `WITH w AS (UPDATE dreamina.workers SET heartbeat_at = clock_timestamp() WHERE worker_id = $1),
+            b AS (UPDATE dreamina.batches SET owner_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000)
+                   WHERE owner_worker_id = $1)
        UPDATE dreamina.batch_rows SET lease_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000)
         WHERE worker_id = $1 AND state = 'claimed'`,
       [this.workerId, this.leaseMs],

@@ -32,12 +32,29 @@ import {
   recordRowOutcome,
   releaseRow,
 } from "./batch-queue.js";
+import {
+  type BatchInfo,
+  type BatchRowRecord,
+  batchRows,
+  type OpenBatchParams,
+  openBatch,
+  releaseBatch,
+  renewBatchLease,
+} from "./batches.js";
 import { toMillis } from "./codec.js";
-import { getJob, listJobs, runTimePrior, unresolvedJobs } from "./reads.js";
-import { RecoveryFolder } from "./recovered.js";
+import { batchJobs, getJob, listJobs, runTimePrior, unresolvedJobs } from "./reads.js";
+import { RecoveryFolder, type RecoveryReport } from "./recovered.js";
 import type { Liveness } from "./rows.js";
 import type { Session } from "./session.js";
 import * as writes from "./writes.js";
+
+/** A write a crash may lose without harm, grouped with others by {@link PostgresJobStore.writeBatch}. */
+export type JobStoreWrite =
+  | { kind: "status"; requestId: string; observation: StatusObservation }
+  | { kind: "result"; requestId: string; result: ResultObservation }
+  | { kind: "error"; requestId: string; error: unknown }
+  | { kind: "file"; requestId: string; file: FileParams }
+  | { kind: "batch_row"; batchId: string; rowKey: string; outcome: RowOutcome };
 
 export interface PostgresStoreSettings {
   now: () => number;
@@ -73,11 +90,19 @@ export class PostgresJobStore implements JobStore {
     return { workerId: this.session.workerId, host: this.session.host, pid: process.pid };
   }
 
-  /** Takes in request ids an earlier run had to keep outside the store. */
-  async replayRecovered(): Promise<void> {
-    await this.#recovery.replay((entry) =>
+  #lastRecovery: RecoveryReport | undefined;
+
+  /** Takes in request ids an earlier run had to keep outside the store (idempotent). */
+  async replayRecovered(): Promise<RecoveryReport> {
+    this.#lastRecovery = await this.#recovery.replay((entry) =>
       this.session.tx((client) => writes.applyRecovered(client, entry, this.#now())),
     );
+    return this.#lastRecovery;
+  }
+
+  /** What the last replay did (at open, or before a later write), if one ran. */
+  get lastRecovery(): RecoveryReport | undefined {
+    return this.#lastRecovery;
   }
 
   async beginSubmit(params: BeginSubmitParams): Promise<number> {
@@ -154,6 +179,33 @@ export class PostgresJobStore implements JobStore {
     return await this.#one((client) => writes.recordFile(client, requestId, file, this.#now()));
   }
 
+  /**
+   * Many writes in one transaction. A write that does not apply (its request unknown here) is
+   * skipped; a failure of the storage throws and commits none of them.
+   */
+  async writeBatch(list: readonly JobStoreWrite[]): Promise<void> {
+    if (list.length === 0) return;
+    await this.#beforeWrite();
+    const now = this.#now();
+    const worker = { host: this.session.host, pid: process.pid };
+    await this.session.tx(async (client) => {
+      for (const w of list) {
+        if (w.kind === "status") {
+          await writes.recordStatus(
+            client,
+            w.requestId,
+            w.observation,
+            toMillis(w.observation.at, this.#now),
+          );
+        } else if (w.kind === "result") {
+          await writes.recordResult(client, w.requestId, w.result, toMillis(w.result.at, this.#now));
+        } else if (w.kind === "error") await writes.recordError(client, w.requestId, w.error, now);
+        else if (w.kind === "file") await writes.recordFile(client, w.requestId, w.file, now);
+        else await recordRowOutcome(client, worker, w.batchId, w.rowKey, w.outcome, now);
+      }
+    });
+  }
+
   async get(id: string | number): Promise<JobRecordDetail | undefined> {
     return await getJob(this.session, this.live, id);
   }
@@ -162,12 +214,37 @@ export class PostgresJobStore implements JobStore {
     return await listJobs(this.session, this.live, params);
   }
 
+  /** Every request of a batch, newest first, with no limit. */
+  async batchJobs(batchId: string): Promise<JobRecord[]> {
+    return await batchJobs(this.session, this.live, batchId);
+  }
+
   async unresolvedSubmissions(): Promise<JobRecord[]> {
     return await unresolvedJobs(this.session, this.live);
   }
 
   async runTimePrior(modelId: string, frames?: number, window = 50): Promise<RunTimePrior | undefined> {
     return await runTimePrior(this.session, modelId, frames, window);
+  }
+
+  // ---- a batch run by one process at a time ----
+
+  /** Finds (by id, else by folder) or creates a batch and leases it to this worker. */
+  async openBatch(params: OpenBatchParams): Promise<BatchInfo> {
+    return await openBatch(this.session, params, this.#now());
+  }
+
+  /** The heartbeat renews it too; this renews it now. */
+  async renewBatchLease(batchId: string): Promise<void> {
+    await renewBatchLease(this.session, batchId);
+  }
+
+  async releaseBatch(batchId: string): Promise<void> {
+    await releaseBatch(this.session, batchId);
+  }
+
+  async batchRows(batchId: string): Promise<Map<string, BatchRowRecord>> {
+    return await batchRows(this.session, batchId);
   }
 
   // ---- one batch, many workers ----
