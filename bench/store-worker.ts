@@ -35,7 +35,7 @@ async function lane(): Promise<void> {
     const requestId = `req-${row.rowKey}`;
     await store.submitAccepted(id, { requestId });
     await sleep(serviceMs / 2);
-    await store.recordStatus(requestId, { status: "in_progress" });
+    await store.writeBatch([{ kind: "status", requestId, observation: { status: "in_progress" } }]);
     await sleep(serviceMs / 2);
     await store.writeBatch([
       { kind: "status", requestId, observation: { status: "completed" } },

@@ -21,6 +21,7 @@ import { parseStoredJson } from "../journal.js";
 import { PostgresStoreError } from "./connect.js";
 import { JOB_SELECT, type JobRow, type Liveness, toRecord } from "./rows.js";
 import type { Session } from "./session.js";
+import { intentArgs, rowOutcomeArgs } from "./writes.js";
 
 export interface QueueRow {
   rowKey: string;
@@ -115,6 +116,7 @@ export async function claimRows(
     estimate_usd: number | null;
     payload_json: string | null;
     attempts: number;
+    job_id: number | null;
   };
   const claimed = await session.query<Claimed>(
     `UPDATE dreamina.batch_rows r SET state = 'claimed', worker_id = $2, worker_host = $3, worker_pid = $4,
@@ -123,16 +125,18 @@ export async function claimRows(
         SELECT r.batch_id, r.row_key FROM dreamina.batch_rows r
          WHERE r.batch_id = $1 AND ${CLAIMABLE}
          ORDER BY r.ord LIMIT $6 FOR UPDATE SKIP LOCKED)
-      RETURNING r.row_key, r.line, r.name, r.estimate_usd, r.payload_json, r.attempts, r.ord`,
+      RETURNING r.row_key, r.line, r.name, r.estimate_usd, r.payload_json, r.attempts, r.ord,
+        (SELECT max(j.local_id) FROM dreamina.jobs j WHERE j.batch_id = r.batch_id AND j.row_key = r.row_key) AS job_id`,
     [batchId, session.workerId, session.host, process.pid, session.leaseMs, Math.max(1, Math.floor(limit))],
   );
   if (claimed.rows.length === 0) return [];
-  const jobs = await session.query<JobRow>(
-    `${JOB_SELECT} WHERE j.batch_id = $1 AND j.row_key = ANY($2) ORDER BY j.local_id`,
-    [batchId, claimed.rows.map((r) => r.row_key)],
-  );
+  // The newest job of each row, when there is one (a row first claimed has none: no query).
+  const ids = claimed.rows.flatMap((r) => (r.job_id === null ? [] : [r.job_id]));
   const newest = new Map<string, JobRow>();
-  for (const job of jobs.rows) newest.set(job.row_key as string, job);
+  if (ids.length > 0) {
+    const jobs = await session.query<JobRow>(`${JOB_SELECT} WHERE j.local_id = ANY($1)`, [ids]);
+    for (const job of jobs.rows) newest.set(job.row_key as string, job);
+  }
   return claimed.rows.map((r) => {
     const job = newest.get(r.row_key);
     return {
@@ -148,69 +152,51 @@ export async function claimRows(
 }
 
 /**
- * In the caller's transaction: checks that this worker holds the row and that no earlier job of
- * it is alive, then reserves the row's estimate from the budget. Throws `batch_row_not_held`,
- * `batch_row_submitted` or `budget_exceeded`; nothing is written then.
+ * The intent row of a claimed row, in one statement with the checks that this worker holds the
+ * row and that no earlier job of it is alive, and with the budget reservation. Throws
+ * `batch_row_not_held`, `batch_row_submitted` or `budget_exceeded`; nothing is written then.
  */
-export async function checkAndReserve(
-  client: pg.PoolClient,
+export async function rowIntent(
   session: Session,
   params: BeginSubmitParams & { batchId: string; rowKey: string; supersedes?: readonly number[] | undefined },
   estimateUsd: number | undefined,
-): Promise<void> {
-  const held = await client.query<{ worker_id: string | null; state: string }>(
-    "SELECT worker_id, state FROM dreamina.batch_rows WHERE batch_id = $1 AND row_key = $2 FOR UPDATE",
-    [params.batchId, params.rowKey],
+  now: number,
+): Promise<number> {
+  type Outcome = { id?: number; refused?: string; state?: string; job?: number; request?: string | null } & {
+    reserved?: number;
+    budget?: number;
+  };
+  const r = await session.query<{ o: Outcome }>(
+    `SELECT dreamina.row_intent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) AS o`,
+    [
+      session.workerId,
+      params.supersedes ?? [],
+      estimateUsd ?? null,
+      ...intentArgs(params),
+      now,
+      process.pid,
+      session.host,
+    ],
   );
-  const row = held.rows[0];
-  if (row?.state !== "claimed" || row.worker_id !== session.workerId) {
+  const o = r.rows[0]?.o ?? {};
+  if (typeof o.id === "number") return o.id;
+  const where = `row ${params.rowKey} of batch ${params.batchId}`;
+  if (o.refused === "batch_row_submitted") {
     throw new PostgresStoreError(
-      `row ${params.rowKey} of batch ${params.batchId} is not held by this worker (${row ? row.state : "no such row"}): not submitted`,
-      { code: "batch_row_not_held" },
-    );
-  }
-  const alive = await client.query<{ local_id: number; state: string; request_id: string | null }>(
-    `SELECT local_id, state, request_id FROM dreamina.jobs
-      WHERE batch_id = $1 AND row_key = $2 AND state NOT IN ('rejected', 'abandoned')
-        AND NOT (local_id = ANY($3::bigint[]))`,
-    [params.batchId, params.rowKey, params.supersedes ?? []],
-  );
-  const earlier = alive.rows[0];
-  if (earlier) {
-    throw new PostgresStoreError(
-      `row ${params.rowKey} of batch ${params.batchId} was submitted already (job ${earlier.local_id}, ` +
-        `${earlier.state}${earlier.request_id ? `, request ${earlier.request_id}` : ""}): not submitted again`,
+      `${where} was submitted already (job ${o.job}, ${o.state}${o.request ? `, request ${o.request}` : ""}): not submitted again`,
       { code: "batch_row_submitted" },
     );
   }
-  if (estimateUsd === undefined || estimateUsd <= 0) return;
-  const reserved = await client.query<{ reserved_usd: number; budget_usd: number | null }>(
-    `UPDATE dreamina.batches SET reserved_usd = reserved_usd + $2
-      WHERE batch_id = $1 AND (budget_usd IS NULL OR reserved_usd + $2 <= budget_usd + 1e-9)
-      RETURNING reserved_usd, budget_usd`,
-    [params.batchId, estimateUsd],
-  );
-  if (reserved.rowCount === 0) {
-    const b = await client.query<{ reserved_usd: number; budget_usd: number | null }>(
-      "SELECT reserved_usd, budget_usd FROM dreamina.batches WHERE batch_id = $1",
-      [params.batchId],
-    );
-    const now = b.rows[0];
+  if (o.refused === "budget_exceeded") {
     throw new PostgresStoreError(
-      `the budget of batch ${params.batchId} is spent: $${(now?.reserved_usd ?? 0).toFixed(2)} of ` +
-        `$${(now?.budget_usd ?? 0).toFixed(2)} reserved, row ${params.rowKey} needs $${estimateUsd.toFixed(2)}`,
+      `the budget of batch ${params.batchId} is spent: $${(o.reserved ?? 0).toFixed(2)} of $${(o.budget ?? 0).toFixed(2)} ` +
+        `reserved, ${where} needs $${(estimateUsd ?? 0).toFixed(2)}`,
       { code: "budget_exceeded" },
     );
   }
-}
-
-/** Marks the row's intent row on the batch row, in the caller's transaction. */
-export async function linkRow(client: pg.PoolClient, batchId: string, rowKey: string, localId: number) {
-  await client.query("UPDATE dreamina.batch_rows SET local_id = $3 WHERE batch_id = $1 AND row_key = $2", [
-    batchId,
-    rowKey,
-    localId,
-  ]);
+  throw new PostgresStoreError(`${where} is not held by this worker (${o.state ?? "?"}): not submitted`, {
+    code: "batch_row_not_held",
+  });
 }
 
 /** A row's outcome (the same shape as the store's batch row outcome). */
@@ -248,39 +234,9 @@ export async function recordRowOutcome(
   outcome: RowOutcome,
   now: number,
 ): Promise<void> {
-  const done = outcome.state === "done" ? outcome : undefined;
   await client.query(
-    `INSERT INTO dreamina.batches (batch_id, created_at, updated_at) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING`,
-    [batchId, now],
-  );
-  await client.query(
-    `INSERT INTO dreamina.batch_rows AS r (batch_id, row_key, line, name, state, request_id, estimate_usd,
-        cost_usd, file, bytes, sha256, error_json, worker_host, worker_pid, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-     ON CONFLICT (batch_id, row_key) DO UPDATE SET line = COALESCE(excluded.line, r.line),
-       name = COALESCE(excluded.name, r.name), state = excluded.state, request_id = excluded.request_id,
-       estimate_usd = COALESCE(excluded.estimate_usd, r.estimate_usd), cost_usd = excluded.cost_usd,
-       file = excluded.file, bytes = excluded.bytes, sha256 = excluded.sha256, error_json = excluded.error_json,
-       worker_id = NULL, lease_until = NULL, worker_host = excluded.worker_host,
-       worker_pid = excluded.worker_pid, updated_at = excluded.updated_at
-     WHERE NOT (r.state = 'done' AND excluded.state = 'failed')`,
-    [
-      batchId,
-      rowKey,
-      outcome.line ?? null,
-      outcome.name ?? null,
-      outcome.state,
-      outcome.requestId ?? null,
-      outcome.estimateUsd ?? null,
-      outcome.costUsd ?? null,
-      done?.file ?? null,
-      done?.bytes ?? null,
-      done?.sha256 ?? null,
-      outcome.state === "failed" ? JSON.stringify(outcome.error ?? null) : null,
-      worker.host,
-      worker.pid,
-      now,
-    ],
+    "SELECT dreamina.batch_row_outcome($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    rowOutcomeArgs(batchId, rowKey, outcome, worker, now),
   );
 }
 

@@ -23,14 +23,13 @@ import {
   type BatchProgress,
   batchProgress,
   type ClaimedRow,
-  checkAndReserve,
   claimRows,
   enqueueRows,
-  linkRow,
   type QueueRow,
   type RowOutcome,
   recordRowOutcome,
   releaseRow,
+  rowIntent,
 } from "./batch-queue.js";
 import {
   type BatchInfo,
@@ -46,15 +45,10 @@ import { batchJobs, getJob, listJobs, runTimePrior, unresolvedJobs } from "./rea
 import { RecoveryFolder, type RecoveryReport } from "./recovered.js";
 import type { Liveness } from "./rows.js";
 import type { Session } from "./session.js";
+import type { JobStoreWrite } from "./writes.js";
 import * as writes from "./writes.js";
 
-/** A write a crash may lose without harm, grouped with others by {@link PostgresJobStore.writeBatch}. */
-export type JobStoreWrite =
-  | { kind: "status"; requestId: string; observation: StatusObservation }
-  | { kind: "result"; requestId: string; result: ResultObservation }
-  | { kind: "error"; requestId: string; error: unknown }
-  | { kind: "file"; requestId: string; file: FileParams }
-  | { kind: "batch_row"; batchId: string; rowKey: string; outcome: RowOutcome };
+export type { JobStoreWrite } from "./writes.js";
 
 export interface PostgresStoreSettings {
   now: () => number;
@@ -108,10 +102,10 @@ export class PostgresJobStore implements JobStore {
   async beginSubmit(params: BeginSubmitParams): Promise<number> {
     await this.#beforeWrite();
     await this.session.register();
-    return await this.session.tx(
-      (client) => writes.insertIntent(client, this.#owner, params, this.#now()),
-      true,
-    );
+    const write = (client: pg.PoolClient) => writes.insertIntent(client, this.#owner, params, this.#now());
+    // Without earlier rows to give up, one statement: no transaction to open.
+    const supersedes = (params as { supersedes?: readonly number[] }).supersedes;
+    return supersedes?.length ? await this.session.tx(write) : await this.#one(write);
   }
 
   /**
@@ -154,19 +148,19 @@ export class PostgresJobStore implements JobStore {
 
   async #settle(localId: number, state: JournalState, error: unknown): Promise<void> {
     await this.#beforeWrite();
-    await this.session.tx((client) => writes.settle(client, localId, state, error, this.#now()));
+    await this.#one((client) => writes.settle(client, localId, state, error, this.#now()));
   }
 
   async recordStatus(requestId: string, observation: StatusObservation): Promise<boolean> {
     await this.#beforeWrite();
     const at = toMillis(observation.at, this.#now);
-    return await this.session.tx((client) => writes.recordStatus(client, requestId, observation, at));
+    return await this.#one((client) => writes.recordStatus(client, requestId, observation, at));
   }
 
   async recordResult(requestId: string, result: ResultObservation): Promise<boolean> {
     await this.#beforeWrite();
     const at = toMillis(result.at, this.#now);
-    return await this.session.tx((client) => writes.recordResult(client, requestId, result, at));
+    return await this.#one((client) => writes.recordResult(client, requestId, result, at));
   }
 
   async recordError(requestId: string, error: unknown): Promise<boolean> {
@@ -186,24 +180,11 @@ export class PostgresJobStore implements JobStore {
   async writeBatch(list: readonly JobStoreWrite[]): Promise<void> {
     if (list.length === 0) return;
     await this.#beforeWrite();
-    const now = this.#now();
     const worker = { host: this.session.host, pid: process.pid };
-    await this.session.tx(async (client) => {
-      for (const w of list) {
-        if (w.kind === "status") {
-          await writes.recordStatus(
-            client,
-            w.requestId,
-            w.observation,
-            toMillis(w.observation.at, this.#now),
-          );
-        } else if (w.kind === "result") {
-          await writes.recordResult(client, w.requestId, w.result, toMillis(w.result.at, this.#now));
-        } else if (w.kind === "error") await writes.recordError(client, w.requestId, w.error, now);
-        else if (w.kind === "file") await writes.recordFile(client, w.requestId, w.file, now);
-        else await recordRowOutcome(client, worker, w.batchId, w.rowKey, w.outcome, now);
-      }
-    });
+    const encoded = list.map((w) => writes.encodeWrite(w, this.#now, worker));
+    await this.#one((client) =>
+      client.query("SELECT dreamina.apply_writes($1::jsonb)", [JSON.stringify(encoded)]),
+    );
   }
 
   async get(id: string | number): Promise<JobRecordDetail | undefined> {
@@ -275,18 +256,12 @@ export class PostgresJobStore implements JobStore {
   ): Promise<number> {
     await this.#beforeWrite();
     await this.session.register();
-    return await this.session.tx(async (client) => {
-      await checkAndReserve(client, this.session, params, estimateUsd);
-      const reserved = estimateUsd !== undefined && estimateUsd > 0 ? estimateUsd : undefined;
-      const localId = await writes.insertIntent(client, this.#owner, params, this.#now(), reserved);
-      await linkRow(client, params.batchId, params.rowKey, localId);
-      return localId;
-    }, true);
+    return await rowIntent(this.session, params, estimateUsd, this.#now());
   }
 
   /** A row's outcome; ends its lease. A `done` row never turns `failed`. */
   async recordBatchRow(batchId: string, rowKey: string, outcome: RowOutcome): Promise<void> {
-    await this.session.tx((client) =>
+    await this.#one((client) =>
       recordRowOutcome(
         client,
         { host: this.session.host, pid: process.pid },

@@ -3,7 +3,6 @@
 // job row it changes (`FOR UPDATE`): two workers following one request serialize on it.
 
 import type pg from "pg";
-import type { JobStatusValue } from "../../api/types.js";
 import type {
   BeginSubmitParams,
   FileParams,
@@ -12,11 +11,17 @@ import type {
   SubmitAcceptedParams,
 } from "../job-store.js";
 import { FINAL_STATES, type JournalState } from "../journal.js";
-import { inputDigest, isPlainObject, redactStored, redactText, storeError, storeJson } from "./codec.js";
+import type { RowOutcome } from "./batch-queue.js";
+import {
+  inputDigest,
+  isPlainObject,
+  redactStored,
+  redactText,
+  storeError,
+  storeJson,
+  toMillis,
+} from "./codec.js";
 import { PostgresStoreError } from "./connect.js";
-
-const TERMINAL_STATES: ReadonlySet<string> = new Set(["completed", "succeeded", "failed", "cancelled"]);
-const STICKY_STATES: ReadonlySet<string> = new Set(FINAL_STATES);
 
 type Client = pg.PoolClient;
 type RowState = { local_id: number; state: JournalState; request_id: string | null };
@@ -36,14 +41,6 @@ export async function lockLocal(client: Client, localId: number): Promise<RowSta
   return r.rows[0];
 }
 
-async function lockRequest(client: Client, requestId: string): Promise<RowState | undefined> {
-  const r = await client.query<RowState>(
-    "SELECT local_id, state, request_id FROM dreamina.jobs WHERE request_id = $1 FOR UPDATE",
-    [requestId],
-  );
-  return r.rows[0];
-}
-
 export async function insertTransition(
   client: Client,
   localId: number,
@@ -58,6 +55,23 @@ export async function insertTransition(
   );
 }
 
+/** model, base URL, batch, row, input, digest, prompt, frames, seed: as stored (redacted). */
+export function intentArgs(params: BeginSubmitParams): unknown[] {
+  const input = redactStored(params.input);
+  const fields = (isPlainObject(params.input) ? params.input : {}) as Record<string, unknown>;
+  return [
+    params.modelId,
+    redactText(params.baseUrl),
+    params.batchId ?? null,
+    params.rowKey ?? null,
+    redactText(JSON.stringify(input ?? null)),
+    inputDigest(input),
+    typeof fields.prompt === "string" ? redactText(fields.prompt) : null,
+    Number.isInteger(fields.frames) ? (fields.frames as number) : null,
+    Number.isInteger(fields.seed) ? (fields.seed as number) : null,
+  ];
+}
+
 /** The intent row and its first transition; `supersedes` given up first. Returns the local id. */
 export async function insertIntent(
   client: Client,
@@ -67,44 +81,21 @@ export async function insertIntent(
   reservedUsd?: number,
 ): Promise<number> {
   for (const earlier of params.supersedes ?? []) {
-    const row = await lockLocal(client, earlier);
-    if (row && (row.state === "submitting" || row.state === "submission_unknown")) {
-      await settle(
-        client,
-        earlier,
-        "abandoned",
-        { message: "superseded by a new submit of the same row" },
-        now,
-      );
-    }
-  }
-  const input = redactStored(params.input);
-  const fields = (isPlainObject(params.input) ? params.input : {}) as Record<string, unknown>;
-  const inserted = await client.query<{ local_id: number }>(
-    `INSERT INTO dreamina.jobs (model_id, base_url, batch_id, row_key, state, input_json, input_digest,
-       prompt, frames, seed, created_at, updated_at, pid, host, worker_id, reserved_usd)
-     VALUES ($1, $2, $3, $4, 'submitting', $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14)
-     RETURNING local_id`,
-    [
-      params.modelId,
-      redactText(params.baseUrl),
-      params.batchId ?? null,
-      params.rowKey ?? null,
-      redactText(JSON.stringify(input ?? null)),
-      inputDigest(input),
-      typeof fields.prompt === "string" ? redactText(fields.prompt) : null,
-      Number.isInteger(fields.frames) ? (fields.frames as number) : null,
-      Number.isInteger(fields.seed) ? (fields.seed as number) : null,
+    // A row settled meanwhile is left as it is (the function answers with its state).
+    await settle(
+      client,
+      earlier,
+      "abandoned",
+      { message: "superseded by a new submit of the same row" },
       now,
-      owner.pid,
-      owner.host,
-      owner.workerId,
-      reservedUsd ?? null,
-    ],
+      true,
+    );
+  }
+  const inserted = await client.query<{ id: number }>(
+    "SELECT dreamina.job_intent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) AS id",
+    [...intentArgs(params), now, owner.pid, owner.host, owner.workerId, reservedUsd ?? null],
   );
-  const localId = inserted.rows[0]!.local_id;
-  await insertTransition(client, localId, "submitting", undefined, undefined, now);
-  return localId;
+  return inserted.rows[0]!.id;
 }
 
 export async function recordAccepted(
@@ -113,27 +104,24 @@ export async function recordAccepted(
   accepted: SubmitAcceptedParams,
   now: number,
 ): Promise<void> {
-  const row = await lockLocal(client, localId);
-  if (!row) throw noRow(localId, ` (for request ${accepted.requestId})`);
-  if (row.state === "submitted" && row.request_id === accepted.requestId) return; // a retried commit
-  if (row.state !== "submitting" && row.state !== "submission_unknown" && row.state !== "submitted") {
-    throw wrongState(
-      `job ${localId} is ${row.state}, not awaiting a submit outcome (request ${accepted.requestId})`,
-    );
-  }
-  await client.query(
-    `UPDATE dreamina.jobs SET request_id = $1, state = 'submitted', status_url = $2, result_url = $3,
-       cancel_url = $4, submitted_at = COALESCE(submitted_at, $5), updated_at = $5 WHERE local_id = $6`,
+  const r = await client.query<{ outcome: string }>(
+    "SELECT dreamina.job_accepted($1, $2, $3, $4, $5, $6) AS outcome",
     [
+      localId,
       accepted.requestId,
       accepted.statusUrl ?? null,
       accepted.resultUrl ?? null,
       accepted.cancelUrl ?? null,
       now,
-      localId,
     ],
   );
-  await insertTransition(client, localId, "submitted", undefined, undefined, now);
+  const outcome = r.rows[0]?.outcome;
+  if (outcome === "no_row") throw noRow(localId, ` (for request ${accepted.requestId})`);
+  if (outcome !== "ok") {
+    throw wrongState(
+      `job ${localId} is ${outcome}, not awaiting a submit outcome (request ${accepted.requestId})`,
+    );
+  }
 }
 
 /** A request id kept in a recovery file, taken in: a row still awaiting it becomes `submitted`. */
@@ -170,64 +158,26 @@ export async function applyRecovered(
   return "applied";
 }
 
-/** Rejected, unknown or abandoned: only from a row still awaiting its submit outcome. */
+/**
+ * Rejected, unknown or abandoned: only from a row still awaiting its submit outcome (`quiet`:
+ * a row settled meanwhile is left as it is, without an error).
+ */
 export async function settle(
   client: Client,
   localId: number,
   state: JournalState,
   error: unknown,
   now: number,
+  quiet = false,
 ): Promise<void> {
-  const row = await lockLocal(client, localId);
-  if (!row) throw noRow(localId);
-  if (row.state !== "submitting" && row.state !== "submission_unknown") {
-    throw wrongState(`job ${localId} is ${row.state}, not awaiting a submit outcome`);
-  }
-  await client.query(
-    `UPDATE dreamina.jobs SET state = $1, last_error_json = COALESCE($2, last_error_json), updated_at = $3,
-       finished_at = CASE WHEN $4 THEN COALESCE(finished_at, $3) ELSE finished_at END WHERE local_id = $5`,
-    [state, storeError(error), now, FINAL_STATES.includes(state), localId],
+  const r = await client.query<{ outcome: string }>(
+    "SELECT dreamina.job_settle($1, $2, $3, $4, $5) AS outcome",
+    [localId, state, storeError(error), FINAL_STATES.includes(state), now],
   );
-  await insertTransition(client, localId, state, undefined, undefined, now);
-  // A refused submit cost nothing: its reservation goes back to the batch's budget.
-  if (state === "rejected") await releaseReservation(client, localId);
-}
-
-async function applyStatus(
-  client: Client,
-  row: RowState,
-  status: JobStatusValue,
-  rawStatus: string | undefined,
-  queuePosition: number | undefined,
-  at: number,
-): Promise<void> {
-  const position = Number.isInteger(queuePosition) ? queuePosition : undefined;
-  const last = (
-    await client.query<{ status: string; queue_position: number | null }>(
-      "SELECT status, queue_position FROM dreamina.transitions WHERE local_id = $1 ORDER BY id DESC LIMIT 1",
-      [row.local_id],
-    )
-  ).rows[0];
-  const label = status === "unknown" ? `unknown:${rawStatus ?? ""}` : status;
-  if (!last || last.status !== label || (last.queue_position ?? undefined) !== position) {
-    await insertTransition(client, row.local_id, label, rawStatus, position, at);
-  }
-  let state = row.state;
-  // An unknown status changes nothing we act on; a final state stays (a `completed` one settles);
-  // a stale poll by another worker never takes a finished job back to running.
-  if (status !== "unknown") {
-    const settlesCompleted = row.state === "completed" && STICKY_STATES.has(status);
-    if (!STICKY_STATES.has(row.state) || settlesCompleted) {
-      if (!(TERMINAL_STATES.has(row.state) && !TERMINAL_STATES.has(status))) state = status as JournalState;
-    }
-  }
-  await client.query(
-    `UPDATE dreamina.jobs SET state = $1, raw_status = COALESCE($2, raw_status), updated_at = $3,
-       started_at = CASE WHEN $4 = 'in_progress' THEN COALESCE(started_at, $3) ELSE started_at END,
-       finished_at = CASE WHEN $5 THEN COALESCE(finished_at, $3) ELSE finished_at END
-     WHERE local_id = $6`,
-    [state, rawStatus ?? null, at, status, TERMINAL_STATES.has(state), row.local_id],
-  );
+  const outcome = r.rows[0]?.outcome;
+  if (quiet || outcome === "ok") return;
+  if (outcome === "no_row") throw noRow(localId);
+  throw wrongState(`job ${localId} is ${outcome}, not awaiting a submit outcome`);
 }
 
 export async function recordStatus(
@@ -236,10 +186,12 @@ export async function recordStatus(
   observation: StatusObservation,
   at: number,
 ): Promise<boolean> {
-  const row = await lockRequest(client, requestId);
-  if (!row) return false;
-  await applyStatus(client, row, observation.status, observation.rawStatus, observation.queuePosition, at);
-  return true;
+  const position = Number.isInteger(observation.queuePosition) ? observation.queuePosition : null;
+  const r = await client.query<{ ok: boolean }>(
+    "SELECT dreamina.job_observed($1, $2, $3, $4, $5, false, NULL, NULL, NULL, NULL, NULL, NULL) AS ok",
+    [requestId, observation.status, observation.rawStatus ?? null, position, at],
+  );
+  return r.rows[0]?.ok === true;
 }
 
 export async function recordResult(
@@ -248,29 +200,23 @@ export async function recordResult(
   result: ResultObservation,
   at: number,
 ): Promise<boolean> {
-  const row = await lockRequest(client, requestId);
-  if (!row) return false;
-  await applyStatus(client, row, result.status, result.rawStatus, undefined, at);
   const urls = result.outputUrls && result.outputUrls.length > 0 ? result.outputUrls : undefined;
-  await client.query(
-    `UPDATE dreamina.jobs SET output_urls_json = COALESCE($1, output_urls_json),
-       job_error_json = COALESCE($2, job_error_json), cost = COALESCE($3, cost),
-       service_created_at = COALESCE($4, service_created_at),
-       service_finished_at = COALESCE($5, service_finished_at),
-       result_json = COALESCE($6, result_json), updated_at = $7
-     WHERE local_id = $8`,
+  const r = await client.query<{ ok: boolean }>(
+    "SELECT dreamina.job_observed($1, $2, $3, NULL, $4, true, $5, $6, $7, $8, $9, $10) AS ok",
     [
+      requestId,
+      result.status,
+      result.rawStatus ?? null,
+      at,
       urls ? redactText(JSON.stringify(urls)) : null,
       result.error === undefined || result.error === null ? null : storeJson(result.error),
       typeof result.cost === "number" && Number.isFinite(result.cost) ? result.cost : null,
       result.createdAt ?? null,
       result.finishedAt ?? null,
       result.raw === undefined ? null : storeJson(result.raw),
-      at,
-      row.local_id,
     ],
   );
-  return true;
+  return r.rows[0]?.ok === true;
 }
 
 export async function recordError(
@@ -308,15 +254,96 @@ export async function recordFile(
   return (done.rowCount ?? 0) > 0;
 }
 
-/** Gives a refused job's reserved cost back to its batch (nothing when it reserved none). */
-async function releaseReservation(client: Client, localId: number): Promise<void> {
-  await client.query(
-    `WITH j AS (UPDATE dreamina.jobs j SET reserved_usd = NULL FROM dreamina.jobs old
-                 WHERE j.local_id = $1 AND old.local_id = j.local_id AND old.reserved_usd IS NOT NULL
-                 RETURNING j.batch_id, old.reserved_usd AS usd)
-     UPDATE dreamina.batches b SET reserved_usd = GREATEST(0, b.reserved_usd - j.usd) FROM j WHERE b.batch_id = j.batch_id`,
-    [localId],
-  );
+/** A write a crash may lose without harm, grouped with others in one statement. */
+export type JobStoreWrite =
+  | { kind: "status"; requestId: string; observation: StatusObservation }
+  | { kind: "result"; requestId: string; result: ResultObservation }
+  | { kind: "error"; requestId: string; error: unknown }
+  | { kind: "file"; requestId: string; file: FileParams }
+  | { kind: "batch_row"; batchId: string; rowKey: string; outcome: RowOutcome };
+
+/** A batch row outcome's columns, as `dreamina.batch_row_outcome` takes them. */
+export function rowOutcomeArgs(
+  batchId: string,
+  rowKey: string,
+  outcome: RowOutcome,
+  worker: { host: string; pid: number },
+  now: number,
+): unknown[] {
+  const done = outcome.state === "done" ? outcome : undefined;
+  return [
+    batchId,
+    rowKey,
+    outcome.line ?? null,
+    outcome.name ?? null,
+    outcome.state,
+    outcome.requestId ?? null,
+    outcome.estimateUsd ?? null,
+    outcome.costUsd ?? null,
+    done?.file ?? null,
+    done?.bytes ?? null,
+    done?.sha256 ?? null,
+    outcome.state === "failed" ? JSON.stringify(outcome.error ?? null) : null,
+    worker.host,
+    worker.pid,
+    now,
+  ];
+}
+
+/** One write as an element of `dreamina.apply_writes`'s array (encoded and redacted here). */
+export function encodeWrite(
+  w: JobStoreWrite,
+  now: () => number,
+  worker: { host: string; pid: number },
+): Record<string, unknown> {
+  switch (w.kind) {
+    case "status": {
+      const o = w.observation;
+      const pos = Number.isInteger(o.queuePosition) ? o.queuePosition : null;
+      return {
+        k: "status",
+        r: w.requestId,
+        s: o.status,
+        raw: o.rawStatus ?? null,
+        pos,
+        at: toMillis(o.at, now),
+      };
+    }
+    case "result": {
+      const r = w.result;
+      const urls = r.outputUrls && r.outputUrls.length > 0 ? redactText(JSON.stringify(r.outputUrls)) : null;
+      return {
+        k: "result",
+        r: w.requestId,
+        s: r.status,
+        raw: r.rawStatus ?? null,
+        at: toMillis(r.at, now),
+        urls,
+        err: r.error === undefined || r.error === null ? null : storeJson(r.error),
+        cost: typeof r.cost === "number" && Number.isFinite(r.cost) ? r.cost : null,
+        sc: r.createdAt ?? null,
+        sf: r.finishedAt ?? null,
+        res: r.raw === undefined ? null : storeJson(r.raw),
+      };
+    }
+    case "error":
+      return { k: "error", r: w.requestId, err: storeError(w.error), at: now() };
+    case "file":
+      return {
+        k: "file",
+        r: w.requestId,
+        path: w.file.path,
+        url: w.file.url === undefined ? null : redactText(w.file.url),
+        bytes: w.file.bytes ?? null,
+        sha: w.file.sha256 ?? null,
+        at: now(),
+      };
+    case "batch_row": {
+      const [b, key, line, name, state, req, est, cost, file, bytes, sha, err, host, pid, at] =
+        rowOutcomeArgs(w.batchId, w.rowKey, w.outcome, worker, now());
+      return { k: "row", b, key, line, name, state, req, est, cost, file, bytes, sha, err, host, pid, at };
+    }
+  }
 }
 
 function noRow(localId: number, suffix = ""): PostgresStoreError {
