@@ -1,7 +1,7 @@
 // One worker process of the store bench: claims rows of a shared batch from PostgreSQL and runs
 // each through the store calls of a real batch row (intent, accepted, two statuses, result,
 // file, row outcome), with a fixed pause standing for the service's time, `concurrency` rows
-// at once. Prints {"rows":n,"cpuMs":…} at the end.
+// at once. Prints {"rows":n,"cpuMs":…} at the end, with when its work started and ended.
 //
 // Args: <url> <batchId> <concurrency> <serviceMs>
 
@@ -15,7 +15,9 @@ const store = await openPostgresJobStore(url as string, {
   recoveryDir: `/tmp/dreamina-bench-${process.pid}`,
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// Measured from when the store is open: a process's start (tsx compiling) is not the store's.
 const cpu0 = process.cpuUsage();
+const startedAt = Date.now();
 let rows = 0;
 
 async function lane(): Promise<void> {
@@ -58,5 +60,8 @@ async function lane(): Promise<void> {
 
 await Promise.all(Array.from({ length: concurrency }, () => lane()));
 const cpu = process.cpuUsage(cpu0);
+const endedAt = Date.now();
 await store.close();
-process.stdout.write(`${JSON.stringify({ rows, cpuMs: (cpu.user + cpu.system) / 1000 })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ rows, cpuMs: (cpu.user + cpu.system) / 1000, startedAt, endedAt })}\n`,
+);
