@@ -109,8 +109,11 @@ export class Session {
   /** Writes this worker's row (once) and starts its heartbeat. */
   register(): Promise<void> {
     this.#registered ??= (async () => {
+      // Worker rows silent for a week are dropped on the way: every row they owned is past the
+      // grace period by then, and reads as `submission_unknown` without them too.
       await this.query(
-        `INSERT INTO dreamina.workers (worker_id, host, pid) VALUES ($1, $2, $3)
+        `WITH old AS (DELETE FROM dreamina.workers WHERE heartbeat_at < clock_timestamp() - interval '7 days')
+         INSERT INTO dreamina.workers (worker_id, host, pid) VALUES ($1, $2, $3)
          ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = clock_timestamp(), stopped_at = NULL`,
         [this.workerId, this.host, process.pid],
       );
