@@ -260,6 +260,21 @@ describe("a batch owned by one worker at a time", { skip }, () => {
   });
 });
 
+describe("one rate limit for all workers", { skip }, () => {
+  it("a 429 reported by one worker pauses and slows the others; the pause only lengthens", async () => {
+    const url = await pgServer.freshDatabase();
+    const a = await open(url, 60_000);
+    const b = await open(url, 60_000);
+    assert.equal(await b.sharedThrottle("acct"), undefined);
+    await a.reportThrottle("acct", { pauseMs: 2000, rps: 4 });
+    await b.reportThrottle("acct", { pauseMs: 500, rps: 8 });
+    const seen = await b.sharedThrottle("acct");
+    assert.ok(seen && seen.pauseMs > 1500 && seen.pauseMs <= 2000, JSON.stringify(seen));
+    assert.equal(seen?.rps, 4);
+    assert.equal(await a.sharedThrottle("other"), undefined);
+  });
+});
+
 describe("workers racing", { skip }, () => {
   it("4 processes, 60 rows, leases running out mid-submit: every row submitted exactly once", async () => {
     const url = await pgServer.freshDatabase();

@@ -328,6 +328,14 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (batch_id, row_key)
    );
    CREATE INDEX batch_rows_claim ON dreamina.batch_rows (batch_id, state, ord);
+   CREATE TABLE dreamina.throttle (
+     scope text PRIMARY KEY,
+     pause_until timestamptz NOT NULL,
+     rps double precision,
+     updated_at timestamptz NOT NULL,
+     host text,
+     pid integer
+   );
    ${FUNCTIONS}`,
 ];
 

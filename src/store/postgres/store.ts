@@ -45,6 +45,7 @@ import { batchJobs, getJob, listJobs, runTimePrior, unresolvedJobs } from "./rea
 import { RecoveryFolder, type RecoveryReport } from "./recovered.js";
 import type { Liveness } from "./rows.js";
 import type { Session } from "./session.js";
+import { readThrottle, reportThrottle, type SharedThrottle } from "./throttle.js";
 import type { JobStoreWrite } from "./writes.js";
 import * as writes from "./writes.js";
 
@@ -281,6 +282,21 @@ export class PostgresJobStore implements JobStore {
   /** Rows by state and by worker, and the budget: the batch's progress across workers. */
   async batchProgress(batchId: string): Promise<BatchProgress> {
     return await batchProgress(this.session, batchId);
+  }
+
+  // ---- one rate limit for all workers ----
+
+  /** A 429 seen by this worker: every worker of `scope` pauses for `pauseMs` and slows to `rps`. */
+  async reportThrottle(
+    scope: string,
+    throttle: { pauseMs: number; rps?: number | undefined },
+  ): Promise<void> {
+    await reportThrottle(this.session, scope, throttle);
+  }
+
+  /** What the other workers reported: read before sending, now and then. */
+  async sharedThrottle(scope: string): Promise<SharedThrottle | undefined> {
+    return await readThrottle(this.session, scope);
   }
 
   async close(): Promise<void> {
