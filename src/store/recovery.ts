@@ -1,7 +1,7 @@
 // Where a request id goes when the journal cannot take it: the service accepted (and bills) the
 // job, but the journal is locked by another process past the busy timeout, or its disk is full.
 // The id must not be lost, so it is written, fsynced, to a small file beside the journal, and
-// the journal takes it in the next time it can (see Journal.replayRecovered).
+// the store takes it in the next time it can (see JobStore.replayRecovered).
 //
 // One file per id, in `<journal>.recovered/`, rather than lines appended to one shared file:
 // replaying must remove what it has committed, and removing lines from a shared file while
@@ -22,24 +22,9 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import type { RecoveredSubmit } from "./types.js";
 
-/** One accepted submit that the journal could not record when it happened. */
-export interface RecoveredSubmit {
-  kind: "submit_accepted";
-  /** The journal it belongs to. */
-  journal: string;
-  localId: number;
-  requestId: string;
-  statusUrl?: string | undefined;
-  resultUrl?: string | undefined;
-  cancelUrl?: string | undefined;
-  /** When the service's acceptance was seen (ISO 8601). */
-  at: string;
-  pid: number;
-  host: string;
-  /** Why the journal could not take it. */
-  error: string;
-}
+export type { RecoveredSubmit };
 
 export interface RecoveredFile {
   file: string;
