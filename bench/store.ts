@@ -11,8 +11,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { Journal } from "../src/store/journal.js";
+
 import { openPostgresJobStore } from "../src/store/postgres/index.js";
+import { SqliteJobStore } from "../src/store/sqlite/index.js";
 import { startTestPostgres } from "../test/helpers/postgres.js";
 
 function flag(argv: string[], name: string, fallback: number): number {
@@ -67,7 +68,8 @@ async function runWorkers(url: string, batchId: string, workers: number, lanes: 
 /**
  * The same store calls per row, one row after another, in this process: the intent row and the
  * accepted id (each committed alone, as they must be), then the observations (two statuses, the
- * result, the file) either one by one or grouped in one transaction as a batch writes them.
+ * result, the file) either one by one or grouped in one transaction as a batch writes them
+ * (`writeBatch`), through the JobStore interface of each backend.
  */
 async function cpuPerRow(
   kind: "sqlite" | "postgres",
@@ -87,35 +89,11 @@ async function cpuPerRow(
     },
     { kind: "file" as const, requestId, file: { path: `/out/${i}.mp4`, bytes: 1000, sha256: "ab" } },
   ];
-  if (kind === "sqlite") {
-    const journal = Journal.open(join(dir, `journal-${grouped}.db`));
-    const apply = (w: ReturnType<typeof observations>[number]) => {
-      if (w.kind === "status") journal.recordStatus(w.requestId, w.observation);
-      else if (w.kind === "result") journal.recordResult(w.requestId, w.result);
-      else journal.recordFile(w.requestId, w.file);
-    };
-    const group = journal.db.transaction((list: ReturnType<typeof observations>) => list.forEach(apply));
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < rows; i++) {
-      const id = journal.beginSubmit({
-        modelId: "m",
-        baseUrl: "https://api",
-        input: input(i),
-        batchId: "c",
-        rowKey: `r${i}`,
-      });
-      journal.submitAccepted(id, { requestId: `s-${i}` });
-      if (grouped) group.immediate(observations(`s-${i}`, i));
-      else observations(`s-${i}`, i).forEach(apply);
-    }
-    const c = process.cpuUsage(c0);
-    const wall = performance.now() - t0;
-    journal.close();
-    return { cpuMsPerRow: (c.user + c.system) / 1000 / rows, wallMsPerRow: wall / rows };
-  }
-  const store = await openPostgresJobStore(url, { recoveryDir: join(dir, "r") });
-  const before = await commits(url);
+  const store =
+    kind === "sqlite"
+      ? SqliteJobStore.open(join(dir, `journal-${grouped}.db`))
+      : await openPostgresJobStore(url, { recoveryDir: join(dir, "r") });
+  const before = kind === "postgres" ? await commits(url) : 0;
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   for (let i = 0; i < rows; i++) {
@@ -133,10 +111,9 @@ async function cpuPerRow(
   const c = process.cpuUsage(c0);
   const wall = performance.now() - t0;
   await store.close();
-  const txPerRow = ((await commits(url)) - before - 1) / rows;
+  const txPerRow = kind === "postgres" ? ((await commits(url)) - before - 1) / rows : undefined;
   return { cpuMsPerRow: (c.user + c.system) / 1000 / rows, wallMsPerRow: wall / rows, txPerRow };
 }
-
 export async function main(argv: string[] = process.argv.slice(2)): Promise<boolean> {
   const rows = flag(argv, "--rows", 1000);
   const serviceMs = flag(argv, "--service-ms", 250);

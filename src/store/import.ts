@@ -18,6 +18,7 @@ import Database from "better-sqlite3";
 import { DreaminaError } from "../api/dreamina-error.js";
 import type { PostgresJobStore } from "./postgres/store.js";
 import { hasRecoveredSubmits, recoveryDirFor } from "./recovery.js";
+import { BATCH_MIGRATIONS, BATCH_MODULE, JOURNAL_MIGRATIONS, JOURNAL_MODULE } from "./sqlite/migrations.js";
 
 export class StoreImportError extends DreaminaError {
   static override readonly code: string = "store_import";
@@ -34,7 +35,10 @@ export interface ImportReport {
 }
 
 /** The journal tables this import knows (module versions in the journal's `migrations`). */
-const KNOWN_VERSIONS: Record<string, number> = { journal: 1, batch: 2 };
+const KNOWN_VERSIONS: Record<string, number> = {
+  [JOURNAL_MODULE]: JOURNAL_MIGRATIONS.length,
+  [BATCH_MODULE]: BATCH_MIGRATIONS.length,
+};
 const CHUNK = 500;
 
 const JOB_COLUMNS = [
@@ -108,7 +112,7 @@ function openSource(path: string): Database.Database {
       db.close();
       throw new StoreImportError(
         `the ${m.module} tables of ${path} are at version ${m.version}, newer than this program knows: upgrade dreamina-i2v`,
-        { code: "store_schema_newer" },
+        { code: "store_too_new" },
       );
     }
   }

@@ -10,10 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
-import { BatchState } from "../../src/store/batch-state.js";
 import { importSqliteJournal } from "../../src/store/import.js";
-import { Journal } from "../../src/store/journal.js";
 import { openPostgresJobStore, type PostgresJobStore } from "../../src/store/postgres/index.js";
+import { SqliteJobStore } from "../../src/store/sqlite/index.js";
 import { skipWithoutPostgres, startTestPostgres, type TestPostgres } from "../helpers/postgres.js";
 
 const server = await startTestPostgres();
@@ -49,8 +48,9 @@ async function count(url: string, table: string): Promise<number> {
 }
 
 /** A journal with jobs in every kind of state, a data URI, a batch with outcomes. */
-async function makeJournal(path: string): Promise<Journal> {
-  const journal = Journal.open(path);
+async function makeJournal(path: string): Promise<SqliteJobStore> {
+  await mkdir(join(path, ".."), { recursive: true });
+  const journal = SqliteJobStore.open(path);
   const input = (i: number) => ({
     prompt: `shot ${i}`,
     image_url: `data:image/png;base64,${randomBytes(200).toString("base64")}`,
@@ -58,7 +58,7 @@ async function makeJournal(path: string): Promise<Journal> {
     seed: i,
   });
   for (let i = 0; i < 30; i++) {
-    const id = journal.beginSubmit({
+    const id = await journal.beginSubmit({
       modelId: MODEL,
       baseUrl: "https://api",
       input: input(i),
@@ -66,31 +66,41 @@ async function makeJournal(path: string): Promise<Journal> {
       rowKey: `r${i}`,
     });
     if (i % 5 === 0) {
-      journal.submitRejected(id, new Error("400"));
+      await journal.submitRejected(id, new Error("400"));
       continue;
     }
     if (i % 7 === 0) {
-      journal.submitUnknown(id, new Error("socket hang up"));
+      await journal.submitUnknown(id, new Error("socket hang up"));
       continue;
     }
-    journal.submitAccepted(id, { requestId: `req-${i}`, statusUrl: "https://api/s" });
-    journal.recordStatus(`req-${i}`, { status: "in_queue", queuePosition: 2 });
-    journal.recordStatus(`req-${i}`, { status: "in_progress" });
+    await journal.submitAccepted(id, { requestId: `req-${i}`, statusUrl: "https://api/s" });
+    await journal.recordStatus(`req-${i}`, { status: "in_queue", queuePosition: 2 });
+    await journal.recordStatus(`req-${i}`, { status: "in_progress" });
     if (i % 2 === 0) {
-      journal.recordResult(`req-${i}`, {
+      await journal.recordResult(`req-${i}`, {
         status: "succeeded",
         outputUrls: [`https://cdn/${i}.mp4`],
         cost: 0.4,
       });
-      journal.recordFile(`req-${i}`, { path: `/out/${i}.mp4`, bytes: 100 + i, sha256: "ab".repeat(32) });
+      await journal.recordFile(`req-${i}`, {
+        path: `/out/${i}.mp4`,
+        bytes: 100 + i,
+        sha256: "ab".repeat(32),
+      });
     }
   }
   const outDir = join(dir, `out-${randomBytes(4).toString("hex")}`);
   await mkdir(outDir);
-  const batch = await BatchState.open(journal, { outDir, batchId: "b-1" });
-  batch.markDone("r2", { requestId: "req-2", file: "2.mp4", bytes: 102, sha256: "ab".repeat(32) });
-  batch.markFailed("r5", { error: { code: "rejected" } });
-  batch.release();
+  await journal.openBatch({ outDir, batchId: "b-1", exactId: true });
+  await journal.recordBatchRow("b-1", "r2", {
+    state: "done",
+    requestId: "req-2",
+    file: "2.mp4",
+    bytes: 102,
+    sha256: "ab".repeat(32),
+  });
+  await journal.recordBatchRow("b-1", "r5", { state: "failed", error: { code: "rejected" } });
+  await journal.releaseBatch("b-1");
   return journal;
 }
 
@@ -108,8 +118,8 @@ describe("store import", { skip }, () => {
     assert.ok(first.transitions > 60);
 
     // Each job reads as it did in SQLite (apart from its local id, and who may vouch for it).
-    for (const old of journal.list({ limit: 100 })) {
-      const detail = journal.get(old.localId)!;
+    for (const old of await journal.list({ limit: 100 })) {
+      const detail = (await journal.get(old.localId))!;
       const moved = await store.get(old.requestId ?? "");
       const found =
         moved ??
@@ -137,7 +147,7 @@ describe("store import", { skip }, () => {
 
     // The same journal moved elsewhere is still recognised.
     const moved = join(dir, "moved.db");
-    journal.close();
+    await journal.close();
     await copyFile(path, moved);
     const third = await importSqliteJournal(moved, store);
     assert.equal(third.jobs.imported, 0);
@@ -146,7 +156,7 @@ describe("store import", { skip }, () => {
 
   it("an import that fails halfway leaves nothing; the next one brings everything", async () => {
     const path = join(dir, "b", "journal.db");
-    (await makeJournal(path)).close();
+    await (await makeJournal(path)).close();
     const url = await pgServer.freshDatabase();
     const store = await open(url);
     const client = new pg.Client({ connectionString: url });
@@ -164,7 +174,7 @@ describe("store import", { skip }, () => {
 
   it("ids still waiting in the journal's recovery folder stop the import, with what to do", async () => {
     const path = join(dir, "c", "journal.db");
-    (await makeJournal(path)).close();
+    await (await makeJournal(path)).close();
     await mkdir(`${path}.recovered`);
     await writeFile(`${path}.recovered/1-1-1-aa.json`, "{}");
     const store = await open(await pgServer.freshDatabase());

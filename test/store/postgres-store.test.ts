@@ -14,6 +14,7 @@ import { pathToFileURL } from "node:url";
 import { inspect } from "node:util";
 import pg from "pg";
 import { registerSecret } from "../../src/api/redact.js";
+import { openJobStore } from "../../src/store/open.js";
 import {
   openPostgresJobStore,
   type PostgresJobStore,
@@ -103,12 +104,12 @@ describe("schema", { skip }, () => {
     assert.equal(Number(jobs[0]?.n), 8);
   });
 
-  it("a schema newer than this program is refused with store_schema_newer", async () => {
+  it("a schema newer than this program is refused with store_too_new", async () => {
     const url = await pgServer.freshDatabase();
     await (await open(url)).close();
     await sql(url, "UPDATE dreamina.schema_version SET version = version + 1");
     await assert.rejects(open(url), (error: Error & { code?: string }) => {
-      assert.equal(error.code, "store_schema_newer");
+      assert.equal(error.code, "store_too_new");
       assert.match(error.message, /newer than this program knows.*upgrade/);
       return true;
     });
@@ -140,7 +141,27 @@ describe("schema", { skip }, () => {
       }
       assert.match(error.message, /job store/);
     }
-    await assert.rejects(open("mysql://x@y/z"), { code: "store_bad_url" });
+    await assert.rejects(open("mysql://x@y/z"), { code: "store_unsupported" });
+  });
+});
+
+describe("openJobStore", { skip }, () => {
+  it("a postgres:// URL opens the PostgreSQL store (passing the common options on)", async () => {
+    const url = await pgServer.freshDatabase();
+    const warnings: string[] = [];
+    const store = await openJobStore(` ${url.replace(/^postgres:/, "postgresql:")} `, {
+      submitGraceMs: 5,
+      onWarning: (m) => warnings.push(m),
+    });
+    try {
+      assert.equal(store.kind, "postgres");
+      const id = await store.beginSubmit(intent());
+      await new Promise((r) => setTimeout(r, 20));
+      // The grace period given to openJobStore reached the backend.
+      assert.equal((await store.get(id))?.state, "submission_unknown");
+    } finally {
+      await store.close();
+    }
   });
 });
 
@@ -208,8 +229,8 @@ describe("journal semantics", { skip }, () => {
     const id = await store.beginSubmit(intent());
     await store.submitRejected(id, new Error("400 bad input"));
     assert.equal((await store.get(id))?.state, "rejected");
-    await assert.rejects(store.submitAccepted(id, { requestId: "late" }), { code: "store_wrong_state" });
-    await assert.rejects(store.submitUnknown(99_999, new Error("x")), { code: "store_no_row" });
+    await assert.rejects(store.submitAccepted(id, { requestId: "late" }), { code: "store_error" });
+    await assert.rejects(store.submitUnknown(99_999, new Error("x")), { code: "store_error" });
     const unknown = await store.beginSubmit(intent());
     await store.submitUnknown(unknown, new Error("socket hang up"));
     assert.ok((await store.unresolvedSubmissions()).some((r) => r.localId === unknown));

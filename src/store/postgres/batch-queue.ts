@@ -16,8 +16,8 @@
 // overspend together; a refused submit gives its reservation back.
 
 import type pg from "pg";
-import type { BeginSubmitParams, JobRecord } from "../job-store.js";
-import { parseStoredJson } from "../journal.js";
+import { parseStoredJson } from "../redact.js";
+import type { BatchRowOutcome, BeginSubmitParams, JobRecord } from "../types.js";
 import { PostgresStoreError } from "./connect.js";
 import { JOB_SELECT, type JobRow, type Liveness, toRecord } from "./rows.js";
 import type { Session } from "./session.js";
@@ -199,29 +199,6 @@ export async function rowIntent(
   });
 }
 
-/** A row's outcome (the same shape as the store's batch row outcome). */
-export type RowOutcome =
-  | {
-      state: "done";
-      requestId: string;
-      file: string;
-      bytes: number;
-      sha256: string;
-      line?: number | undefined;
-      name?: string | undefined;
-      estimateUsd?: number | undefined;
-      costUsd?: number | undefined;
-    }
-  | {
-      state: "failed";
-      requestId?: string | undefined;
-      error: unknown;
-      line?: number | undefined;
-      name?: string | undefined;
-      estimateUsd?: number | undefined;
-      costUsd?: number | undefined;
-    };
-
 /**
  * Records a row's outcome (creating the row when the batch did not queue it) and ends its lease.
  * A row already `done` is never turned `failed` by a worker that took it over and lost a race.
@@ -231,7 +208,7 @@ export async function recordRowOutcome(
   worker: { host: string; pid: number },
   batchId: string,
   rowKey: string,
-  outcome: RowOutcome,
+  outcome: BatchRowOutcome,
   now: number,
 ): Promise<void> {
   await client.query(

@@ -6,57 +6,10 @@
 
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import { parseStoredJson } from "../journal.js";
-import { PostgresStoreError } from "./connect.js";
+import { BatchLockedError } from "../errors.js";
+import { parseStoredJson } from "../redact.js";
+import type { BatchInfo, BatchRowRecord, OpenBatchParams } from "../types.js";
 import type { Session } from "./session.js";
-
-export interface OpenBatchParams {
-  outDir: string;
-  outDevIno?: string | undefined;
-  manifestPath?: string | undefined;
-  manifestDigest?: string | undefined;
-  batchId?: string | undefined;
-  exactId?: boolean | undefined;
-  force?: boolean | undefined;
-  readOnly?: boolean | undefined;
-}
-
-export interface BatchInfo {
-  batchId: string;
-  outDir: string;
-  manifestPath: string | undefined;
-  manifestDigest: string | undefined;
-  createdAt: string;
-  resumed: boolean;
-  previousDigest: string | undefined;
-}
-
-export interface BatchRowRecord {
-  rowKey: string;
-  line: number | undefined;
-  name: string | undefined;
-  state: "done" | "failed";
-  requestId: string | undefined;
-  estimateUsd: number | undefined;
-  costUsd: number | undefined;
-  file: string | undefined;
-  bytes: number | undefined;
-  sha256: string | undefined;
-  error: unknown;
-  updatedAt: string;
-}
-
-/** Another live worker holds the batch (or a batch writing into the same folder on this machine). */
-export class BatchLeasedError extends PostgresStoreError {
-  static override readonly code: string = "batch_locked";
-  constructor(
-    message: string,
-    readonly pid: number,
-    readonly host: string,
-  ) {
-    super(message, { retryable: true });
-  }
-}
 
 type BatchSql = {
   batch_id: string;
@@ -158,7 +111,7 @@ async function refuseIfLeased(
   );
   for (const o of owners.rows) {
     if (o.owner_host === session.host && o.owner_pid !== process.pid && !processAlive(o.owner_pid)) continue;
-    throw new BatchLeasedError(
+    throw new BatchLockedError(
       `batch ${o.batch_id} (${params.outDir}) is being run by another process (pid ${o.owner_pid} on ${o.owner_host}); ` +
         "wait for it to finish or stop it first",
       o.owner_pid,

@@ -5,10 +5,20 @@
 import pg from "pg";
 import { DreaminaError } from "../../api/dreamina-error.js";
 import { redactSecrets } from "../../api/redact.js";
+import { StoreError } from "../errors.js";
 
-/** Every error of the PostgreSQL job store; `code` says which. */
-export class PostgresStoreError extends DreaminaError {
-  static override readonly code: string = "store_error";
+/**
+ * The PostgreSQL store's own errors (the server unreachable, a login refused, a batch row not
+ * this worker's, a budget spent...); `code` says which. The mistakes every backend shares (no such
+ * row: `store_error`, a schema too new: `store_too_new`) are plain `StoreError`s, as on SQLite.
+ */
+export class PostgresStoreError extends StoreError {
+  constructor(
+    message: string,
+    options: { code?: string | undefined; cause?: unknown; retryable?: boolean | undefined } = {},
+  ) {
+    super(message, options as ConstructorParameters<typeof StoreError>[1]);
+  }
 }
 
 /** SQLSTATE classes and socket errors that mean "the server cannot be used right now". */
@@ -32,20 +42,20 @@ export interface ParsedStoreUrl {
   password: string | undefined;
 }
 
-/** Accepts `postgres://` and `postgresql://` URLs; anything else is a `store_bad_url` error. */
+/** Accepts `postgres://` and `postgresql://` URLs; anything else is a `store_unsupported` error. */
 export function parseStoreUrl(url: string): ParsedStoreUrl {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
     throw new PostgresStoreError("the job store URL is not a URL (expected postgres://user@host/db)", {
-      code: "store_bad_url",
+      code: "store_unsupported",
     });
   }
   if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
     throw new PostgresStoreError(
       `the job store URL must start with postgres:// or postgresql:// (got ${parsed.protocol}//)`,
-      { code: "store_bad_url" },
+      { code: "store_unsupported" },
     );
   }
   const password =

@@ -24,8 +24,10 @@ export interface PostgresJobStoreOptions {
   submitGraceMs?: number | undefined;
   /** Most connections this process opens. Default 4. */
   maxConnections?: number | undefined;
-  /** How long to wait for a connection. Default 10 s. */
+  /** How long to wait for a connection. Default `busyTimeoutMs`, else 10 s. */
   connectTimeoutMs?: number | undefined;
+  /** As for SQLite (openJobStore passes it): here, how long to wait for a connection. */
+  busyTimeoutMs?: number | undefined;
   /** Where request ids go when the server cannot take them. Default under the dreamina home. */
   recoveryDir?: string | undefined;
   /** Where the store says what must not go unseen. Default: a line on stderr. */
@@ -50,7 +52,7 @@ export async function openPostgresJobStore(
     { leaseMs, heartbeatMs: options.heartbeatMs },
     {
       max: options.maxConnections,
-      connectTimeoutMs: options.connectTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs ?? options.busyTimeoutMs,
     },
   );
   const store = new PostgresJobStore(session, {

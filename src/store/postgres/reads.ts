@@ -2,8 +2,10 @@
 // for, and the run-time prior. Reads take no locks; a `submitting` row is judged as it is read.
 
 import type { RunTimePrior } from "../../run/schedule.js";
-import type { JobRecord, JobRecordDetail, ListParams } from "../job-store.js";
-import { type JournalState, parseStoredJson, trimmedStats } from "../journal.js";
+import { parseStoredJson } from "../redact.js";
+import type { JournalState } from "../states.js";
+import { trimmedStats } from "../stats.js";
+import type { JobRecord, JobRecordDetail, ListParams } from "../types.js";
 import { iso, toMillis } from "./codec.js";
 import { JOB_SELECT, type JobRow, type Liveness, toRecord } from "./rows.js";
 import type { Session } from "./session.js";

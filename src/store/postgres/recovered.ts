@@ -5,8 +5,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { dreaminaHome } from "../../config/paths.js";
-import type { SubmitAcceptedParams } from "../job-store.js";
-import { UnrecordedSubmitError } from "../journal.js";
+import { UnrecordedSubmitError } from "../errors.js";
 import {
   hasRecoveredSubmits,
   type RecoveredSubmit,
@@ -14,6 +13,7 @@ import {
   removeRecoveredFiles,
   writeRecoveredSubmit,
 } from "../recovery.js";
+import type { RecoveryReport, SubmitAcceptedParams } from "../types.js";
 import { redactText } from "./codec.js";
 
 /** `<home>/store-recovered/<digest of the location>`: one folder per shared store. */
@@ -95,11 +95,4 @@ export class RecoveryFolder {
       removeRecoveredFiles(done);
     }
   }
-}
-
-/** What a replay of the recovery files did. */
-export interface RecoveryReport {
-  replayed: RecoveredSubmit[];
-  unmatched: (RecoveredSubmit & { file: string })[];
-  unreadable: string[];
 }

@@ -1,8 +1,9 @@
 // Stored rows back to the records every backend returns, and the one judgement a reader makes:
 // whether a row still `submitting` has an owner that may yet answer, or is `submission_unknown`.
 
-import type { JournalRecord, JournalState } from "../journal.js";
-import { parseStoredJson } from "../journal.js";
+import { parseStoredJson } from "../redact.js";
+import type { JournalState } from "../states.js";
+import type { JobRecord } from "../types.js";
 import { iso, optIso } from "./codec.js";
 
 export interface JobRow {
@@ -80,7 +81,7 @@ function processAlive(pid: number): boolean {
   }
 }
 
-export function toRecord(row: JobRow, live: Liveness): JournalRecord {
+export function toRecord(row: JobRow, live: Liveness): JobRecord {
   return {
     localId: row.local_id,
     requestId: row.request_id ?? undefined,

@@ -3,7 +3,7 @@
 //
 // Several workers may start at once against an empty database: the migration runs under a
 // transaction-scoped advisory lock, so exactly one creates the tables and the others find them
-// done. A binary meeting a schema newer than it knows refuses (`store_schema_newer`) rather than
+// done. A binary meeting a schema newer than it knows refuses (`store_too_new`) rather than
 // write rows that a newer one would misread.
 //
 // Times are integer milliseconds since the epoch (as in the SQLite journal, so an import copies
@@ -11,7 +11,7 @@
 // clock for every machine).
 
 import type pg from "pg";
-import { PostgresStoreError } from "./connect.js";
+import { StoreError } from "../errors.js";
 
 export const SCHEMA = "dreamina";
 /** The advisory lock key of schema changes: "drea", "mina" as two int4s. */
@@ -354,10 +354,10 @@ async function currentVersion(client: pg.PoolClient): Promise<number | undefined
 }
 
 function refuseNewer(version: number, location: string): never {
-  throw new PostgresStoreError(
+  throw new StoreError(
     `the job store at ${location} has schema version ${version}, newer than this program knows ` +
       `(${SCHEMA_VERSION}): upgrade dreamina-i2v on this machine`,
-    { code: "store_schema_newer" },
+    { code: "store_too_new" },
   );
 }
 

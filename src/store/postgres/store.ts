@@ -7,18 +7,24 @@
 
 import type pg from "pg";
 import type { RunTimePrior } from "../../run/schedule.js";
+import type { JobStore } from "../job-store.js";
+import type { JournalState } from "../states.js";
 import type {
+  BatchInfo,
+  BatchRowOutcome,
+  BatchRowRecord,
   BeginSubmitParams,
   FileParams,
   JobRecord,
   JobRecordDetail,
-  JobStore,
+  JobStoreWrite,
   ListParams,
+  OpenBatchParams,
+  RecoveryReport,
   ResultObservation,
   StatusObservation,
   SubmitAcceptedParams,
-} from "../job-store.js";
-import type { JournalState } from "../journal.js";
+} from "../types.js";
 import {
   type BatchProgress,
   batchProgress,
@@ -26,30 +32,18 @@ import {
   claimRows,
   enqueueRows,
   type QueueRow,
-  type RowOutcome,
   recordRowOutcome,
   releaseRow,
   rowIntent,
 } from "./batch-queue.js";
-import {
-  type BatchInfo,
-  type BatchRowRecord,
-  batchRows,
-  type OpenBatchParams,
-  openBatch,
-  releaseBatch,
-  renewBatchLease,
-} from "./batches.js";
+import { batchRows, openBatch, releaseBatch, renewBatchLease } from "./batches.js";
 import { toMillis } from "./codec.js";
 import { batchJobs, getJob, listJobs, runTimePrior, unresolvedJobs } from "./reads.js";
-import { RecoveryFolder, type RecoveryReport } from "./recovered.js";
+import { RecoveryFolder } from "./recovered.js";
 import type { Liveness } from "./rows.js";
 import type { Session } from "./session.js";
 import { readThrottle, reportThrottle, type SharedThrottle } from "./throttle.js";
-import type { JobStoreWrite } from "./writes.js";
 import * as writes from "./writes.js";
-
-export type { JobStoreWrite } from "./writes.js";
 
 export interface PostgresStoreSettings {
   now: () => number;
@@ -130,8 +124,8 @@ export class PostgresJobStore implements JobStore {
         if ((error as { code?: string }).code !== "store_unavailable") break;
       }
     }
-    const code = (lastError as { code?: string }).code;
-    if (code === "store_no_row" || code === "store_wrong_state") throw lastError;
+    // A caller's mistake (no such row, a row not awaiting its outcome) is not the storage's.
+    if ((lastError as { code?: string }).code === "store_error") throw lastError;
     this.#recovery.keep(localId, accepted, lastError, this.#now());
   }
 
@@ -261,7 +255,7 @@ export class PostgresJobStore implements JobStore {
   }
 
   /** A row's outcome; ends its lease. A `done` row never turns `failed`. */
-  async recordBatchRow(batchId: string, rowKey: string, outcome: RowOutcome): Promise<void> {
+  async recordBatchRow(batchId: string, rowKey: string, outcome: BatchRowOutcome): Promise<void> {
     await this.#one((client) =>
       recordRowOutcome(
         client,

@@ -3,25 +3,19 @@
 // job row it changes (`FOR UPDATE`): two workers following one request serialize on it.
 
 import type pg from "pg";
+import { StoreError } from "../errors.js";
+import type { JournalState } from "../states.js";
+import { FINAL_STATES } from "../transitions.js";
 import type {
+  BatchRowOutcome,
   BeginSubmitParams,
   FileParams,
+  JobStoreWrite,
   ResultObservation,
   StatusObservation,
   SubmitAcceptedParams,
-} from "../job-store.js";
-import { FINAL_STATES, type JournalState } from "../journal.js";
-import type { RowOutcome } from "./batch-queue.js";
-import {
-  inputDigest,
-  isPlainObject,
-  redactStored,
-  redactText,
-  storeError,
-  storeJson,
-  toMillis,
-} from "./codec.js";
-import { PostgresStoreError } from "./connect.js";
+} from "../types.js";
+import { redactText, storedInput, storeError, storeJson, toMillis } from "./codec.js";
 
 type Client = pg.PoolClient;
 type RowState = { local_id: number; state: JournalState; request_id: string | null };
@@ -57,18 +51,17 @@ export async function insertTransition(
 
 /** model, base URL, batch, row, input, digest, prompt, frames, seed: as stored (redacted). */
 export function intentArgs(params: BeginSubmitParams): unknown[] {
-  const input = redactStored(params.input);
-  const fields = (isPlainObject(params.input) ? params.input : {}) as Record<string, unknown>;
+  const input = storedInput(params.input);
   return [
     params.modelId,
     redactText(params.baseUrl),
     params.batchId ?? null,
     params.rowKey ?? null,
-    redactText(JSON.stringify(input ?? null)),
-    inputDigest(input),
-    typeof fields.prompt === "string" ? redactText(fields.prompt) : null,
-    Number.isInteger(fields.frames) ? (fields.frames as number) : null,
-    Number.isInteger(fields.seed) ? (fields.seed as number) : null,
+    input.json,
+    input.digest,
+    input.prompt,
+    input.frames,
+    input.seed,
   ];
 }
 
@@ -254,19 +247,11 @@ export async function recordFile(
   return (done.rowCount ?? 0) > 0;
 }
 
-/** A write a crash may lose without harm, grouped with others in one statement. */
-export type JobStoreWrite =
-  | { kind: "status"; requestId: string; observation: StatusObservation }
-  | { kind: "result"; requestId: string; result: ResultObservation }
-  | { kind: "error"; requestId: string; error: unknown }
-  | { kind: "file"; requestId: string; file: FileParams }
-  | { kind: "batch_row"; batchId: string; rowKey: string; outcome: RowOutcome };
-
 /** A batch row outcome's columns, as `dreamina.batch_row_outcome` takes them. */
 export function rowOutcomeArgs(
   batchId: string,
   rowKey: string,
-  outcome: RowOutcome,
+  outcome: BatchRowOutcome,
   worker: { host: string; pid: number },
   now: number,
 ): unknown[] {
@@ -346,10 +331,10 @@ export function encodeWrite(
   }
 }
 
-function noRow(localId: number, suffix = ""): PostgresStoreError {
-  return new PostgresStoreError(`no job ${localId} in the store${suffix}`, { code: "store_no_row" });
+function noRow(localId: number, suffix = ""): StoreError {
+  return new StoreError(`no job ${localId} in the store${suffix}`);
 }
 
-function wrongState(message: string): PostgresStoreError {
-  return new PostgresStoreError(message, { code: "store_wrong_state" });
+function wrongState(message: string): StoreError {
+  return new StoreError(message);
 }
