@@ -62,7 +62,7 @@ export async function openPostgresJobStore(
     recoveryDir: options.recoveryDir ?? defaultRecoveryDir(parsed.location),
   });
   // Ids kept here by an earlier run: taken in now, or (if that fails) at the next write.
-  await store.replayRecovered().catch((error: unknown) => {
+  await store.replayIfPending().catch((error: unknown) => {
     (options.onWarning ?? (() => {}))(
       `request ids kept on this machine could not be taken in yet: ${String(error)}`,
     );

@@ -89,6 +89,11 @@ export class PostgresJobStore implements JobStore {
     return this.#lastRecovery;
   }
 
+  /** At open: a replay only when ids wait on this machine (else `lastRecovery` stays unset). */
+  async replayIfPending(): Promise<void> {
+    if (this.#recovery.pending) await this.replayRecovered();
+  }
+
   /** What the last replay did (at open, or before a later write), if one ran. */
   get lastRecovery(): RecoveryReport | undefined {
     return this.#lastRecovery;
