@@ -38,15 +38,15 @@ interface ClientReport {
 
 /** The child: runs the batch through the SDK and prints one JSON line with its own usage. */
 export async function clientMain(params: ClientParams): Promise<void> {
-  const [{ runBatch, readManifest, RateLimiter }, { RunComfyClient }, { Journal }, { nodeFetch }] =
+  const [{ runBatch, readManifest, RateLimiter }, { RunComfyClient }, { openJobStore }, { nodeFetch }] =
     await Promise.all([
       import("../src/batch/index.js"),
       import("../src/api/client.js"),
-      import("../src/store/journal.js"),
+      import("../src/store/index.js"),
       import("../src/http/node-fetch.js"),
     ]);
   const manifest = await readManifest(params.manifest);
-  const journal = Journal.open(params.journal);
+  const journal = await openJobStore(params.journal);
   const limiter = new RateLimiter({ rps: params.rps, burst: 64 });
   // As `dreamina batch` does: the Node transport (BENCH_FETCH=global: the global fetch instead).
   const client = new RunComfyClient({
@@ -69,7 +69,7 @@ export async function clientMain(params: ClientParams): Promise<void> {
   const t0 = performance.now();
   const run = runBatch(manifest, {
     client,
-    journal,
+    store: journal,
     outDir: params.out,
     concurrency: params.concurrency,
     timeScale: params.timeScale,
@@ -107,7 +107,7 @@ export async function clientMain(params: ClientParams): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   const usage = process.resourceUsage();
   if (allocProfile) await allocProfile(process.env.BENCH_ALLOC!);
-  journal.close();
+  await journal.close();
   const stats = limiter.stats();
   const report: ClientReport = {
     wallMs,

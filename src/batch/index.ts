@@ -1,14 +1,8 @@
 // The batch SDK: run a manifest of image + prompt rows exactly once, resumably, with a shared
 // rate limiter, a budget, and reports. Node only (journal, files, sharp for thumbnails).
 
-export {
-  BATCH_MODULE,
-  type BatchInfo,
-  BatchLockedError,
-  type BatchRowRecord,
-  BatchState,
-  MARKER_FILE,
-} from "../store/batch-state.js";
+export { type BatchInfo, BatchLockedError, type BatchRowRecord } from "../store/index.js";
+export { BatchState, MARKER_FILE, type OpenBatchOptions } from "./batch-state.js";
 export { Budget, type BudgetSnapshot } from "./budget.js";
 export {
   deriveRowKey,

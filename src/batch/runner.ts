@@ -28,9 +28,10 @@ import { estimateCostUsd, MODEL_ID } from "../model/input.js";
 import { WaitAbortedError } from "../run/errors.js";
 import { runJob } from "../run/run.js";
 import { createPollSchedule, type PollSchedule, type RunTimePrior } from "../run/schedule.js";
+import { trimmedStats } from "../run/trimmed-stats.js";
 import { type JobUpdate, type WaitOptions, wait } from "../run/wait.js";
-import { BatchState, MARKER_FILE } from "../store/batch-state.js";
-import { type Journal, type JournalRecord, trimmedStats } from "../store/journal.js";
+import type { JobRecord, JobStore, JobStoreWrite } from "../store/index.js";
+import { BatchState, MARKER_FILE } from "./batch-state.js";
 import { Budget } from "./budget.js";
 import { Channel, Semaphore } from "./channel.js";
 import { diskFullMessage, diskFullRowError, isDiskFull } from "./disk-full.js";
@@ -65,7 +66,10 @@ export interface Price {
 
 export interface RunBatchOptions {
   client: RunComfyClient;
-  journal: Journal;
+  /** The job store (the journal): every submit, status, result and row outcome goes there. */
+  store?: JobStore | undefined;
+  /** The former name of `store`, still accepted. */
+  journal?: JobStore | undefined;
   /** Where videos and reports go (created if needed). Also identifies the batch. */
   outDir: string;
   /** Jobs in flight at most (submitted and not finished). Default 4. */
@@ -362,6 +366,7 @@ class Runner {
   readonly #rows: RowRun[];
   readonly #manifest: Pick<Manifest, "path" | "digest" | "problems"> | undefined;
   readonly #o: RunBatchOptions;
+  readonly #store: JobStore;
   /** As given (resolved) until the batch state is opened, then the real folder (symlinks resolved). */
   #outDir: string;
   readonly #budget: Budget;
@@ -391,8 +396,12 @@ class Runner {
    * committed together every GROUP_COMMIT_MS, one fsync for many rows. The writes a crash must
    * never lose (the intent row before a POST, the request id after it) are never deferred.
    */
-  #deferred: (() => void)[] = [];
+  #deferred: JobStoreWrite[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
+  /** The group commit in progress (commits run one after the other, in order). */
+  #flushing: Promise<void> = Promise.resolve();
+  /** A group commit from the timer that failed for another reason than a full disk: rethrown at the end. */
+  #flushError: unknown;
   /** Each distinct local image read and encoded once (while its file is unchanged), for every row. */
   readonly #inputs = new RowInputCache();
 
@@ -402,6 +411,9 @@ class Runner {
     options: RunBatchOptions,
   ) {
     this.#o = options;
+    const store = options.store ?? options.journal;
+    if (!store) throw new TypeError("runBatch needs a job store (options.store)");
+    this.#store = store;
     this.#manifest = manifest;
     this.#outDir = resolve(options.outDir);
     this.#budget = new Budget(options.budgetUsd);
@@ -437,36 +449,37 @@ class Runner {
     }));
   }
 
-  #defer(write: () => void): void {
+  #defer(write: JobStoreWrite): void {
     this.#deferred.push(write);
-    this.#flushTimer ??= setTimeout(() => this.#flush(), GROUP_COMMIT_MS);
+    this.#flushTimer ??= setTimeout(() => {
+      this.#flush().catch((error: unknown) => {
+        this.#flushError ??= error;
+      });
+    }, GROUP_COMMIT_MS);
   }
 
-  #flush(): void {
+  /** Commits the deferred writes in one transaction (after any commit already in progress). */
+  #flush(): Promise<void> {
     if (this.#flushTimer) clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
-    if (this.#deferred.length === 0) return;
+    if (this.#deferred.length === 0) return this.#flushing;
     const writes = this.#deferred;
     this.#deferred = [];
-    const db = this.#o.journal.db;
+    const run = this.#flushing.then(() => this.#commit(writes));
+    this.#flushing = run.catch(() => {});
+    return run;
+  }
+
+  async #commit(writes: JobStoreWrite[]): Promise<void> {
     try {
-      db.transaction(() => {
-        for (const write of writes) {
-          try {
-            write();
-          } catch (error) {
-            if (isDiskFull(error)) throw error;
-            // One bad write (a row settled meanwhile by another tool) must not lose the others.
-          }
-        }
-      }).immediate();
+      await this.#store.writeBatch(writes);
     } catch (error) {
-      // The journal's disk is full (this often runs from a timer: throwing would end the
+      // The store's disk is full (this often runs from a timer: throwing would end the
       // process). Nothing was committed: kept for the next group. If they never fit, the next
       // run learns the same again (results are polled by request id, files found by content).
       if (!isDiskFull(error)) throw error;
       this.#deferred.unshift(...writes);
-      this.#noteDiskFull(db.name);
+      this.#noteDiskFull(this.#store.location);
     }
   }
 
@@ -545,7 +558,7 @@ class Runner {
         // No room even for the batch's marker file: nothing may be submitted.
         if (!isDiskFull(error)) throw error;
         const sqlite = (error as { code?: unknown }).code === "SQLITE_FULL";
-        this.#noteDiskFull(sqlite ? this.#o.journal.db.name : resolve(this.#outDir, MARKER_FILE));
+        this.#noteDiskFull(sqlite ? this.#store.location : resolve(this.#outDir, MARKER_FILE));
         for (const r of this.#rows) if (r.phase === "pending") this.#waitForSpace(r);
         return await this.#finish();
       }
@@ -557,9 +570,9 @@ class Runner {
       signal?.removeEventListener("abort", onAbort);
       this.#inputs.clear();
       try {
-        this.#flush();
+        await this.#flush();
       } finally {
-        this.#state?.release();
+        await this.#state?.release();
       }
     }
   }
@@ -671,8 +684,7 @@ class Runner {
   }
 
   async #plan(dryRun: boolean): Promise<void> {
-    const journal = this.#o.journal;
-    this.#state = await BatchState.open(journal, {
+    this.#state = await BatchState.open(this.#store, {
       outDir: this.#outDir,
       manifestPath: this.#manifest?.path,
       manifestDigest: this.#manifest?.digest,
@@ -681,10 +693,11 @@ class Runner {
     // Every path is checked against the real folder, however --out was spelled.
     this.#outDir = this.#state.info.outDir;
     const batchId = this.#state.batchId;
-    const outcomes = dryRun && !this.#state.info.resumed ? new Map() : this.#state.rows();
+    const outcomes = dryRun && !this.#state.info.resumed ? new Map() : await this.#state.rows();
     const records = this.#state.info.resumed
-      ? this.#journalRecords(batchId)
-      : new Map<string, JournalRecord[]>();
+      ? await this.#journalRecords(batchId)
+      : new Map<string, JobRecord[]>();
+    await this.#loadPriors();
 
     this.#files = new OutputFiles({
       outDir: this.#outDir,
@@ -820,20 +833,10 @@ class Runner {
     return this.#refusedRows > 0 && !this.#o.skipInvalid;
   }
 
-  /** Journal records of this batch by row key, newest first. */
-  #journalRecords(batchId: string): Map<string, JournalRecord[]> {
-    const journal = this.#o.journal;
-    let records = journal.list({ batchId, limit: 10_000 });
-    if (records.length >= 10_000) {
-      // list() stops at 10,000: read every row of the batch one by one.
-      const ids = journal.db
-        .prepare("SELECT local_id FROM jobs WHERE batch_id = ? ORDER BY local_id DESC")
-        .all(batchId) as { local_id: number }[];
-      records = ids
-        .map((x) => journal.get(x.local_id))
-        .filter((x): x is NonNullable<typeof x> => x !== undefined);
-    }
-    const out = new Map<string, JournalRecord[]>();
+  /** Job records of this batch by row key, newest first. */
+  async #journalRecords(batchId: string): Promise<Map<string, JobRecord[]>> {
+    const records = await this.#store.batchJobs(batchId);
+    const out = new Map<string, JobRecord[]>();
     for (const rec of records) {
       if (!rec.rowKey) continue;
       const list = out.get(rec.rowKey) ?? [];
@@ -910,7 +913,7 @@ class Runner {
   }
 
   async #submitAndWait(r: RowRun): Promise<void> {
-    const journal = this.#o.journal;
+    const store = this.#store;
     const batchId = this.#state!.batchId;
     r.controller = new AbortController();
     r.phase = "submitting";
@@ -935,40 +938,27 @@ class Runner {
       const result = await runJob(this.#o.client, input, {
         ...this.#waitOptions(r),
         skipValidation: true, // validated with the probe's facts already
-        beforeSubmit: (_input, { modelId }) => {
+        beforeSubmit: async (_input, { modelId }) => {
           if (this.#stopping) throw new AbortError("interrupted before submit");
           if (this.#diskFull) throw new AbortError("the disk is full: not submitted");
           // The unknown earlier submits are given up in the same transaction that writes the new
           // intent row: if anything stops the run before this point, they stay "unknown" and the
-          // next run lists them again instead of submitting silently. IMMEDIATE: this reads, then
-          // writes, and in WAL mode a deferred transaction could not wait for another writer.
+          // next run lists them again instead of submitting silently.
           // Assigned only once committed: a commit that fails (a full disk) leaves no intent row.
-          localId = journal.db
-            .transaction((): number => {
-              if (r.action === "resubmit") {
-                for (const id of r.unknownLocalIds) {
-                  try {
-                    journal.markAbandoned(id, "resubmitted by dreamina batch --resubmit-unknown");
-                  } catch {
-                    // Settled meanwhile: the new submit goes ahead regardless.
-                  }
-                }
-              }
-              return journal.beginSubmit({
-                modelId,
-                input,
-                baseUrl: this.#o.client.baseUrl,
-                batchId,
-                rowKey: r.row.key,
-              });
-            })
-            .immediate();
+          localId = await store.beginSubmit({
+            modelId,
+            input,
+            baseUrl: this.#o.client.baseUrl,
+            batchId,
+            rowKey: r.row.key,
+            supersedes: r.action === "resubmit" ? r.unknownLocalIds : undefined,
+          });
           if (r.action === "resubmit") this.#resubmitted.push(r.row.key);
           r.localId = localId;
         },
-        onSubmitted: (submit, { submittedAt }) => {
+        onSubmitted: async (submit, { submittedAt }) => {
           accepted = true;
-          journal.submitAccepted(localId!, {
+          await store.submitAccepted(localId!, {
             requestId: submit.requestId,
             statusUrl: submit.statusUrl,
             resultUrl: submit.resultUrl,
@@ -982,10 +972,10 @@ class Runner {
           // Interrupted while the POST was on the wire: now that the id is safe, stop.
           if (r.abortAfterSubmit) r.controller?.abort(new Error("interrupted"));
         },
-        onSubmitError: (error) => {
+        onSubmitError: async (error) => {
           if (localId === undefined) return;
-          if (isDefiniteRefusal(error)) journal.submitRejected(localId, error);
-          else journal.submitUnknown(localId, error);
+          if (isDefiniteRefusal(error)) await store.submitRejected(localId, error);
+          else await store.submitUnknown(localId, error);
         },
         onUpdate: (update) => this.#onUpdate(r, update),
         onResult: (result) => this.#onResult(r, result),
@@ -1019,7 +1009,7 @@ class Runner {
         this.#budget.release(r.row.key);
         if (localId === undefined && isDiskFull(error)) {
           // The journal could not take the intent row: nothing was sent, and nothing more may be.
-          this.#noteDiskFull(this.#o.journal.db.name);
+          this.#noteDiskFull(this.#store.location);
           this.#waitForSpace(r);
           return;
         }
@@ -1060,14 +1050,16 @@ class Runner {
     r.lastStatusKey = key;
     if (update.status === "in_queue") r.phase = "queued";
     else if (update.status === "in_progress") r.phase = "running";
-    this.#defer(() =>
-      this.#o.journal.recordStatus(update.requestId, {
+    this.#defer({
+      kind: "status",
+      requestId: update.requestId,
+      observation: {
         status: update.status,
         rawStatus: update.rawStatus,
         queuePosition: update.queuePosition,
         at: update.at,
-      }),
-    );
+      },
+    });
     this.#emit({
       type: "status",
       row: r.ref,
@@ -1093,10 +1085,8 @@ class Runner {
 
   #onResult(r: RowRun, result: JobResult): void {
     const at = Date.now();
-    this.#defer(() =>
-      // A JobResult carries every field the journal keeps; `at` is when it was seen, not written.
-      this.#o.journal.recordResult(result.requestId, { ...result, at }),
-    );
+    // A JobResult carries every field the store keeps; `at` is when it was seen, not written.
+    this.#defer({ kind: "result", requestId: result.requestId, result: { ...result, at } });
     r.costUsd = result.cost;
   }
 
@@ -1113,9 +1103,11 @@ class Runner {
       const cancelled = error instanceof WaitAbortedError && error.cancel.outcome === "cancelled";
       if (cancelled && r.requestId) {
         const requestId = r.requestId;
-        this.#defer(() =>
-          this.#o.journal.recordStatus(requestId, { status: "cancelled", rawStatus: "cancelled" }),
-        );
+        this.#defer({
+          kind: "status",
+          requestId,
+          observation: { status: "cancelled", rawStatus: "cancelled" },
+        });
         this.#budget.release(r.row.key);
         this.#cancelledOnExit++;
       }
@@ -1127,7 +1119,7 @@ class Runner {
     this.#budget.settle(r.row.key, r.costUsd);
     if (r.requestId) {
       const requestId = r.requestId;
-      this.#defer(() => this.#o.journal.recordError(requestId, error));
+      this.#defer({ kind: "error", requestId, error });
     }
     this.#fail(r, "wait", error);
   }
@@ -1188,6 +1180,7 @@ class Runner {
         r.downloadedAt = Date.now();
         const requestId = r.requestId!;
         const done = {
+          state: "done" as const,
           line: r.row.line,
           name: r.row.name,
           requestId,
@@ -1197,15 +1190,12 @@ class Runner {
           bytes: got.bytes,
           sha256: got.sha256,
         };
-        this.#defer(() => {
-          this.#o.journal.recordFile(requestId, {
-            path: got.path,
-            url,
-            bytes: got.bytes,
-            sha256: got.sha256,
-          });
-          this.#state!.markDone(r.row.key, done);
+        this.#defer({
+          kind: "file",
+          requestId,
+          file: { path: got.path, url, bytes: got.bytes, sha256: got.sha256 },
         });
+        this.#defer({ kind: "batch_row", batchId: this.#state!.batchId, rowKey: r.row.key, outcome: done });
         r.phase = "done";
         r.settledNow = true;
         this.#emit({
@@ -1272,8 +1262,9 @@ class Runner {
     r.settledNow = true;
     // A download failure is not recorded as the row's outcome: the next run fetches again.
     if (phase !== "download" && this.#state) {
-      const state = this.#state;
+      const batchId = this.#state.batchId;
       const failed = {
+        state: "failed" as const,
         line: r.row.line,
         name: r.row.name,
         requestId: r.requestId,
@@ -1281,7 +1272,7 @@ class Runner {
         costUsd: r.costUsd,
         error: r.error,
       };
-      this.#defer(() => state.markFailed(r.row.key, failed));
+      this.#defer({ kind: "batch_row", batchId, rowKey: r.row.key, outcome: failed });
     }
     this.#emit({ type: "row-failed", row: r.ref, requestId: r.requestId, phase, error: r.error });
   }
@@ -1297,21 +1288,37 @@ class Runner {
     const own = this.#runTimes.get(key)?.prior;
     if (own && (own.samples ?? 0) >= OWN_PRIOR_MIN_SAMPLES) return own;
     const cached = this.#priors.get(key);
-    if (cached) {
-      const solid = cached.prior !== undefined && (cached.prior.samples ?? 1) >= PRIOR_SOLID_SAMPLES;
-      if (Date.now() - cached.at < (solid ? PRIOR_TTL_MS : GROUP_COMMIT_MS)) return cached.prior;
+    const solid = cached?.prior !== undefined && (cached.prior.samples ?? 1) >= PRIOR_SOLID_SAMPLES;
+    // The store answers asynchronously: a stale prior serves this poll, a fresh one the next.
+    if (!cached || Date.now() - cached.at >= (solid ? PRIOR_TTL_MS : GROUP_COMMIT_MS)) {
+      void this.#refreshPrior(key);
     }
-    let prior: RunTimePrior | undefined;
-    try {
-      const p = this.#o.journal.runTimePrior(MODEL_ID, key) as
-        | { meanMs: number; stdMs: number; samples?: number; count?: number }
-        | undefined;
-      if (p) prior = { meanMs: p.meanMs, stdMs: p.stdMs, samples: p.count ?? p.samples ?? 1 };
-    } catch {
-      prior = undefined;
-    }
-    this.#priors.set(key, { prior, at: Date.now() });
-    return prior;
+    return cached?.prior;
+  }
+
+  /** The priors of every frame count in the batch, read once before the first submit. */
+  async #loadPriors(): Promise<void> {
+    const keys = new Set(this.#rows.map((r) => r.row.frames ?? 121));
+    await Promise.all([...keys].map((key) => this.#refreshPrior(key)));
+  }
+
+  #priorReads = new Map<number, Promise<void>>();
+
+  #refreshPrior(key: number): Promise<void> {
+    let read = this.#priorReads.get(key);
+    if (read) return read;
+    read = (async () => {
+      let prior: RunTimePrior | undefined;
+      try {
+        const p = await this.#store.runTimePrior(MODEL_ID, key);
+        if (p) prior = { meanMs: p.meanMs, stdMs: p.stdMs, samples: p.samples ?? 1 };
+      } catch {
+        prior = undefined;
+      }
+      this.#priors.set(key, { prior, at: Date.now() });
+    })().finally(() => this.#priorReads.delete(key));
+    this.#priorReads.set(key, read);
+    return read;
   }
 
   /**
@@ -1369,7 +1376,9 @@ class Runner {
   // ---- 4. reports and summary ---------------------------------------------------------------
 
   async #finish(): Promise<BatchSummary> {
-    this.#flush();
+    await this.#flush();
+    // A group commit that failed on a timer (not for want of space): the store is broken.
+    if (this.#flushError !== undefined) throw this.#flushError;
     if (this.#interrupted) {
       this.#emit({
         type: "interrupted",
@@ -1411,8 +1420,8 @@ class Runner {
   }
 
   async #writeReports(): Promise<{ json: string; html: string | undefined }> {
-    const records = new Map<string, JournalRecord>();
-    for (const list of this.#journalRecords(this.#state!.batchId).values()) {
+    const records = new Map<string, JobRecord>();
+    for (const list of (await this.#journalRecords(this.#state!.batchId)).values()) {
       for (const rec of list) if (rec.requestId) records.set(rec.requestId, rec);
     }
     const rows: ReportRow[] = this.#rows.map((r) => {

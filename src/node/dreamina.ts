@@ -15,17 +15,19 @@ import { MODEL_ID } from "../model/input.js";
 import { PreflightError } from "../run/errors.js";
 import { runJob } from "../run/run.js";
 import { type JobUpdate, updates, type WaitOptions, wait } from "../run/wait.js";
-import { Journal } from "../store/journal.js";
+import { type JobStore, openJobStore } from "../store/index.js";
 
 export interface DreaminaOptions extends RunComfyClientOptions {
   /** A client to use instead of building one from the options above. */
   client?: RunComfyClient;
   /**
-   * The journal: a path, an open Journal, or `false` for none (not recommended: an
-   * interrupted job can then only be found again by its request id).
-   * Default: `$DREAMINA_HOME/journal.db`.
+   * The job store (the journal): a SQLite file path, a `postgres://` URL, an open JobStore, or
+   * `false` for none (not recommended: an interrupted job can then only be found again by its
+   * request id). Default: `$DREAMINA_HOME/journal.db`.
    */
-  journal?: string | Journal | false;
+  store?: string | JobStore | false;
+  /** The former name of `store`, still accepted (`store` wins when both are given). */
+  journal?: string | JobStore | false;
 }
 
 export type VideoRequest = PrepareInputParams;
@@ -85,11 +87,11 @@ export interface VideoResult {
 
 export class Dreamina {
   readonly client: RunComfyClient;
-  readonly #journalOption: string | Journal | false | undefined;
-  #journal: Journal | undefined;
+  readonly #storeOption: string | JobStore | false | undefined;
+  #store: Promise<JobStore> | undefined;
 
   constructor(options: DreaminaOptions = {}) {
-    const { client, journal, ...clientOptions } = options;
+    const { client, store, journal, ...clientOptions } = options;
     this.client =
       client ??
       new RunComfyClient({
@@ -99,17 +101,21 @@ export class Dreamina {
         // The full Node look-up (environment, then the official tool's token.json).
         token: clientOptions.token ?? (async () => (await resolveToken()).token),
       });
-    this.#journalOption = journal;
+    this.#storeOption = store !== undefined ? store : journal;
   }
 
-  /** The journal in use (opened on first use), or undefined with `journal: false`. */
-  get journal(): Journal | undefined {
-    if (this.#journalOption === false) return undefined;
-    if (!this.#journal) {
-      this.#journal =
-        this.#journalOption instanceof Journal ? this.#journalOption : Journal.open(this.#journalOption);
+  /** The job store in use (opened on first use), or undefined with `store: false`. */
+  async store(): Promise<JobStore | undefined> {
+    if (this.#storeOption === false) return undefined;
+    if (!this.#store) {
+      const opening = openJobStore(this.#storeOption);
+      this.#store = opening;
+      // A store that failed to open is tried again on the next call.
+      opening.catch(() => {
+        if (this.#store === opening) this.#store = undefined;
+      });
     }
-    return this.#journal;
+    return await this.#store;
   }
 
   /** Check the request locally (every model rule; local files become data URIs). Sends nothing. */
@@ -130,8 +136,8 @@ export class Dreamina {
   ): Promise<{ requestId: string; localId: number | undefined; submit: SubmitResult }> {
     const prepared = await this.prepare(request, options);
     options.onPrepared?.(prepared);
-    const journal = this.journal;
-    const localId = journal?.beginSubmit({
+    const journal = await this.store();
+    const localId = await journal?.beginSubmit({
       modelId: MODEL_ID,
       input: prepared.input,
       baseUrl: this.client.baseUrl,
@@ -140,10 +146,10 @@ export class Dreamina {
     try {
       submit = await this.client.submit(MODEL_ID, prepared.input, { signal: options.signal });
     } catch (error) {
-      if (localId !== undefined) recordSubmitError(journal, localId, error);
+      if (localId !== undefined) await recordSubmitError(journal, localId, error);
       throw error;
     }
-    if (localId !== undefined) journal?.submitAccepted(localId, submit);
+    if (localId !== undefined) await journal?.submitAccepted(localId, submit);
     return { requestId: submit.requestId, localId, submit };
   }
 
@@ -151,37 +157,40 @@ export class Dreamina {
   async run(request: VideoRequest, options: RunVideoOptions = {}): Promise<VideoResult> {
     const prepared = await this.prepare(request, options);
     options.onPrepared?.(prepared);
-    const journal = this.journal;
+    const journal = await this.store();
     // Where the video goes is checked and claimed before paying for it.
     const claim = await this.#claimOutput(options);
     let localId: number | undefined;
     let requestId: string | undefined;
     try {
       const job = await runJob(this.client, prepared.input, {
-        ...this.#waitOptions(options, prepared.input.frames),
+        ...(await this.#waitOptions(journal, options, prepared.input.frames)),
         image: prepared.fitted ? undefined : prepared.image,
         skipValidation: true, // prepare() already checked every rule, image facts included
-        beforeSubmit: (input) => {
-          localId = journal?.beginSubmit({ modelId: MODEL_ID, input, baseUrl: this.client.baseUrl });
+        beforeSubmit: async (input) => {
+          localId = await journal?.beginSubmit({ modelId: MODEL_ID, input, baseUrl: this.client.baseUrl });
         },
-        onSubmitted: (submit) => {
+        onSubmitted: async (submit) => {
           requestId = submit.requestId;
           try {
             options.onSubmitted?.(submit);
           } finally {
-            // Keeps the id in a recovery file if the journal cannot take it (see Journal).
-            if (localId !== undefined) journal?.submitAccepted(localId, submit);
+            // Keeps the id in a recovery file if the store cannot take it (see JobStore).
+            if (localId !== undefined) await journal?.submitAccepted(localId, submit);
           }
         },
-        onSubmitError: (error) => {
-          if (localId !== undefined) recordSubmitError(journal, localId, error);
+        onSubmitError: async (error) => {
+          if (localId !== undefined) await recordSubmitError(journal, localId, error);
         },
-        onUpdate: (update) => this.#recordUpdate(update, options),
-        onResult: (result) => this.#recordResult(result),
+        onUpdate: (update) => this.#recordUpdate(journal, update, options),
+        onResult: (result) => this.#recordResult(journal, result),
       });
-      return await this.#finish(job.requestId, localId, job.result, { ...options, output: claim.target });
+      return await this.#finish(journal, job.requestId, localId, job.result, {
+        ...options,
+        output: claim.target,
+      });
     } catch (error) {
-      if (requestId) this.#recordStop(requestId, error);
+      if (requestId) await this.#recordStop(journal, requestId, error);
       throw error;
     } finally {
       await claim.release();
@@ -190,19 +199,22 @@ export class Dreamina {
 
   /** Attach to any request (from any process, at any time), wait for it and download the video. */
   async wait(requestId: string, options: WaitVideoOptions = {}): Promise<VideoResult> {
-    const journal = this.journal;
-    const row = journal?.get(requestId);
+    const journal = await this.store();
+    const row = await journal?.get(requestId);
     const claim = await this.#claimOutput(options);
     try {
       const result = await wait(this.client, requestId, {
-        ...this.#waitOptions(options, row?.frames),
+        ...(await this.#waitOptions(journal, options, row?.frames)),
         submittedAt: row?.submittedAt ? Date.parse(row.submittedAt) : undefined,
-        onUpdate: (update) => this.#recordUpdate(update, options),
-        onResult: (result) => this.#recordResult(result),
+        onUpdate: (update) => this.#recordUpdate(journal, update, options),
+        onResult: (result) => this.#recordResult(journal, result),
       });
-      return await this.#finish(requestId, row?.localId, result, { ...options, output: claim.target });
+      return await this.#finish(journal, requestId, row?.localId, result, {
+        ...options,
+        output: claim.target,
+      });
     } catch (error) {
-      this.#recordStop(requestId, error);
+      await this.#recordStop(journal, requestId, error);
       throw error;
     } finally {
       await claim.release();
@@ -214,10 +226,13 @@ export class Dreamina {
     return updates(this.client, requestId, options);
   }
 
-  close(): void {
-    // A journal passed in by the caller is theirs to close.
-    if (!(this.#journalOption instanceof Journal)) this.#journal?.close();
-    this.#journal = undefined;
+  async close(): Promise<void> {
+    const opening = this.#store;
+    this.#store = undefined;
+    // A store passed in by the caller is theirs to close.
+    if (!opening || (typeof this.#storeOption === "object" && this.#storeOption !== null)) return;
+    const store = await opening.catch(() => undefined);
+    await store?.close();
   }
 
   /** The output claimed for this call (nothing to claim without a download, or when the caller did). */
@@ -230,7 +245,11 @@ export class Dreamina {
     return { target: claim, release: () => claim.release() };
   }
 
-  #waitOptions(options: WaitVideoOptions, frames: number | undefined): WaitOptions {
+  async #waitOptions(
+    journal: JobStore | undefined,
+    options: WaitVideoOptions,
+    frames: number | undefined,
+  ): Promise<WaitOptions> {
     return {
       signal: options.signal,
       timeoutMs: options.timeoutMs,
@@ -241,7 +260,7 @@ export class Dreamina {
       onPollError: options.onPollError,
       giveUpAfterMs: options.giveUpAfterMs,
       includeCost: options.includeCost ?? true,
-      prior: this.journal?.runTimePrior(MODEL_ID, frames),
+      prior: await journal?.runTimePrior(MODEL_ID, frames),
     };
   }
 
@@ -249,22 +268,25 @@ export class Dreamina {
    * The error that ended a wait; a cancel it made (Ctrl-C while queued) settles the row too.
    * Best effort: failing to write it (a locked journal) must not hide the error being reported.
    */
-  #recordStop(requestId: string, error: unknown): void {
-    const journal = this.journal;
+  async #recordStop(journal: JobStore | undefined, requestId: string, error: unknown): Promise<void> {
     if (!journal) return;
     try {
       const cancel = (error as { cancel?: { outcome?: string } }).cancel;
       if (cancel?.outcome === "cancelled") {
-        journal.recordStatus(requestId, { status: "cancelled", rawStatus: "cancelled" });
+        await journal.recordStatus(requestId, { status: "cancelled", rawStatus: "cancelled" });
       }
-      journal.recordError(requestId, error);
+      await journal.recordError(requestId, error);
     } catch {}
   }
 
-  #recordUpdate(update: JobUpdate, options: WaitVideoOptions): void {
+  async #recordUpdate(
+    journal: JobStore | undefined,
+    update: JobUpdate,
+    options: WaitVideoOptions,
+  ): Promise<void> {
     if (!update.result) {
       try {
-        this.journal?.recordStatus(update.requestId, {
+        await journal?.recordStatus(update.requestId, {
           status: update.status,
           rawStatus: update.rawStatus,
           queuePosition: update.queuePosition,
@@ -279,12 +301,13 @@ export class Dreamina {
     options.onUpdate?.(update);
   }
 
-  #recordResult(result: JobResult): void {
-    // A JobResult carries every field the journal keeps (status, outputs, error, cost, times, raw).
-    this.journal?.recordResult(result.requestId, result);
+  async #recordResult(journal: JobStore | undefined, result: JobResult): Promise<void> {
+    // A JobResult carries every field the store keeps (status, outputs, error, cost, times, raw).
+    await journal?.recordResult(result.requestId, result);
   }
 
   async #finish(
+    journal: JobStore | undefined,
     requestId: string,
     localId: number | undefined,
     result: JobResult,
@@ -299,7 +322,7 @@ export class Dreamina {
         signal: options.signal,
         onProgress: options.onDownloadProgress,
       });
-      this.journal?.recordFile(requestId, {
+      await journal?.recordFile(requestId, {
         path: file.path,
         url: file.url,
         bytes: file.bytes,
@@ -316,7 +339,11 @@ function isBusy(error: unknown): boolean {
   return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
 }
 
-function recordSubmitError(journal: Journal | undefined, localId: number, error: unknown): void {
-  if (error instanceof SubmissionUnknownError) journal?.submitUnknown(localId, error);
-  else journal?.submitRejected(localId, error);
+async function recordSubmitError(
+  journal: JobStore | undefined,
+  localId: number,
+  error: unknown,
+): Promise<void> {
+  if (error instanceof SubmissionUnknownError) await journal?.submitUnknown(localId, error);
+  else await journal?.submitRejected(localId, error);
 }

@@ -1,17 +1,6 @@
-// The run-time prior's statistics, the same for every backend.
+// The run-time prior's statistics, the same for every backend (and for a batch's own samples).
 
-import type { RunTimePrior } from "./types.js";
-
-/** Mean and standard deviation after dropping the top and bottom 10 % (when there are ≥ 5 values). */
-export function trimmedStats(values: readonly number[]): RunTimePrior | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  const cut = sorted.length >= 5 ? Math.floor(sorted.length * 0.1) : 0;
-  const kept = sorted.slice(cut, sorted.length - cut);
-  const mean = kept.reduce((s, v) => s + v, 0) / kept.length;
-  const variance = kept.length > 1 ? kept.reduce((s, v) => s + (v - mean) ** 2, 0) / (kept.length - 1) : 0;
-  return { meanMs: mean, stdMs: Math.sqrt(variance), samples: values.length };
-}
+export { trimmedStats } from "../run/trimmed-stats.js";
 
 /** How many recent succeeded jobs the prior stands on, unless asked otherwise. */
 export const PRIOR_WINDOW = 50;

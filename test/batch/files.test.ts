@@ -8,6 +8,7 @@ import { join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type BatchEvent, sha256File } from "../../src/batch/index.js";
 import { type CliResult, spawnCli, tempHome } from "../helpers/cli.js";
+import { withRawDb } from "../helpers/sqlite.js";
 import * as h from "./helpers.js";
 
 let ws: h.Workspace;
@@ -46,7 +47,7 @@ describe("batch: output paths", () => {
       for (const f of files) assert.ok(f.startsWith(join("a", "b", "out") + "/"), `${f} is outside --out`);
       for (const f of videos) assert.doesNotMatch(f.slice("a/b/out/".length), /[<>/]/);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -178,7 +179,7 @@ describe("batch: files already in --out", () => {
       const job = sb.jobs().find((j) => j.id === requestId);
       assert.equal(await sha256File(join(out, "keep.mp4")), job?.output?.sha256);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -199,7 +200,7 @@ describe("batch: files already in --out", () => {
       // As after a crash between the file's rename and the group commit of its outcome: the
       // journal says the jobs succeeded, the batch has no record of their files. Then the user
       // puts another file where b's video was.
-      journal.db.prepare("DELETE FROM batch_rows").run();
+      withRawDb(journal.location, (db) => db.prepare("DELETE FROM batch_rows").run());
       await writeFile(join(out, "b.mp4"), "someone else's b");
 
       const second = await h.drive(path, { sb, journal, outDir: out });
@@ -220,7 +221,7 @@ describe("batch: files already in --out", () => {
       const third = await h.drive(path, { sb, journal, outDir: out });
       assert.equal(third.summary.alreadyDone, 2);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });

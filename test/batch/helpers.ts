@@ -11,7 +11,7 @@ import { type BatchEvent, type BatchSummary, readManifest, runBatch } from "../.
 import { RateLimiter } from "../../src/batch/rate-limiter.js";
 import type { RunBatchOptions } from "../../src/batch/runner.js";
 import { type Sandbox, type SandboxOptions, startSandbox } from "../../src/sandbox/index.js";
-import { Journal } from "../../src/store/journal.js";
+import { SqliteJobStore } from "../../src/store/index.js";
 
 /** A gradient JPEG, distinct per `tint`. */
 export async function gradient(width: number, height: number, tint: number): Promise<Buffer> {
@@ -99,8 +99,8 @@ export function client(url: string, rps = 500, limiter = new RateLimiter({ rps, 
   };
 }
 
-export function journal(dir: string): Journal {
-  return Journal.open(join(dir, "journal.db"));
+export function journal(dir: string): SqliteJobStore {
+  return SqliteJobStore.open(join(dir, "journal.db"));
 }
 
 /** Submits in the sandbox's log (POST to the model), by request id when one was answered. */
@@ -116,7 +116,7 @@ export async function drive(
   manifestPath: string,
   options: Omit<RunBatchOptions, "client" | "journal" | "signal"> & {
     sb: Sandbox;
-    journal: Journal;
+    journal: SqliteJobStore;
     onEvent?: (event: BatchEvent, abort: () => void) => void;
   },
 ): Promise<{ events: BatchEvent[]; summary: BatchSummary }> {

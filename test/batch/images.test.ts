@@ -57,7 +57,7 @@ describe("batch: images", () => {
       assert.match(invalid.find((e) => e.line === 3)!.problems[0]!.message, /fails its CRC check/);
       assert.equal(h.submitCount(sb), 0);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -93,7 +93,7 @@ describe("batch: images", () => {
       assert.equal(h.submitCount(sb), 12);
       assert.equal(decodeStats().decoded - before.decoded, 2);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type BatchSummary, sha256File } from "../../src/batch/index.js";
 import type { Sandbox } from "../../src/sandbox/index.js";
-import type { Journal } from "../../src/store/journal.js";
+import type { SqliteJobStore } from "../../src/store/index.js";
 import * as h from "./helpers.js";
 
 let ws: h.Workspace;
@@ -52,7 +52,7 @@ interface ReportFile {
 }
 
 /** The guarantees, checked from report.json, the journal and the sandbox's own records. */
-async function checkGuarantees(sb: Sandbox, journal: Journal, out: string, resubmitted: Set<string>) {
+async function checkGuarantees(sb: Sandbox, journal: SqliteJobStore, out: string, resubmitted: Set<string>) {
   const report = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as ReportFile;
   const jobs = new Map(sb.jobs().map((j) => [j.id, j]));
   for (const row of report.rows) {
@@ -70,7 +70,7 @@ async function checkGuarantees(sb: Sandbox, journal: Journal, out: string, resub
   // A row's jobs share one input, so they are grouped by it: a resubmit whose own answer was lost
   // again has an id the client never heard of, but its row is known from the group's other jobs.
   const rowOf = new Map<string, string>();
-  for (const rec of journal.list({ batchId: report.batchId, limit: 10_000 })) {
+  for (const rec of await journal.batchJobs(report.batchId)) {
     if (rec.requestId && rec.rowKey) rowOf.set(rec.requestId, rec.rowKey);
   }
   const byInput = new Map<string, string[]>();
@@ -132,7 +132,7 @@ describe("batch reliability", () => {
       const failedReasons = summary.failures.map((f) => f.error.message);
       assert.ok(failedReasons.every((m) => m.length > 0));
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -232,12 +232,12 @@ describe("batch reliability", () => {
         `# kill test: ${progress.join(" | ")}; final submitted ${summary.submitted}, reattached ${summary.reattached}, resubmitted ${resubmitted.size}\n`,
       );
       assert.equal(summary.done, 60);
-      const { Journal } = await import("../../src/store/journal.js");
-      const journal = Journal.open(journalPath);
+      const { SqliteJobStore } = await import("../../src/store/index.js");
+      const journal = SqliteJobStore.open(journalPath);
       try {
         await checkGuarantees(sb, journal, out, resubmitted);
       } finally {
-        journal.close();
+        await journal.close();
       }
       // One more run: nothing to do, nothing submitted.
       const count = h.submitCount(sb);

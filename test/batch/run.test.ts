@@ -6,6 +6,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { sha256File } from "../../src/batch/index.js";
+import { withRawDb } from "../helpers/sqlite.js";
 import * as h from "./helpers.js";
 
 let ws: h.Workspace;
@@ -41,7 +42,7 @@ describe("batch: validation and dry run", () => {
       assert.equal(h.submitCount(sb), 0);
       assert.equal(summary.report, undefined);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -63,7 +64,7 @@ describe("batch: validation and dry run", () => {
       assert.match(summary.price?.note ?? "", /default/);
       assert.equal(summary.estimatedUsd, 0.6);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -104,7 +105,7 @@ describe("batch: validation and dry run", () => {
       assert.equal(h.submitCount(sb), 0);
       assert.equal(summary.invalid, 6);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -134,7 +135,7 @@ describe("batch: validation and dry run", () => {
       assert.ok(!html.includes("<b>"), "prompts are escaped");
       assert.match(html, /<video controls preload="metadata" src="[^"/]+\.mp4"><\/video>/);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -202,7 +203,7 @@ describe("batch: the report lists every manifest line", () => {
       assert.match(html, /not valid JSON/);
       assert.match(html, /line 10/);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -230,7 +231,7 @@ describe("batch: money", () => {
       assert.equal(summary.costUsd, 1.2);
       assert.equal(summary.exitCode, 1);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -266,7 +267,7 @@ describe("batch: exactly once", () => {
       assert.equal(await sha256File(join(out, report.rows[0].file)), report.rows[0].sha256);
       assert.equal(await sha256File(join(out, report.rows[1].file)), report.rows[1].sha256);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -299,7 +300,7 @@ describe("batch: exactly once", () => {
       // The only duplicates on the service are the two rows resubmitted on purpose.
       assert.equal(sb.jobs().filter((j) => j.submitCount > 1).length, 2);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -315,12 +316,14 @@ describe("batch: exactly once", () => {
       const out = join(ws.dir, "out-lost-tx");
       const first = await h.drive(path, { sb, journal, outDir: out, concurrency: 1 });
       assert.equal(first.summary.unknown, 2);
-      const unknownCount = () => journal.list({ state: "submission_unknown" }).length;
-      assert.equal(unknownCount(), 2);
+      const unknownCount = async () => (await journal.list({ state: "submission_unknown" })).length;
+      assert.equal(await unknownCount(), 2);
 
       // The journal refuses the new intent rows (a real SQLite failure, raised by a trigger).
-      journal.db.exec(
-        "CREATE TRIGGER refuse_intent BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'journal refuses'); END;",
+      withRawDb(journal.location, (db) =>
+        db.exec(
+          "CREATE TRIGGER refuse_intent BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'journal refuses'); END;",
+        ),
       );
       const refused = await h.drive(path, {
         sb,
@@ -332,14 +335,14 @@ describe("batch: exactly once", () => {
       assert.notEqual(refused.summary.exitCode, 0);
       assert.equal(h.submitCount(sb), 2, "nothing was sent without its intent row");
       // Rolled back with the failed intent row: the earlier submits are still unknown, not given up.
-      assert.equal(unknownCount(), 2);
-      journal.db.exec("DROP TRIGGER refuse_intent");
+      assert.equal(await unknownCount(), 2);
+      withRawDb(journal.location, (db) => db.exec("DROP TRIGGER refuse_intent"));
 
       const next = await h.drive(path, { sb, journal, outDir: out, concurrency: 1 });
       assert.equal(next.summary.unknown, 2, "still listed, and still not resent without the flag");
       assert.equal(h.submitCount(sb), 2);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -373,7 +376,7 @@ describe("batch: exactly once", () => {
       assert.equal(sb.jobs().filter((j) => j.submitCount > 1).length, 0, "no duplicates");
       assert.equal(sb.jobs().length, 12);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });
@@ -407,7 +410,7 @@ describe("batch: exactly once", () => {
       // Only the cancelled (never run, never billed) jobs were submitted twice.
       assert.equal(sb.jobs().filter((j) => j.submitCount > 1).length, cancelled);
     } finally {
-      journal.close();
+      await journal.close();
       await sb.close();
     }
   });

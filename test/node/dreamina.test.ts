@@ -13,7 +13,7 @@ import { PreflightError } from "../../src/index.js";
 import { Dreamina } from "../../src/node/dreamina.js";
 import type { JobUpdate } from "../../src/run/wait.js";
 import type { Sandbox } from "../../src/sandbox/index.js";
-import { Journal } from "../../src/store/journal.js";
+import { SqliteJobStore } from "../../src/store/index.js";
 import { assertMp4, FAKE_TOKEN, inProcessSandbox, sha256File } from "../helpers/cli.js";
 import { jpeg } from "../helpers/images.js";
 import { mkfifo } from "../helpers/mounts.js";
@@ -70,7 +70,7 @@ describe("Dreamina (Node SDK)", () => {
       assert.equal(sha256File(file.path), file.sha256);
       assert.equal(updates.at(-1)?.result?.status, "succeeded");
 
-      const row = dreamina.journal?.get(video.requestId);
+      const row = await (await dreamina.store())?.get(video.requestId);
       assert.ok(row);
       assert.equal(row.localId, video.localId);
       assert.equal(row.state, "succeeded");
@@ -86,18 +86,18 @@ describe("Dreamina (Node SDK)", () => {
       const bytes = readFileSync(journalPath);
       assert.equal(bytes.includes(Buffer.from(FAKE_TOKEN)), false);
     } finally {
-      dreamina.close();
+      await dreamina.close();
     }
   });
 
   it("run(): the intent row is durable before the submit is answered (read from another connection)", async () => {
     sandbox.setFaults("submit:stall@1=1#1");
     const dreamina = sdk();
-    const reader = Journal.open(journalPath);
+    const reader = SqliteJobStore.open(journalPath);
     let accepted = false;
     let running: Promise<unknown> | undefined;
     try {
-      const before = new Set(reader.list({ limit: 1000 }).map((r) => r.localId));
+      const before = new Set((await reader.list({ limit: 1000 })).map((r) => r.localId));
       const submitsBefore = sandbox.requests().filter((e) => e.route === "submit").length;
       running = dreamina.run(
         { image, prompt: "intent first", frames: 121 },
@@ -108,10 +108,10 @@ describe("Dreamina (Node SDK)", () => {
           },
         },
       );
-      let intent: ReturnType<Journal["list"]>[number] | undefined;
+      let intent: Awaited<ReturnType<SqliteJobStore["list"]>>[number] | undefined;
       const deadline = Date.now() + 5_000;
       while (!intent && Date.now() < deadline) {
-        intent = reader.list({ limit: 1000 }).find((r) => !before.has(r.localId));
+        intent = (await reader.list({ limit: 1000 })).find((r) => !before.has(r.localId));
         if (!intent) await new Promise((r) => setTimeout(r, 20));
       }
       assert.ok(intent, "an intent row appeared");
@@ -130,15 +130,15 @@ describe("Dreamina (Node SDK)", () => {
         .filter((e) => e.route === "submit")
         .at(-1);
       assert.equal(stalled?.fault, "stall@1");
-      const settled = reader.get(intent.localId);
+      const settled = await reader.get(intent.localId);
       assert.equal(settled?.requestId, video.requestId);
       assert.equal(settled?.state, "succeeded");
       assertMp4(video.files[0]?.path ?? "");
     } finally {
       await running?.catch(() => {});
       sandbox.setFaults(undefined);
-      reader.close();
-      dreamina.close();
+      await reader.close();
+      await dreamina.close();
     }
   });
 
@@ -148,9 +148,9 @@ describe("Dreamina (Node SDK)", () => {
     try {
       const submitted = await first.submit({ image, prompt: "submitted now, fetched later", frames: 121 });
       requestId = submitted.requestId;
-      assert.equal(first.journal?.get(requestId)?.state, "submitted");
+      assert.equal((await (await first.store())?.get(requestId))?.state, "submitted");
     } finally {
-      first.close();
+      await first.close();
     }
     const second = sdk();
     try {
@@ -160,11 +160,11 @@ describe("Dreamina (Node SDK)", () => {
       assert.ok(file);
       assertMp4(file.path);
       assert.equal(file.sha256, sandbox.jobs().find((j) => j.id === requestId)?.output?.sha256);
-      const row = second.journal?.get(requestId);
+      const row = await (await second.store())?.get(requestId);
       assert.equal(row?.state, "succeeded");
       assert.equal(row?.files[0]?.path, file.path);
     } finally {
-      second.close();
+      await second.close();
     }
   });
 
@@ -183,14 +183,14 @@ describe("Dreamina (Node SDK)", () => {
       assert.ok(seen.slice(0, -1).every((u) => u.result === undefined));
       for (let i = 1; i < seen.length; i++) assert.ok((seen[i]?.at ?? 0) >= (seen[i - 1]?.at ?? 0));
     } finally {
-      dreamina.close();
+      await dreamina.close();
     }
   });
 
   it("run(): a journal locked from the acceptance to the first status neither loses the id nor stops the job", async () => {
     const path = join(dir, "locked-journal.db");
     const warnings: string[] = [];
-    const journal = Journal.open(path, { busyTimeoutMs: 50, onWarning: (m) => warnings.push(m) });
+    const journal = SqliteJobStore.open(path, { busyTimeoutMs: 50, onWarning: (m) => warnings.push(m) });
     const dreamina = new Dreamina({ baseUrl: sandbox.url, token: FAKE_TOKEN, journal });
     const other = new Database(path);
     let locked = false;
@@ -213,7 +213,7 @@ describe("Dreamina (Node SDK)", () => {
       );
       assert.equal(warnings.length, 1);
       assert.match(warnings[0] ?? "", new RegExp(`accepted request ${video.requestId} .*database is locked`));
-      const row = journal.get(video.requestId);
+      const row = await journal.get(video.requestId);
       assert.equal(row?.state, "succeeded");
       assert.equal(row?.localId, video.localId);
       assert.equal(row?.files[0]?.sha256, video.files[0]?.sha256);
@@ -221,8 +221,8 @@ describe("Dreamina (Node SDK)", () => {
     } finally {
       if (locked) other.exec("ROLLBACK");
       other.close();
-      dreamina.close();
-      journal.close();
+      await dreamina.close();
+      await journal.close();
     }
   });
 
@@ -234,7 +234,7 @@ describe("Dreamina (Node SDK)", () => {
     const dreamina = sdk();
     const requestsBefore = sandbox.requests().length;
     try {
-      const rowsBefore = dreamina.journal?.list({ limit: 1000 }).length;
+      const rowsBefore = (await (await dreamina.store())?.list({ limit: 1000 }))?.length;
       for (const [output, code] of [
         [fifo, "not_regular"],
         [taken, "busy"],
@@ -244,11 +244,11 @@ describe("Dreamina (Node SDK)", () => {
           (error: unknown) => error instanceof OutputError && error.code === code,
         );
       }
-      assert.equal(dreamina.journal?.list({ limit: 1000 }).length, rowsBefore);
+      assert.equal((await (await dreamina.store())?.list({ limit: 1000 }))?.length, rowsBefore);
       assert.equal(sandbox.requests().length, requestsBefore);
     } finally {
       await claim.release();
-      dreamina.close();
+      await dreamina.close();
     }
   });
 
@@ -258,7 +258,7 @@ describe("Dreamina (Node SDK)", () => {
     const dreamina = sdk();
     const requestsBefore = sandbox.requests().length;
     try {
-      const rowsBefore = dreamina.journal?.list({ limit: 1000 }).length;
+      const rowsBefore = (await (await dreamina.store())?.list({ limit: 1000 }))?.length;
       await assert.rejects(
         dreamina.run({ image: small, prompt: "x".repeat(801), frames: 100 as 121 }),
         (error: unknown) => {
@@ -267,10 +267,10 @@ describe("Dreamina (Node SDK)", () => {
           return true;
         },
       );
-      assert.equal(dreamina.journal?.list({ limit: 1000 }).length, rowsBefore);
+      assert.equal((await (await dreamina.store())?.list({ limit: 1000 }))?.length, rowsBefore);
       assert.equal(sandbox.requests().length, requestsBefore);
     } finally {
-      dreamina.close();
+      await dreamina.close();
     }
   });
 });
@@ -300,7 +300,7 @@ describe("Dreamina with other status names", () => {
       assert.equal(requestId, rid);
       const video = await dreamina.wait(rid, { download: false, pollSchedule: () => 5 });
       assert.equal(video.result.status, "succeeded");
-      const row = dreamina.journal?.get(rid);
+      const row = await (await dreamina.store())?.get(rid);
       assert.equal(row?.state, "succeeded");
       assert.ok(row?.startedAt, "starting counts as running: the run time is measured from it");
       assert.deepEqual(
@@ -316,7 +316,7 @@ describe("Dreamina with other status names", () => {
         ],
       );
     } finally {
-      dreamina.close();
+      await dreamina.close();
       await server.close();
     }
   });

@@ -103,11 +103,11 @@ describe("output as a videos array, result with model_id", () => {
         sha256File(file.path),
         sandbox.jobs().find((j) => j.id === video.requestId)?.output?.sha256,
       );
-      const row = dreamina.journal?.get(video.requestId);
+      const row = await (await dreamina.store())?.get(video.requestId);
       assert.equal(row?.state, "succeeded");
       assert.deepEqual(row?.outputUrls, [video.video]);
     } finally {
-      dreamina.close();
+      await dreamina.close();
       sandbox.setFaults(undefined);
     }
   });
@@ -182,13 +182,13 @@ describe("a job error in the array shape [{errorCode, error, debugInfo}]", () =>
         .run({ image: imageFile, prompt: "array error, journaled", frames: 121 }, { pollSchedule: fast })
         .catch((e: unknown) => e);
       assert.ok(error instanceof JobFailedError, String(error));
-      const row = dreamina.journal?.get(error.requestId ?? "");
+      const row = await (await dreamina.store())?.get(error.requestId ?? "");
       assert.equal(row?.state, "failed");
       assert.deepEqual(row?.jobError, error.jobError);
       const [entry] = (row?.jobError ?? []) as { error?: string }[];
       assert.equal(entry?.error, "Generation failed: internal worker error");
     } finally {
-      dreamina.close();
+      await dreamina.close();
       sandbox.setFaults(undefined);
     }
   });

@@ -127,11 +127,11 @@ async function batchAction(
 
   const [
     { runBatch, RateLimiter, BatchProgress, BatchLockedError, formatUsd },
-    { Journal },
+    { openJobStore },
     { defaultJournalPath },
   ] = await Promise.all([
     import("../../batch/index.js"),
-    import("../../store/journal.js"),
+    import("../../store/index.js"),
     import("../../config/paths.js"),
   ]);
   const { openContext, lazyNodeFetch } = await import("../context.js");
@@ -154,7 +154,7 @@ async function batchAction(
   process.on("SIGTERM", onSigint);
 
   const ctx = await openContext(globals, io);
-  const journal = Journal.open(globals.journal ?? defaultJournalPath());
+  const journal = await openJobStore(globals.journal ?? defaultJournalPath());
   const limiter = new RateLimiter({ rps: flags.rpsN, signal: interrupt.signal });
   // The context's client has no hooks; this one shares its base URL and token source.
   let token: (() => Promise<string>) | undefined;
@@ -182,7 +182,7 @@ async function batchAction(
   try {
     const batch = runBatch(manifest, {
       client,
-      journal,
+      store: journal,
       outDir: flags.out,
       concurrency: flags.concurrencyN,
       budgetUsd: flags.budgetUsd,
@@ -329,7 +329,7 @@ async function batchAction(
     progress.stop();
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigint);
-    journal.close();
+    await journal.close();
     await ctx.close();
   }
 }

@@ -1,7 +1,7 @@
 // `jobs`: what the journal knows. `jobs` (or `jobs list`) lists, `jobs show <id>` details one.
 
 import type { Command } from "commander";
-import type { JournalRecord } from "../../store/journal.js";
+import type { JobRecord as JournalRecord } from "../../store/index.js";
 import { JOURNAL_STATES, type JournalState } from "../../store/states.js";
 import { requestIdArgument } from "../arguments.js";
 import { journalPathFor } from "../context.js";
@@ -15,9 +15,9 @@ import type { ActionRunner } from "../main.js";
  */
 async function openJournal(path: string, io: Io) {
   const { existsSync } = await import("node:fs");
-  const { Journal, recoveryDirFor } = await import("../../store/journal.js");
+  const { openJobStore, recoveryDirFor } = await import("../../store/index.js");
   if (!existsSync(path) && !existsSync(recoveryDirFor(path))) return undefined;
-  const journal = Journal.open(path);
+  const journal = await openJobStore(path);
   for (const r of journal.lastRecovery?.replayed ?? []) {
     io.info(
       `recovered request ${r.requestId} into the journal (local id ${r.localId}): the service had accepted it ` +
@@ -95,13 +95,16 @@ export function registerJobs(program: Command, run: ActionRunner): void {
         const journal = await openJournal(journalPathFor(globals), io);
         try {
           const records =
-            journal?.list({ limit, state: flags.state as JournalState | undefined, batchId: flags.batch }) ??
-            [];
+            (await journal?.list({
+              limit,
+              state: flags.state as JournalState | undefined,
+              batchId: flags.batch,
+            })) ?? [];
           if (io.json) io.result({ ok: true, jobs: records.map(row) });
           else printTable(io, records);
           return EXIT.ok;
         } finally {
-          journal?.close();
+          await journal?.close();
         }
       }),
     );
@@ -115,7 +118,7 @@ export function registerJobs(program: Command, run: ActionRunner): void {
         const journal = await openJournal(journalPathFor(globals), io);
         try {
           const key = /^\d+$/.test(id) ? Number(id) : id;
-          const record = journal?.get(key);
+          const record = await journal?.get(key);
           if (!record) throw new CliError(`no job ${id} in the journal`, EXIT.dataError);
           if (io.json) {
             io.result({ ok: true, job: record });
@@ -153,7 +156,7 @@ export function registerJobs(program: Command, run: ActionRunner): void {
           }
           return EXIT.ok;
         } finally {
-          journal?.close();
+          await journal?.close();
         }
       }),
     );

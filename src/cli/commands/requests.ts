@@ -1,7 +1,7 @@
 // `status`, `result` and `cancel`: one call each against an existing request_id.
 
 import type { Command } from "commander";
-import type { Journal } from "../../store/journal.js";
+import type { JobStore } from "../../store/index.js";
 import { requestIdArgument } from "../arguments.js";
 import { type Context, openContext } from "../context.js";
 import { EXIT, exitCodesHelp } from "../exit-codes.js";
@@ -12,16 +12,16 @@ import type { ActionRunner } from "../main.js";
  * (so `dreamina jobs` does not go on showing a job as queued after `cancel` or `result`).
  * Best effort: the answer is printed whatever happens here.
  */
-async function withJournal(ctx: Context, requestId: string, record: (journal: Journal) => void) {
+async function withJournal(ctx: Context, requestId: string, record: (journal: JobStore) => Promise<unknown>) {
   try {
     const { existsSync } = await import("node:fs");
     if (!existsSync(ctx.journalPath)) return;
-    const { Journal } = await import("../../store/journal.js");
-    const journal = Journal.open(ctx.journalPath);
+    const { openJobStore } = await import("../../store/index.js");
+    const journal = await openJobStore(ctx.journalPath);
     try {
-      if (journal.get(requestId)?.requestId === requestId) record(journal);
+      if ((await journal.get(requestId))?.requestId === requestId) await record(journal);
     } finally {
-      journal.close();
+      await journal.close();
     }
   } catch (error) {
     ctx.io.debug(`journal not updated: ${(error as Error).message}`);

@@ -285,7 +285,7 @@ async function waitOrRun(
     throw error;
   } finally {
     interrupt.dispose();
-    dreamina.close();
+    await dreamina.close();
     await ctx.close();
   }
 }
@@ -354,7 +354,7 @@ export function registerRunCommands(program: Command, run: ActionRunner): void {
           else io.out(submitted.requestId);
           return EXIT.ok;
         } finally {
-          dreamina.close();
+          await dreamina.close();
           await ctx.close();
         }
       }),

@@ -19,7 +19,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
-import { Journal, JournalError, recoveryDirFor, UnrecordedSubmitError } from "../../src/store/journal.js";
+import {
+  SqliteJobStore as Journal,
+  StoreError as JournalError,
+  recoveryDirFor,
+  UnrecordedSubmitError,
+} from "../../src/store/index.js";
 
 let dir: string;
 let n = 0;
@@ -79,12 +84,16 @@ describe("journal: an accepted submit the journal cannot record", () => {
     const path = dbPath();
     const warnings: string[] = [];
     const journal = Journal.open(path, { busyTimeoutMs: 200, onWarning: (m) => warnings.push(m) });
-    const localId = journal.beginSubmit({ modelId: "m", input: { prompt: "locked out" }, baseUrl: "b" });
+    const localId = await journal.beginSubmit({
+      modelId: "m",
+      input: { prompt: "locked out" },
+      baseUrl: "b",
+    });
     const holder = await lockHolder(path);
     try {
       const started = Date.now();
       // Returns normally: the id is safe, the caller goes on with the job.
-      journal.submitAccepted(localId, {
+      await journal.submitAccepted(localId, {
         requestId: "req_locked_1",
         statusUrl: "https://model-api.runcomfy.net/v1/requests/req_locked_1/status",
       });
@@ -102,7 +111,7 @@ describe("journal: an accepted submit the journal cannot record", () => {
       assert.equal(entry.statusUrl, "https://model-api.runcomfy.net/v1/requests/req_locked_1/status");
     } finally {
       await holder.release();
-      journal.close();
+      await journal.close();
     }
 
     // Nothing in the journal yet (the process "died" before writing again).
@@ -120,7 +129,7 @@ describe("journal: an accepted submit the journal cannot record", () => {
         next.lastRecovery?.replayed.map((r) => r.requestId),
         ["req_locked_1"],
       );
-      const row = next.get("req_locked_1");
+      const row = await next.get("req_locked_1");
       assert.equal(row?.localId, localId);
       assert.equal(row?.state, "submitted");
       assert.equal(row?.statusUrl, "https://model-api.runcomfy.net/v1/requests/req_locked_1/status");
@@ -131,75 +140,78 @@ describe("journal: an accepted submit the journal cannot record", () => {
       assert.deepEqual(recoveryFiles(path), [], "removed once committed");
 
       // Twice changes nothing.
-      assert.deepEqual(next.replayRecovered().replayed, []);
-      assert.equal(next.get("req_locked_1")?.transitions.length, 2);
+      assert.deepEqual((await next.replayRecovered()).replayed, []);
+      assert.equal((await next.get("req_locked_1"))?.transitions.length, 2);
     } finally {
-      next.close();
+      await next.close();
     }
   });
 
   it("a file left after its commit (a crash before the removal) is dropped without changing the row", async () => {
     const path = dbPath();
     const journal = Journal.open(path, { busyTimeoutMs: 100, onWarning: () => {} });
-    const localId = journal.beginSubmit({ modelId: "m", input: { prompt: "p" }, baseUrl: "b" });
+    const localId = await journal.beginSubmit({ modelId: "m", input: { prompt: "p" }, baseUrl: "b" });
     const holder = await lockHolder(path);
     try {
-      journal.submitAccepted(localId, { requestId: "req_twice" });
+      await journal.submitAccepted(localId, { requestId: "req_twice" });
     } finally {
       await holder.release();
     }
     const [file] = recoveryFiles(path);
     const copy = `${file}.copy`;
     copyFileSync(file!, copy);
-    journal.replayRecovered();
-    const before = JSON.stringify(journal.get("req_twice"));
+    await journal.replayRecovered();
+    const before = JSON.stringify(await journal.get("req_twice"));
     // The same entry again, as if the process had died between the commit and the unlink.
     copyFileSync(copy, file!);
-    const report = journal.replayRecovered();
+    const report = await journal.replayRecovered();
     assert.deepEqual(report.replayed, []);
     assert.deepEqual(report.unmatched, []);
-    assert.equal(JSON.stringify(journal.get("req_twice")), before);
+    assert.equal(JSON.stringify(await journal.get("req_twice")), before);
     assert.deepEqual(
       recoveryFiles(path).filter((f) => f.endsWith(".json")),
       [],
     );
-    journal.close();
+    await journal.close();
   });
 
   it("the same process's next write takes the id in first, so the statuses that follow land on the row", async () => {
     const path = dbPath();
     const journal = Journal.open(path, { busyTimeoutMs: 100, onWarning: () => {} });
-    const localId = journal.beginSubmit({ modelId: "m", input: { prompt: "p" }, baseUrl: "b" });
+    const localId = await journal.beginSubmit({ modelId: "m", input: { prompt: "p" }, baseUrl: "b" });
     // A second connection, in this process, holding the write lock.
     const other = new Database(path);
     other.exec("BEGIN IMMEDIATE");
     try {
-      journal.submitAccepted(localId, { requestId: "req_next_write" });
+      await journal.submitAccepted(localId, { requestId: "req_next_write" });
     } finally {
       other.exec("ROLLBACK");
       other.close();
     }
     assert.equal(recoveryFiles(path).length, 1);
-    assert.equal(journal.recordStatus("req_next_write", { status: "in_queue", queuePosition: 2 }), true);
-    const row = journal.get("req_next_write");
+    assert.equal(
+      await journal.recordStatus("req_next_write", { status: "in_queue", queuePosition: 2 }),
+      true,
+    );
+    const row = await journal.get("req_next_write");
     assert.equal(row?.state, "in_queue");
     assert.deepEqual(row?.queuePositions, [2]);
     assert.deepEqual(recoveryFiles(path), []);
-    journal.close();
+    await journal.close();
   });
 
   it("when the recovery file cannot be written either, the id is printed and the error carries it", async () => {
     const path = dbPath();
     const warnings: string[] = [];
     const journal = Journal.open(path, { busyTimeoutMs: 100, onWarning: (m) => warnings.push(m) });
-    const localId = journal.beginSubmit({ modelId: "m", input: { prompt: "p" }, baseUrl: "b" });
+    const localId = await journal.beginSubmit({ modelId: "m", input: { prompt: "p" }, baseUrl: "b" });
     // A file where the recovery folder should be: it cannot be created.
     writeFileSync(recoveryDirFor(path), "in the way");
     const other = new Database(path);
     other.exec("BEGIN IMMEDIATE");
     try {
-      assert.throws(
-        () => journal.submitAccepted(localId, { requestId: "req_nowhere" }),
+      await assert.rejects(
+        journal.submitAccepted(localId, { requestId: "req_nowhere" }),
         (error: unknown) => {
           assert.ok(error instanceof UnrecordedSubmitError);
           assert.equal(error.requestId, "req_nowhere");
@@ -216,21 +228,21 @@ describe("journal: an accepted submit the journal cannot record", () => {
     }
     assert.equal(warnings.length, 1, "printed at once, even if the caller swallowed the error");
     assert.match(warnings[0] ?? "", /req_nowhere/);
-    journal.close();
+    await journal.close();
   });
 
-  it("a caller's mistake (a late acceptance on a refused row) still throws, with the id in the message", () => {
+  it("a caller's mistake (a late acceptance on a refused row) still throws, with the id in the message", async () => {
     const journal = Journal.open(dbPath(), { onWarning: () => assert.fail("no recovery for a logic error") });
-    const id = journal.beginSubmit({ modelId: "m", input: { prompt: "p" }, baseUrl: "b" });
-    journal.submitRejected(id, new Error("422"));
-    assert.throws(
-      () => journal.submitAccepted(id, { requestId: "late_one" }),
+    const id = await journal.beginSubmit({ modelId: "m", input: { prompt: "p" }, baseUrl: "b" });
+    await journal.submitRejected(id, new Error("422"));
+    await assert.rejects(
+      journal.submitAccepted(id, { requestId: "late_one" }),
       (error: unknown) => error instanceof JournalError && /rejected.*late_one/.test(error.message),
     );
-    journal.close();
+    await journal.close();
   });
 
-  it("an id that matches no row is kept and warned about at every open, never dropped", () => {
+  it("an id that matches no row is kept and warned about at every open, never dropped", async () => {
     const path = dbPath();
     Journal.open(path).close();
     const folder = recoveryDirFor(path);
@@ -257,7 +269,7 @@ describe("journal: an accepted submit the journal cannot record", () => {
         ["req_orphan"],
       );
       assert.match(warnings.join("\n"), /req_orphan .*dreamina wait req_orphan/);
-      journal.close();
+      await journal.close();
       assert.ok(existsSync(orphan));
     }
   });
@@ -270,20 +282,20 @@ describe("journal: an accepted submit the journal cannot record", () => {
       const started = Date.now();
       const journal = Journal.open(path, { busyTimeoutMs: 5_000 });
       assert.ok(Date.now() - started < 2_000, `opened in ${Date.now() - started} ms`);
-      assert.deepEqual(journal.list(), []);
-      journal.close();
+      assert.deepEqual(await journal.list(), []);
+      await journal.close();
     } finally {
       await holder.release();
     }
   });
 
-  it("DREAMINA_JOURNAL_BUSY_TIMEOUT_MS sets the busy timeout; a bad value is refused by name", () => {
+  it("DREAMINA_JOURNAL_BUSY_TIMEOUT_MS sets the busy timeout; a bad value is refused by name", async () => {
     const saved = process.env.DREAMINA_JOURNAL_BUSY_TIMEOUT_MS;
     try {
       process.env.DREAMINA_JOURNAL_BUSY_TIMEOUT_MS = "1234";
       const journal = Journal.open(dbPath());
-      assert.equal(journal.db.pragma("busy_timeout", { simple: true }), 1234);
-      journal.close();
+      assert.equal(journal.settings().busyTimeoutMs, 1234);
+      await journal.close();
       process.env.DREAMINA_JOURNAL_BUSY_TIMEOUT_MS = "soon";
       assert.throws(() => Journal.open(dbPath()), /DREAMINA_JOURNAL_BUSY_TIMEOUT_MS .*"soon"/);
     } finally {

@@ -1,0 +1,127 @@
+// A batch's identity and lease, on the file-system side: the output folder's real path, the
+// marker file inside it, the heartbeat that keeps the lease. The rows and the lease themselves
+// are the job store's (JobStore.openBatch and friends).
+//
+// Identity: the batch id is stored in `<out>/.dreamina-batch.json`; when that file is gone,
+// the batch whose output directory is the same real path (symlinks resolved) is taken up
+// again, so deleting the marker (or the whole output directory) never leads to resubmitting
+// finished rows. The lease is on the real folder too: no two live processes may run batches
+// whose output directories share a real path or a device and inode, however the folder was
+// spelled on their command lines.
+
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { BatchInfo, BatchRowRecord, JobStore } from "../store/index.js";
+import { realOutDir } from "./output-files.js";
+
+export const MARKER_FILE = ".dreamina-batch.json";
+
+/** How often the lease is renewed while a batch runs. */
+const HEARTBEAT_MS = 15_000;
+
+export interface OpenBatchOptions {
+  outDir: string;
+  manifestPath?: string | undefined;
+  manifestDigest?: string | undefined;
+  /** Use this batch id instead of the marker file's (or a new one). */
+  batchId?: string | undefined;
+  /** Refuse nothing: take the batch even if another live process holds it. Default false. */
+  force?: boolean | undefined;
+  /** Do not take the lease nor write the marker (a dry run only reads). */
+  readOnly?: boolean | undefined;
+}
+
+export class BatchState {
+  readonly store: JobStore;
+  readonly info: BatchInfo;
+  #owned = false;
+  #heartbeat: NodeJS.Timeout | undefined;
+
+  private constructor(store: JobStore, info: BatchInfo) {
+    this.store = store;
+    this.info = info;
+  }
+
+  get batchId(): string {
+    return this.info.batchId;
+  }
+
+  /** Finds (or creates) the batch for this output directory and takes its lease. */
+  static async open(store: JobStore, options: OpenBatchOptions): Promise<BatchState> {
+    // The real folder, made first (a dry run only reads, and creates nothing).
+    const { path: outDir, devIno } = await realOutDir(options.outDir, { create: !options.readOnly });
+    const marker = await readMarker(outDir);
+    const info = await store.openBatch({
+      outDir,
+      outDevIno: devIno,
+      manifestPath: options.manifestPath,
+      manifestDigest: options.manifestDigest,
+      batchId: options.batchId ?? marker?.batchId,
+      exactId: options.batchId !== undefined,
+      force: options.force,
+      readOnly: options.readOnly,
+    });
+    const state = new BatchState(store, info);
+    if (!options.readOnly) {
+      state.#owned = true;
+      try {
+        await writeMarker(outDir, info);
+      } catch (error) {
+        // E.g. the disk is full: the caller cannot run this batch, so nobody holds it.
+        await state.release();
+        throw error;
+      }
+      state.#heartbeat = setInterval(() => {
+        store.renewBatchLease(info.batchId).catch(() => {}); // best effort: the next beat tries again
+      }, HEARTBEAT_MS);
+      state.#heartbeat.unref();
+    }
+    return state;
+  }
+
+  /** Every row outcome recorded for this batch, by row key. */
+  async rows(): Promise<Map<string, BatchRowRecord>> {
+    return await this.store.batchRows(this.batchId);
+  }
+
+  /** Gives the batch up (other processes may take it). */
+  async release(): Promise<void> {
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+    if (!this.#owned) return;
+    this.#owned = false;
+    try {
+      await this.store.releaseBatch(this.batchId);
+    } catch {
+      // The store may already be closed; a dead holder is detected anyway.
+    }
+  }
+}
+
+async function readMarker(outDir: string): Promise<{ batchId: string } | undefined> {
+  try {
+    const value = JSON.parse(await readFile(join(outDir, MARKER_FILE), "utf8")) as { batchId?: unknown };
+    return typeof value.batchId === "string" && value.batchId !== "" ? { batchId: value.batchId } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeMarker(outDir: string, info: BatchInfo): Promise<void> {
+  await mkdir(outDir, { recursive: true });
+  const path = join(outDir, MARKER_FILE);
+  const tmp = `${path}.${process.pid}.tmp`;
+  const body = {
+    batchId: info.batchId,
+    manifest: info.manifestPath ?? null,
+    createdAt: info.createdAt,
+    note: "dreamina batch: identifies this batch in the job journal; keep it to resume",
+  };
+  try {
+    await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`);
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw error;
+  }
+}
