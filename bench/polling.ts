@@ -17,6 +17,7 @@
 
 import { pathToFileURL } from "node:url";
 import { RunComfyClient } from "../src/api/client.js";
+import { BATCH_POLL_SCHEDULE } from "../src/batch/runner.js";
 import {
   createPollSchedule,
   mulberry32,
@@ -25,6 +26,7 @@ import {
   type RunTimePrior,
 } from "../src/run/schedule.js";
 import { wait } from "../src/run/wait.js";
+import { type BoundResult, pollingLowerBound } from "./polling-bound.js";
 
 const MODEL_ID = "bytedance/dreamina-3-0/pro/image-to-video";
 const QUEUE_MEAN_MS = 20_000;
@@ -231,6 +233,37 @@ export const MODEL_DESCRIPTION = [
 export interface SimulationReport {
   rows: Stats[];
   checks: Check[];
+  /** The batch's schedule on the same jobs (a throughput trade: fewer requests, later detection). */
+  batch: Stats;
+}
+
+/**
+ * What any schedule can reach on this run-time distribution under the same-run targets (see
+ * bench/polling-bound.ts): even knowing each run's start exactly, no schedule needs fewer
+ * requests than `lowerBound`, and the best such schedule found needs `oracle`.
+ */
+export function boundForTargets(
+  fixed2: Stats,
+  fixed5: Stats,
+  jobs: number,
+  iterations?: number,
+): BoundResult {
+  const kinds = Object.values(RUN_MEAN_MS).map((meanMs) => ({
+    meanMs,
+    spread: RUN_SPREAD,
+    floor: 0.25,
+    weight: 1,
+  }));
+  return pollingLowerBound(
+    kinds,
+    [
+      { thresholdMs: fixed2.p50, allowed: 0.5 },
+      { thresholdMs: fixed2.p95, allowed: 0.05 },
+      { thresholdMs: fixed2.p99, allowed: 0.01 },
+      { thresholdMs: fixed5.max, allowed: 1 / jobs },
+    ],
+    iterations,
+  );
 }
 
 export function runSimulation(
@@ -248,9 +281,14 @@ export function runSimulation(
     seed: seed + 2,
   });
   const fixed = [500, 2000, 3000, 5000].map((ms) => simulateFixed(`fixed ${ms / 1000} s`, jobs, ms));
+  const batch = simulateSchedule("batch schedule, with history", jobs, BATCH_POLL_SCHEDULE, {
+    withPrior: true,
+    seed: seed + 1,
+  });
   return {
-    rows: [withPrior, withoutPrior, ...fixed],
+    rows: [withPrior, withoutPrior, batch, ...fixed],
     checks: checkTargets(withPrior, withoutPrior, fixed[1]!, fixed[3]!),
+    batch,
   };
 }
 
@@ -434,6 +472,29 @@ async function runReal(options: RealOptions): Promise<boolean> {
 
 // --- entry point ------------------------------------------------------------------------
 
+function printBound(report: SimulationReport, jobs: number): void {
+  const fixed2 = report.rows.find((r) => r.name === "fixed 2 s")!;
+  const fixed5 = report.rows.find((r) => r.name === "fixed 5 s")!;
+  const ours = report.rows[0]!;
+  const started = Date.now();
+  const bound = boundForTargets(fixed2, fixed5, jobs);
+  const pct = (n: number) => `${((n / fixed2.requestsPerJob) * 100).toFixed(1)} %`;
+  console.log(
+    [
+      "",
+      `What is achievable (bench/polling-bound.ts, ${bound.iterations} dual steps, ${((Date.now() - started) / 1000).toFixed(1)} s): a client`,
+      "that knows exactly when each run starts, under the same targets (p50/p95/p99 ≤ fixed 2 s's, on",
+      "average under one job per run beyond fixed 5 s's max), with the runs counted from their start only:",
+      `  no schedule needs fewer than ${bound.lowerBound.toFixed(1)} requests/job (${pct(bound.lowerBound)} of fixed 2 s; Lagrangian dual bound);`,
+      `  the best one found needs ${Number.isNaN(bound.oracle) ? "(none met every target)" : `${bound.oracle.toFixed(1)} (${pct(bound.oracle)})`}: 5 s gaps from about mean − 3.7 std, then a flat`,
+      "  step just under fixed 2 s's p99 from about mean − 1.9 std (the shape our schedule takes).",
+      `Ours: ${ours.requestsPerJob.toFixed(1)} (${pct(ours.requestsPerJob)}). It must also find the start (first check, queue polls,`,
+      "a start known to a bracket only) and it starts the 5 s gaps earlier (mean − 4.25 std) so that the",
+      "maximum holds on other seeds too: the 40 % target is at or below what even the oracle reaches.",
+    ].join("\n"),
+  );
+}
+
 function flag(argv: string[], name: string, fallback: number): number {
   const i = argv.indexOf(name);
   if (i < 0) return fallback;
@@ -453,6 +514,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   console.log("");
   for (const c of report.checks) console.log(`${c.pass ? "PASS" : "FAIL"}  ${c.name}: ${c.detail}`);
   const ok = report.checks.every((c) => c.pass);
+  if (!argv.includes("--no-bound")) printBound(report, jobs);
   if (argv.includes("--real")) {
     const ran = await runReal({
       jobs: flag(argv, "--real-jobs", 40),

@@ -9,13 +9,17 @@
 //   in_progress + prior → the run time is modelled as normal (mean, std from past jobs of
 //                        the same model and frame count, widened for few samples and for
 //                        the uncertainty of when the run started). Sparse early: one long
-//                        sleep (≤ 60 s) up to mean − 1.8 std, where completion becomes likely;
-//                        then dense: ≤ 1.7 s, shorter (down to 0.7 s) where the hazard of
-//                        completing is highest (interval² × hazard ≤ c); past mean + 2.5 std
-//                        the prior is not trusted any more and the interval backs off (≤ 10 s).
-//                        For a percentile latency target, "sleep until the hazard is high, then
-//                        poll at a fixed step" is the optimal shape (a bang-bang solution);
-//                        the hazard term buys a lower median for a few requests more;
+//                        sleep (≤ 60 s); from mean − 4.25 std after the earliest possible
+//                        start no gap exceeds 4.9 s (the worst-case latency of fixed 5 s
+//                        polling); from mean − 2.1 std, dense: a flat 1.95 s step (jittered
+//                        downwards only), just under fixed 2 s's p99 latency; past
+//                        mean + 2.5 std the prior is not trusted any more and the interval
+//                        backs off (still ≤ 4.9 s). This is the shape of the optimal schedule
+//                        for percentile latency targets (bench/polling-bound.ts solves it
+//                        exactly for a client that knows when the run started: 5 s gaps,
+//                        then a flat step at the latency bound); an optional hazard term
+//                        (interval² × hazard ≤ c, off by default) shortens the step where
+//                        completion is likeliest, buying a lower median for more requests;
 //   anything else (no prior, no position) → 1 s growing ×1.5 to a 4 s cap.
 // Errors back off exponentially; a Retry-After is never undercut; ±10 % jitter comes
 // from `state.random` (draw it from a seeded PRNG such as `mulberry32` to replay exactly).
@@ -84,7 +88,7 @@ export interface ScheduleTuning {
   denseFromStd: number;
   /** The longest interval inside the dense window. */
   denseStepMs: number;
-  /** Inside the window the interval also obeys interval² × hazard ≤ this (hazard per ms). */
+  /** Inside the window the interval also obeys interval² × hazard ≤ this (hazard per ms); ∞: off. */
   hazardConstantMs: number;
   /** The shortest interval the schedule ever asks for (Retry-After aside). */
   denseMinMs: number;
@@ -112,6 +116,11 @@ export interface ScheduleTuning {
   errorCapMs: number;
   /** ± fraction of jitter. */
   jitter: number;
+  /**
+   * Jitter of a dense-window step, downwards only, so denseStepMs is a true maximum: the step
+   * sits just under the latency bound it serves, and jitter above it would break that bound.
+   */
+  denseJitter: number;
 }
 
 export const DEFAULT_SCHEDULE_TUNING: Readonly<ScheduleTuning> = Object.freeze({
@@ -123,22 +132,23 @@ export const DEFAULT_SCHEDULE_TUNING: Readonly<ScheduleTuning> = Object.freeze({
   queuePriorWeight: 2,
   queueMinMs: 2_000,
   queueMaxMs: 15_000,
-  denseFromStd: 2.3,
-  denseStepMs: 1_700,
-  hazardConstantMs: 200,
+  denseFromStd: 2.1,
+  denseStepMs: 1_950,
+  hazardConstantMs: Number.POSITIVE_INFINITY,
   denseMinMs: 700,
   maxIntervalMs: 60_000,
   overdueAfterStd: 2.5,
   overdueStartMs: 1_500,
   overdueSlope: 0.1,
   overdueCapMs: 10_000,
-  maxGapMs: 5_000,
-  mayFinishFromStd: 5,
+  maxGapMs: 4_900,
+  mayFinishFromStd: 4.25,
   minRelativeStd: 0.05,
   fewSamplesRelativeStd: 0.25,
   errorStartMs: 1_000,
   errorCapMs: 30_000,
   jitter: 0.1,
+  denseJitter: 0.04,
 });
 
 /** mulberry32: a tiny, fast, seeded PRNG returning floats in [0, 1). */
@@ -253,20 +263,21 @@ function effectiveRunTime(
 
 // --- the schedule ------------------------------------------------------------------------
 
-function applyJitter(ms: number, state: PollState, tuning: ScheduleTuning): number {
-  const r = Number.isFinite(state.random) ? Math.min(Math.max(state.random, 0), 1) : 0.5;
-  return ms * (1 + tuning.jitter * (2 * r - 1));
+/** A delay jittered downwards only, by up to `down` (a fraction). */
+interface DownJittered {
+  ms: number;
+  down: number;
+}
+
+function unitRandom(state: PollState): number {
+  return Number.isFinite(state.random) ? Math.min(Math.max(state.random, 0), 1) : 0.5;
 }
 
 /**
  * The delay before the next poll, before jitter and Retry-After. A sleep up to the dense
  * window is jittered downwards only, so it never lands deep inside the window.
  */
-function baseDelay(
-  state: PollState,
-  t: ScheduleTuning,
-  scale: number,
-): number | { ms: number; jitterDownOnly: true } {
+function baseDelay(state: PollState, t: ScheduleTuning, scale: number): number | DownJittered {
   const { history, elapsedMs } = state;
   const errors = state.consecutiveErrors ?? 0;
   if (errors > 0) return Math.min(t.errorCapMs, t.errorStartMs * 2 ** (errors - 1)) / scale;
@@ -300,14 +311,14 @@ function baseDelay(
     const denseAt = mean - t.denseFromStd * std;
     // Sparse early: completion is improbable before the dense window, so sleep up to it.
     if (ran < denseAt) {
-      return { ms: Math.min(t.maxIntervalMs / scale, Math.max(minMs, denseAt - ran)), jitterDownOnly: true };
+      return { ms: Math.min(t.maxIntervalMs / scale, Math.max(minMs, denseAt - ran)), down: t.jitter };
     }
     // Dense: at most denseStepMs, and shorter where the hazard is high: the largest I with
     // I² · hazard(ran + I) ≤ c (hazard grows with time, so the condition holds below one point).
     const step = t.denseStepMs / scale;
     const c = t.hazardConstantMs / scale;
     const fits = (i: number) => i * i * hazard(Math.min(ran + i, overdueAt), mean, std) <= c;
-    if (fits(step)) return step;
+    if (fits(step)) return { ms: step, down: t.denseJitter };
     let lo = 0;
     let hi = step;
     while (hi - lo > 1 / scale) {
@@ -315,7 +326,7 @@ function baseDelay(
       if (fits(mid)) lo = mid;
       else hi = mid;
     }
-    return Math.max(minMs, lo);
+    return { ms: Math.max(minMs, lo), down: t.denseJitter };
   }
 
   return backoff;
@@ -346,15 +357,16 @@ export function createPollSchedule(tuning: Partial<ScheduleTuning> = {}): PollSc
   return (state) => {
     const scale = state.timeScale !== undefined && state.timeScale > 0 ? state.timeScale : 1;
     const base = baseDelay(state, t, scale);
+    const r = unitRandom(state);
     let delay =
-      typeof base === "number"
-        ? applyJitter(base, state, t)
-        : Math.min(base.ms, applyJitter(base.ms, state, t));
-    if ((state.consecutiveErrors ?? 0) === 0) delay = Math.min(delay, gapCap(state, t, scale));
+      typeof base === "number" ? base * (1 + t.jitter * (2 * r - 1)) : base.ms * (1 - base.down * r);
+    delay = Math.round(delay);
+    // Rounded down, so that rounding never stretches a gap past the cap.
+    if ((state.consecutiveErrors ?? 0) === 0) delay = Math.min(delay, Math.floor(gapCap(state, t, scale)));
     if (state.retryAfterMs !== undefined && Number.isFinite(state.retryAfterMs)) {
-      delay = Math.max(delay, state.retryAfterMs);
+      delay = Math.max(delay, Math.ceil(state.retryAfterMs));
     }
-    return Math.max(0, Math.round(delay));
+    return Math.max(0, delay);
   };
 }
 

@@ -48,7 +48,9 @@ async function lockHolder(path: string): Promise<{ child: ChildProcess; release(
     db.exec("BEGIN IMMEDIATE");
     db.prepare("UPDATE jobs SET updated_at = updated_at").run();
     process.stdout.write("locked\\n");
-    setInterval(() => {}, 1000);
+    // The timer keeps db reachable: from Node 22 on, V8 collects a module's top-level binding
+    // that no closure uses, and the collected connection gives the lock back at once.
+    setInterval(() => db.open, 1000);
   `;
   const child = spawn(process.execPath, ["--input-type=module", "-e", script, "--", path], {
     cwd: process.cwd(),
