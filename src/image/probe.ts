@@ -3,7 +3,7 @@
 // for its first 64 KiB with a Range request (see probe-url.ts), a data URI is decoded
 // locally. Image hosts never get an Authorization header: nothing here ever holds a token.
 // These are facts from the header only; whether a local image decodes in full is checked
-// by checkImageContent (image-check.ts) before it is sent.
+// by checkImage (check.ts) before it is sent.
 
 import { open } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -21,6 +21,7 @@ import {
   tailWarnings,
 } from "./probe-core.js";
 import { probeUrl } from "./probe-url.js";
+import { countImage } from "./stats.js";
 
 export {
   describeSource,
@@ -35,6 +36,7 @@ export async function probeImage(
   source: string | Uint8Array | Blob,
   options: ProbeOptions = {},
 ): Promise<ProbeResult> {
+  countImage("headerReads");
   if (source instanceof Uint8Array) return probeBytes(source, "bytes", "bytes", source.length);
   if (typeof Blob !== "undefined" && source instanceof Blob) return probeBlob(source, options);
   if (typeof source !== "string") {
