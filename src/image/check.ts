@@ -24,8 +24,12 @@ export interface CheckImageOptions extends ProbeOptions {
    * never downloaded to be decoded.
    */
   decode?: "if-valid" | "always" | "never";
-  /** Keep a local image's bytes on the result (to send it as a data URI or fit it); a URL is not downloaded. */
-  keepBytes?: boolean;
+  /**
+   * Keep a local image's bytes on the result (to send it as a data URI or fit it), or only
+   * when the rules accept it (a refused file, maybe huge, is never read whole). A URL is not
+   * downloaded.
+   */
+  keepBytes?: boolean | "if-valid";
 }
 
 /** An image whose facts are known and whose rules were applied: pass it on, never re-check it. */
@@ -80,11 +84,12 @@ export async function checkImage(
   const mode = options.decode ?? "if-valid";
   const wantDecode = probe.kind !== "url" && (mode === "always" || (mode === "if-valid" && rules.valid));
   let bytes: Uint8Array | undefined;
-  if (probe.kind !== "url" && (wantDecode || options.keepBytes)) {
+  const keep = options.keepBytes === true || (options.keepBytes === "if-valid" && rules.valid);
+  if (probe.kind !== "url" && (wantDecode || keep)) {
     bytes = await loadImageBytes(source, probe, options);
   }
   const decode = wantDecode && bytes ? await checkDecodes(bytes, probe.header) : undefined;
-  return checkedImage(probe, facts, rules, decode, options.keepBytes ? bytes : undefined, source);
+  return checkedImage(probe, facts, rules, decode, keep ? bytes : undefined, source);
 }
 
 /** A CheckedImage for bytes checked elsewhere (a URL downloaded to be fitted). */
@@ -112,4 +117,17 @@ export function checkedImage(
   };
   Object.defineProperty(result, "bytes", { value: bytes, enumerable: false });
   return result as CheckedImage;
+}
+
+/**
+ * The same verdict without any image bytes (neither the whole image nor the probe's prefix):
+ * what a cache of thousands of checked images can afford to hold.
+ */
+export function withoutBytes(image: CheckedImage): CheckedImage {
+  if (image.bytes === undefined && image.probe.bytes.length === 0) return image;
+  const probe = { ...image.probe } as ProbeResult;
+  Object.defineProperty(probe, "bytes", { value: new Uint8Array(0), enumerable: false });
+  const slim = { ...image, probe } as Omit<CheckedImage, "bytes">;
+  Object.defineProperty(slim, "bytes", { value: undefined, enumerable: false });
+  return slim as CheckedImage;
 }
