@@ -84,7 +84,7 @@ export async function prepareInput(
  * The input and report for an image already checked: the data URI (or URL) to send, fitted
  * first when `fit` is given. The image rules are not applied again: `checked` carries them.
  */
-export async function buildPrepared(
+async function buildPrepared(
   params: Omit<PrepareInputParams, "image">,
   checked: CheckedImage,
   fit?: FitOptions,

@@ -5,6 +5,7 @@ export { defaultJournalPath, dreaminaHome } from "../config/paths.js";
 export { type ResolvedToken, resolveToken, tokenFileCandidates } from "../config/token-file.js";
 export * from "../download/download.js";
 export { nodeFetch } from "../http/node-fetch.js";
+export { type CheckedImage, type CheckImageOptions, checkImage } from "../image/check.js";
 export { checkDecodes, type DecodeCheck, decodeViolation, MAX_DECODE_PIXELS } from "../image/decode-check.js";
 export * from "../image/fit.js";
 export * from "../image/prepare-input.js";
