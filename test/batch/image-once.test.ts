@@ -85,12 +85,15 @@ describe("batch: each image checked once", () => {
       { baseDir: ws.dir, format: "jsonl" },
     );
     const images = new ImageCache({ maxEntries: 1 });
-    assert.ok((await validateRows(rows, { images })).every((r) => r.valid));
+    // One at a time, so the order the bytes are let go in is known.
+    assert.ok((await validateRows(rows, { images, concurrency: 1 })).every((r) => r.valid));
     resetImageStats();
     const [a, b] = [
       await prepareRowInput(rows[0]!, { cache: images }),
       await prepareRowInput(rows[1]!, { cache: images }),
     ];
+    // Each image's bytes were let go for the other's: both checked again, once each.
+    assert.equal(imageStats().checks, 2);
     assert.deepEqual(a, await prepareRowInput(rows[0]!));
     assert.deepEqual(b, await prepareRowInput(rows[1]!));
     assert.equal(images.size, 1);
