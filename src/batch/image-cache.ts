@@ -1,8 +1,10 @@
 // Every image of a batch checked once (checkImage: header, rules, full decode), from
 // validation to the last submit. A local file is known by its identity (device, inode, size,
-// mtime and ctime, in nanoseconds): a file used by 100 rows is read, sniffed and decoded once,
-// and a file changed since it was checked is checked again (nothing stale is ever sent). URLs
-// and data URIs are known by their text.
+// mtime and ctime, in nanoseconds), however it is spelled: a file used by 100 rows, or by two
+// paths through a symlink, is read, sniffed and decoded once, and a file changed since it was
+// checked has a new identity, so it is checked again (nothing stale is ever sent). The file
+// the probe opened must be the one stat'ed, or its verdict is not kept. URLs and data URIs
+// are known by their text.
 //
 // What is held: every checked image's verdict without its bytes (a few hundred bytes each),
 // and, within a budget, the bytes or the data URI built from them, so rows sending the same
@@ -13,9 +15,13 @@ import { statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type CheckedImage, checkImage, withoutBytes } from "../image/check.js";
 import { toDataUri } from "../image/prepare-input.js";
-import type { ProbeOptions } from "../image/probe.js";
+import { ImageProbeError, type ProbeOptions } from "../image/probe.js";
+import { identityFromStat } from "../image/probe-core.js";
 
 interface Entry {
+  /** Where it is kept in the maps (see keyOf). */
+  key: string;
+  /** The file identity stat'ed before the check ("" for a URL or a data URI). */
   identity: string;
   checked: Promise<CheckedImage>;
   /** Set once checked: the bytes (until the first data URI is built), then the data URI. */
@@ -80,15 +86,19 @@ export class ImageCache {
     }
     let url = entry.imageUrl;
     if (url === undefined) {
-      if (entry.bytes === undefined)
-        throw new TypeError(`${checked.source}: no bytes to send (refused by the rules)`);
+      if (entry.bytes === undefined) {
+        // Refused by the rules (never read whole), or a file that keeps changing under us.
+        throw new ImageProbeError("truncated", `${checked.source} changed while it was being read`, {
+          source: checked.source,
+        });
+      }
       // Built for the first row that sends it; the bytes are let go for the string.
       url = toDataUri(entry.bytes, checked.facts.format);
       entry.imageUrl = url;
       entry.bytes = undefined;
-      this.#account(source, entry);
+      this.#account(entry.key, entry);
     }
-    this.#touch(source, entry);
+    this.#touch(entry.key, entry);
     return { checked, url };
   }
 
@@ -99,28 +109,33 @@ export class ImageCache {
   }
 
   #entry(source: string, options: ProbeOptions, fresh: boolean): Entry {
-    const identity = identityOf(source);
-    const known = this.#entries.get(source);
-    if (known && known.identity === identity && !fresh) return known;
-    if (known) this.#drop(source, known);
-    const entry: Entry = { identity, checked: Promise.resolve(undefined as never) };
+    const { key, identity } = keyOf(source);
+    const known = this.#entries.get(key);
+    if (known && !fresh) return known;
+    if (known) this.#drop(key, known);
+    const entry: Entry = { key, identity: identity ?? "", checked: Promise.resolve(undefined as never) };
     entry.checked = checkImage(source, { ...options, keepBytes: "if-valid" }).then(
       (checked) => {
-        if (this.#entries.get(source) === entry) {
+        if (this.#entries.get(key) !== entry) return withoutBytes(checked);
+        if (identity !== undefined && checked.probe.fileIdentity !== identity) {
+          // The file changed between the stat and the read: this verdict is this caller's
+          // only, never one for the identity stat'ed.
+          this.#drop(key, entry);
+        } else {
           entry.bytes = checked.bytes;
-          this.#account(source, entry);
+          this.#account(key, entry);
         }
         return withoutBytes(checked);
       },
       (error: unknown) => {
         // An abort says nothing about the image: the next caller checks it again.
-        if (options.signal?.aborted && this.#entries.get(source) === entry) this.#drop(source, entry);
+        if (options.signal?.aborted && this.#entries.get(key) === entry) this.#drop(key, entry);
         throw error;
       },
     );
     // Settled by whoever awaits it; never an unhandled rejection for a cached failure.
     entry.checked.catch(() => {});
-    this.#entries.set(source, entry);
+    this.#entries.set(key, entry);
     if (this.#entries.size > this.#maxVerdicts) {
       const [oldest, value] = this.#entries.entries().next().value as [string, Entry];
       this.#drop(oldest, value);
@@ -129,9 +144,9 @@ export class ImageCache {
   }
 
   /** Counts the entry's payload against the budget, letting go of the oldest held ones. */
-  #account(source: string, entry: Entry): void {
-    if (this.#held.get(source) === entry) {
-      this.#held.delete(source);
+  #account(key: string, entry: Entry): void {
+    if (this.#held.get(key) === entry) {
+      this.#held.delete(key);
       this.#chars -= entry.heldWeight ?? 0;
     }
     const weight = entry.imageUrl?.length ?? entry.bytes?.length ?? 0;
@@ -143,7 +158,7 @@ export class ImageCache {
       return;
     }
     entry.heldWeight = weight;
-    this.#held.set(source, entry);
+    this.#held.set(key, entry);
     this.#chars += weight;
     for (const [key, value] of this.#held) {
       if (this.#held.size <= this.#maxEntries && this.#chars <= this.#maxChars) break;
@@ -151,15 +166,15 @@ export class ImageCache {
     }
   }
 
-  #touch(source: string, entry: Entry): void {
-    if (this.#held.get(source) !== entry) return;
-    this.#held.delete(source);
-    this.#held.set(source, entry);
+  #touch(key: string, entry: Entry): void {
+    if (this.#held.get(key) !== entry) return;
+    this.#held.delete(key);
+    this.#held.set(key, entry);
   }
 
-  #release(source: string, entry: Entry): void {
-    if (this.#held.get(source) === entry) {
-      this.#held.delete(source);
+  #release(key: string, entry: Entry): void {
+    if (this.#held.get(key) === entry) {
+      this.#held.delete(key);
       this.#chars -= entry.heldWeight ?? 0;
     }
     entry.bytes = undefined;
@@ -167,37 +182,39 @@ export class ImageCache {
     entry.heldWeight = 0;
   }
 
-  #drop(source: string, entry: Entry): void {
-    this.#release(source, entry);
-    if (this.#entries.get(source) === entry) this.#entries.delete(source);
+  #drop(key: string, entry: Entry): void {
+    this.#release(key, entry);
+    if (this.#entries.get(key) === entry) this.#entries.delete(key);
   }
 }
 
 /**
- * What identifies the image behind `source` now: a local file's identity, or "" for a URL or
- * a data URI (their text is the identity). Synchronous on purpose: one stat takes microseconds,
- * less than sending it to the libuv pool (a cost paid on every row).
+ * Where an image's verdict is kept: a local file by its identity (however it is spelled: a
+ * symlink, a second path), anything else by its text and, for a path that could not be
+ * stat'ed, why (a file that appears later is checked then). Synchronous on purpose: one stat
+ * takes microseconds, less than sending it to the libuv pool (a cost paid on every row).
  */
-function identityOf(source: string): string {
+function keyOf(source: string): { key: string; identity?: string } {
   const text = source.trim();
-  if (/^data:/i.test(text) || /^https?:\/\//i.test(text)) return "";
+  const other = (state: string) => ({ key: `${state}\0${source}` });
+  if (/^data:/i.test(text) || /^https?:\/\//i.test(text)) return other("text");
   let path = source;
   if (/^file:/i.test(text)) {
     try {
       path = fileURLToPath(text);
     } catch {
-      return "";
+      return other("text");
     }
   } else if (/^[a-z][a-z0-9+.-]+:\/\//i.test(text)) {
-    return "";
+    return other("text");
   }
   try {
     const s = statSync(path, { bigint: true, throwIfNoEntry: false });
-    // Missing or not a file: the check says why; a file that appears later is checked then.
-    if (!s) return "absent";
-    if (!s.isFile()) return "not-a-file";
-    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+    if (!s) return other("absent");
+    if (!s.isFile()) return other("not-a-file");
+    const identity = identityFromStat(s);
+    return { key: `file:${identity}`, identity };
   } catch {
-    return "unreadable";
+    return other("unreadable");
   }
 }

@@ -4,6 +4,7 @@
 import { open } from "node:fs/promises";
 import { formatName } from "../model/image-header.js";
 import { ImageProbeError, type ProbeOptions, type ProbeResult } from "./probe.js";
+import { identityFromStat } from "./probe-core.js";
 import { countImage } from "./stats.js";
 
 /** The largest local image turned into a data URI (a guard against a wrong path to a huge file). */
@@ -38,6 +39,15 @@ async function allBytes(image: string | Uint8Array | Blob, probe: ProbeResult): 
   out.set(probe.bytes);
   const handle = await open(image.trim().startsWith("file:") ? new URL(image.trim()) : image, "r");
   try {
+    // Opened again by name: it must be the file the probe read, or its facts are not this one's.
+    if (probe.fileIdentity !== undefined) {
+      const now = identityFromStat(await handle.stat({ bigint: true }));
+      if (now !== probe.fileIdentity) {
+        throw new ImageProbeError("truncated", `${probe.source} changed while it was being read`, {
+          source: probe.source,
+        });
+      }
+    }
     let at = probe.bytes.length;
     while (at < size) {
       const { bytesRead } = await handle.read(out, at, size - at, at);

@@ -14,6 +14,7 @@ import {
   describeSource,
   finish,
   ImageProbeError,
+  identityFromStat,
   type ProbeKind,
   type ProbeOptions,
   type ProbeResult,
@@ -83,10 +84,10 @@ async function probeFile(path: string, options: ProbeOptions): Promise<ProbeResu
     throw fileError(error, path);
   }
   try {
-    const stat = await handle.stat();
+    const stat = await handle.stat({ bigint: true });
     if (!stat.isFile())
       throw new ImageProbeError("not_a_file", `${path} is not a regular file`, { source: path });
-    const size = stat.size;
+    const size = Number(stat.size);
     const read = await readHeader(
       {
         read: async (at, length) => {
@@ -114,7 +115,7 @@ async function probeFile(path: string, options: ProbeOptions): Promise<ProbeResu
       bytesRead += n;
     }
     const warnings = header.status === "complete" ? tailWarnings(header, tail) : [];
-    return finish(header, {
+    const result = finish(header, {
       kind: "file",
       source: path,
       sizeBytes: size,
@@ -122,6 +123,8 @@ async function probeFile(path: string, options: ProbeOptions): Promise<ProbeResu
       warnings,
       bytes: prefix,
     });
+    Object.defineProperty(result, "fileIdentity", { value: identityFromStat(stat), enumerable: false });
+    return result;
   } finally {
     await handle.close();
   }

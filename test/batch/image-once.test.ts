@@ -4,7 +4,7 @@
 // A file changed between two runs is checked again: the cache never sends a stale image.
 
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ImageCache, prepareRowInput } from "../../src/batch/input.js";
@@ -75,6 +75,21 @@ describe("batch: each image checked once", () => {
     resetImageStats();
     for (const row of rows) await assert.rejects(prepareRowInput(row, { cache: images }), PreflightError);
     assert.deepEqual(imageStats(), { checks: 1, headerReads: 1, wholeReads: 0, decodeChecks: 0, decodes: 0 });
+  });
+
+  test("one file by two spellings (a symlink): checked once", async () => {
+    await symlink(join(ws.dir, "images/small.jpg"), join(ws.dir, "images/link.jpg"));
+    const { rows } = parseManifest(
+      ["images/small.jpg", "images/link.jpg", "images/small.jpg"]
+        .map((image, i) => JSON.stringify({ image, prompt: `p${i}` }))
+        .join("\n"),
+      { baseDir: ws.dir, format: "jsonl" },
+    );
+    const images = new ImageCache();
+    resetImageStats();
+    assert.ok((await validateRows(rows, { images })).every((r) => r.valid));
+    for (const row of rows) await prepareRowInput(row, { cache: images });
+    assert.equal(imageStats().checks, 1);
   });
 
   test("a budget too small to hold the bytes: checked again when sent, never sent unchecked", async () => {

@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { checkImage } from "../../src/image/check.js";
+import { loadImageBytes } from "../../src/image/load.js";
+import { probeImage } from "../../src/image/probe.js";
 import { imageStats, resetImageStats } from "../../src/image/stats.js";
 import { Dreamina } from "../../src/node/dreamina.js";
 import type { Sandbox } from "../../src/sandbox/index.js";
@@ -59,6 +61,20 @@ describe("one checked image per job", () => {
       ["decode"],
     );
     assert.ok(bad.bytes && bad.bytes.length === bad.facts.sizeBytes);
+  });
+
+  it("a file rewritten between its header read and its whole read is refused, not mixed", async () => {
+    const path = join(dir, "swap.jpg");
+    const first = await noise(640, 480);
+    writeFileSync(path, first);
+    const probe = await probeImage(path);
+    assert.ok(probe.bytes.length < first.length, "the probe read only a prefix");
+    // Same length, other bytes: only the file's identity (mtime, ctime) tells.
+    const second = Buffer.from(first);
+    second[second.length - 100] = (second[second.length - 100]! + 1) & 0xff;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    writeFileSync(path, second);
+    await assert.rejects(loadImageBytes(path, probe), /changed while it was being read/);
   });
 
   it("run(): the image is read and decoded once, and sent", async () => {
