@@ -36,7 +36,7 @@ import { Budget } from "./budget.js";
 import { Channel, Semaphore } from "./channel.js";
 import { diskFullMessage, diskFullRowError, isDiskFull } from "./disk-full.js";
 import { fetchRowVideo } from "./fetch-video.js";
-import { prepareRowInput, RowInputCache } from "./input.js";
+import { ImageCache, prepareRowInput } from "./input.js";
 import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
 import { OutputFiles, OutputPathError, outputPath, sha256File, VIDEO_EXT } from "./output-files.js";
 import type { RateLimiter, RateLimiterStats } from "./rate-limiter.js";
@@ -402,8 +402,8 @@ class Runner {
   #flushing: Promise<void> = Promise.resolve();
   /** A group commit from the timer that failed for another reason than a full disk: rethrown at the end. */
   #flushError: unknown;
-  /** Each distinct local image read and encoded once (while its file is unchanged), for every row. */
-  readonly #inputs = new RowInputCache();
+  /** Each distinct image checked once (while its file is unchanged), from validation to the last submit. */
+  readonly #images = new ImageCache();
 
   constructor(
     rows: readonly ManifestRow[],
@@ -568,7 +568,7 @@ class Runner {
       return await this.#finish();
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      this.#inputs.clear();
+      this.#images.clear();
       try {
         await this.#flush();
       } finally {
@@ -593,6 +593,7 @@ class Runner {
         {
           concurrency: this.#o.validateConcurrency,
           signal: this.#o.signal,
+          images: this.#images,
           onRow: (result) => {
             const r = byKey.get(result.row.key)!;
             r.validation = result;
@@ -920,7 +921,7 @@ class Runner {
     r.error = undefined;
     let input: unknown;
     try {
-      input = await prepareRowInput(r.row, { signal: this.#o.signal, cache: this.#inputs });
+      input = await prepareRowInput(r.row, { signal: this.#o.signal, cache: this.#images });
     } catch (error) {
       if (this.#stopping) {
         r.phase = "pending";

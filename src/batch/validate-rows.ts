@@ -1,14 +1,15 @@
 // Validating a whole manifest before anything is submitted: every row is checked against
-// every rule of the model (src/model's `validate`, fed with the facts `probeImage` reads
-// from the image's header), images probed with bounded parallelism. A local file is checked
-// as the data URI it will be sent as, and decoded in full (checkImageContent), as prepareInput
-// will insist before sending it; a URL is probed over the network (Range requests). Each
-// distinct image is probed and decoded once per validation, however many rows send it.
+// every rule of the model (src/model's `validate`, fed with the image's checked verdict),
+// images checked with bounded parallelism. A local file is checked as the data URI it will be
+// sent as, and decoded in full, as prepareInput will insist before sending it; a URL is probed
+// over the network (Range requests). Each distinct image is checked once (checkImage, through
+// the batch's ImageCache), however many rows send it, and the verdict is kept for the submits.
 
-import { checkImageContent } from "../image/prepare-input.js";
-import { ImageProbeError, type ProbeResult, probeImage } from "../image/probe.js";
+import type { CheckedImage } from "../image/check.js";
+import { ImageProbeError } from "../image/probe.js";
 import { MODEL_ID } from "../model/input.js";
 import { type ImageFacts, type Violation, validate } from "../model/validate.js";
+import { ImageCache } from "./image-cache.js";
 import type { ManifestRow } from "./manifest.js";
 
 export { MODEL_ID };
@@ -31,6 +32,8 @@ export interface ValidateRowsOptions {
   /** Called as each row is settled (in completion order). */
   onRow?: ((result: RowValidation) => void) | undefined;
   fetch?: typeof fetch | undefined;
+  /** The batch's image cache (kept for the submits); a fresh one by default. */
+  images?: ImageCache | undefined;
 }
 
 /** The model input a row stands for; a local image as the data URI kind it will become. */
@@ -45,61 +48,41 @@ export async function validateRow(
   row: ManifestRow,
   options: ValidateRowsOptions = {},
 ): Promise<RowValidation> {
-  return validateRowWith(row, options, new Map());
+  return validateRowWith(row, options, options.images ?? new ImageCache());
 }
 
-/**
- * What one image source gave: its header facts, probe warnings and decode findings, or why it
- * could not be read. Facts only: the bytes read are not kept (a batch may name thousands).
- */
-interface ImageCheck {
-  probe?: Pick<ProbeResult, "format" | "width" | "height" | "sizeBytes" | "orientation" | "warnings">;
-  content: Violation[];
-  error?: unknown;
-}
-
-async function checkImage(row: ManifestRow, options: ValidateRowsOptions): Promise<ImageCheck> {
-  const probeOptions = {
-    signal: options.signal,
-    timeoutMs: options.probeTimeoutMs,
-    ...(options.fetch ? { fetch: options.fetch } : {}),
-  };
+/** The image's verdict, or why it could not be read (an abort is thrown: it says nothing). */
+async function checkRowImage(
+  row: ManifestRow,
+  options: ValidateRowsOptions,
+  images: ImageCache,
+): Promise<{ checked?: CheckedImage; error?: unknown }> {
   try {
-    const probe = await probeImage(row.imageSource, probeOptions);
-    const content = await checkImageContent(row.imageSource, probe, probeOptions);
-    const { format, width, height, sizeBytes, orientation, warnings } = probe;
-    return { probe: { format, width, height, sizeBytes, orientation, warnings }, content };
+    const checked = await images.check(row.imageSource, {
+      signal: options.signal,
+      timeoutMs: options.probeTimeoutMs,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+    });
+    return { checked };
   } catch (error) {
     if (options.signal?.aborted) throw error;
-    return { content: [], error };
+    return { error };
   }
 }
 
 async function validateRowWith(
   row: ManifestRow,
   options: ValidateRowsOptions,
-  images: Map<string, Promise<ImageCheck>>,
+  images: ImageCache,
 ): Promise<RowValidation> {
-  let checked = images.get(row.imageSource);
-  if (!checked) {
-    checked = checkImage(row, options);
-    images.set(row.imageSource, checked);
-  }
-  const { probe, content, error } = await checked;
+  const { checked, error } = await checkRowImage(row, options, images);
   let facts: ImageFacts | undefined;
   const imageViolations: Violation[] = [];
   const probeWarnings: Violation[] = [];
-  if (probe) {
-    facts = {
-      format: probe.format,
-      width: probe.width,
-      height: probe.height,
-      sizeBytes: probe.sizeBytes,
-      orientation: probe.orientation,
-      source: row.image,
-    };
-    for (const w of probe.warnings) probeWarnings.push({ path: "image_urls[0]", rule: "probe", message: w });
-    imageViolations.push(...content);
+  if (checked) {
+    facts = { ...checked.facts, source: row.image };
+    probeWarnings.push(...checked.probeWarnings);
+    imageViolations.push(...checked.decodeViolations);
   } else {
     const code = error instanceof ImageProbeError ? error.code : "unreadable";
     imageViolations.push({
@@ -113,7 +96,7 @@ async function validateRowWith(
   const url = row.imageIsUrl
     ? row.imageSource
     : `data:image/${facts?.format === "png" ? "png" : "jpeg"};base64,`;
-  const report = validate(rowInput(row, url), facts ? { image: facts } : {});
+  const report = validate(rowInput(row, url), facts ? { image: facts, imageReport: checked?.rules } : {});
   // Without facts the image was reported above: whatever the empty placeholder gives is noise
   // (it would read as a second, wrong "truncated: 0 bytes").
   const own = (v: Violation) => facts !== undefined || row.imageIsUrl || v.path !== "image_urls[0]";
@@ -132,7 +115,7 @@ export async function validateRows(
   options: ValidateRowsOptions = {},
 ): Promise<RowValidation[]> {
   const results = new Array<RowValidation>(rows.length);
-  const images = new Map<string, Promise<ImageCheck>>();
+  const images = options.images ?? new ImageCache();
   let next = 0;
   const worker = async () => {
     while (next < rows.length) {

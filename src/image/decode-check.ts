@@ -8,8 +8,9 @@
 // checked by validation and again when its data URI is built, is decoded once per process.
 
 import { createHash } from "node:crypto";
-import { formatName, pngStructureProblem, sniffImage } from "../model/image-header.js";
+import { formatName, type ImageHeader, pngStructureProblem, sniffImage } from "../model/image-header.js";
 import type { Violation } from "../model/validate.js";
+import { countImage } from "./stats.js";
 
 /** The most pixels decoded (sharp's own default, 16383 x 16383), so a decompression bomb is refused. */
 export const MAX_DECODE_PIXELS = 0x3fff * 0x3fff;
@@ -48,8 +49,12 @@ export async function loadSharp(): Promise<SharpModule> {
   return sharpModule;
 }
 
-/** Decodes `bytes` in full (any format sharp reads) and says whether that worked. Never throws for bad data. */
-export function checkDecodes(bytes: Uint8Array): Promise<DecodeCheck> {
+/**
+ * Decodes `bytes` in full (any format sharp reads) and says whether that worked. Never throws
+ * for bad data. `header`: the image's header when a probe already parsed it (not parsed again).
+ */
+export function checkDecodes(bytes: Uint8Array, header?: ImageHeader): Promise<DecodeCheck> {
+  countImage("decodeChecks");
   const key = createHash("sha256").update(bytes).digest("base64");
   const known = verdicts.get(key);
   if (known) {
@@ -60,7 +65,8 @@ export function checkDecodes(bytes: Uint8Array): Promise<DecodeCheck> {
     return known;
   }
   stats.decoded++;
-  const verdict = decode(bytes);
+  countImage("decodes");
+  const verdict = decode(bytes, header);
   verdicts.set(key, verdict);
   if (verdicts.size > MAX_VERDICTS) verdicts.delete(verdicts.keys().next().value as string);
   return verdict;
@@ -80,8 +86,8 @@ export function decodeViolation(check: DecodeCheck & { ok: false }, path = "imag
   return { path, rule: "decode", message: `the image does not decode fully: ${check.problem}` };
 }
 
-async function decode(bytes: Uint8Array): Promise<DecodeCheck> {
-  const header = sniffImage(bytes, { final: true });
+async function decode(bytes: Uint8Array, known: ImageHeader | undefined): Promise<DecodeCheck> {
+  const header = known ?? sniffImage(bytes, { final: true });
   const name = formatName(header.format);
   if (header.width !== undefined && header.height !== undefined) {
     const pixels = header.width * header.height;

@@ -8,7 +8,7 @@
 // PNG) becomes a JPEG, unless PNG was asked for explicitly, in which case it is scaled down.
 
 import type { Sharp } from "sharp";
-import { formatName, type ImageFormat, sniffImage } from "../model/image-header.js";
+import { formatName, type ImageFormat, type ImageHeader, sniffImage } from "../model/image-header.js";
 import { checkImageFacts, type ImageLimits, imageLimits } from "../model/validate.js";
 import { checkDecodes, type DecodeCheck, loadSharp, MAX_DECODE_PIXELS } from "./decode-check.js";
 
@@ -136,7 +136,17 @@ type SharpModule = typeof import("sharp");
 
 const JPEG_QUALITIES = [90, 84, 78, 70, 62, 54, 46, 38];
 
-export async function fitImage(input: Uint8Array, options: FitOptions = {}): Promise<FitResult> {
+/** What a caller already learnt about the input (see checkImage): not sniffed or decoded again. */
+export interface KnownImage {
+  header: ImageHeader;
+  decode?: DecodeCheck | undefined;
+}
+
+export async function fitImage(
+  input: Uint8Array,
+  options: FitOptions = {},
+  known?: KnownImage,
+): Promise<FitResult> {
   const ratio = options.ratio ?? "pad";
   if (ratio !== "pad" && ratio !== "crop")
     throw new ImageFitError("bad_option", `ratio must be "pad" or "crop"`);
@@ -144,13 +154,13 @@ export async function fitImage(input: Uint8Array, options: FitOptions = {}): Pro
     throw new ImageFitError("bad_option", `format must be "jpeg" or "png"`);
   }
   const limits = imageLimits();
-  const header = sniffImage(input, { final: true });
+  const header = known?.header ?? sniffImage(input, { final: true });
   if (header.format === "html" || header.format === "text") {
     throw new ImageFitError("unsupported_format", `the data is ${formatName(header.format)}, not an image`);
   }
   // Decoded in full first: a damaged image is neither passed through nor re-encoded (a fitted
   // copy would hide the damage in a grey band, and be paid for).
-  const decoded = await checkDecodes(input);
+  const decoded = known?.decode ?? (await checkDecodes(input, header));
   if (!decoded.ok) throw decodeError(decoded, header.format);
   if ((header.format === "jpeg" || header.format === "png") && header.status === "complete") {
     const report = checkImageFacts({ ...header, sizeBytes: input.length });

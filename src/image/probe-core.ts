@@ -88,6 +88,22 @@ export interface ProbeResult extends ImageFacts {
    * so a result serialises as facts only.
    */
   readonly bytes: Uint8Array;
+  /**
+   * A local file's identity as opened (device, inode, size, mtime, ctime in nanoseconds), so a
+   * cache can tell the file read from the one it stat'ed. Not enumerable, like `bytes`.
+   */
+  readonly fileIdentity?: string | undefined;
+}
+
+/** A file's identity from a bigint stat: what changes when its content may have changed. */
+export function identityFromStat(s: {
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}): string {
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 }
 
 export const DEFAULT_CHUNK = 64 * 1024;

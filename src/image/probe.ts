@@ -3,7 +3,7 @@
 // for its first 64 KiB with a Range request (see probe-url.ts), a data URI is decoded
 // locally. Image hosts never get an Authorization header: nothing here ever holds a token.
 // These are facts from the header only; whether a local image decodes in full is checked
-// by checkImageContent (image-check.ts) before it is sent.
+// by checkImage (check.ts) before it is sent.
 
 import { open } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -14,6 +14,7 @@ import {
   describeSource,
   finish,
   ImageProbeError,
+  identityFromStat,
   type ProbeKind,
   type ProbeOptions,
   type ProbeResult,
@@ -21,6 +22,7 @@ import {
   tailWarnings,
 } from "./probe-core.js";
 import { probeUrl } from "./probe-url.js";
+import { countImage } from "./stats.js";
 
 export {
   describeSource,
@@ -35,6 +37,7 @@ export async function probeImage(
   source: string | Uint8Array | Blob,
   options: ProbeOptions = {},
 ): Promise<ProbeResult> {
+  countImage("headerReads");
   if (source instanceof Uint8Array) return probeBytes(source, "bytes", "bytes", source.length);
   if (typeof Blob !== "undefined" && source instanceof Blob) return probeBlob(source, options);
   if (typeof source !== "string") {
@@ -81,10 +84,10 @@ async function probeFile(path: string, options: ProbeOptions): Promise<ProbeResu
     throw fileError(error, path);
   }
   try {
-    const stat = await handle.stat();
+    const stat = await handle.stat({ bigint: true });
     if (!stat.isFile())
       throw new ImageProbeError("not_a_file", `${path} is not a regular file`, { source: path });
-    const size = stat.size;
+    const size = Number(stat.size);
     const read = await readHeader(
       {
         read: async (at, length) => {
@@ -112,7 +115,7 @@ async function probeFile(path: string, options: ProbeOptions): Promise<ProbeResu
       bytesRead += n;
     }
     const warnings = header.status === "complete" ? tailWarnings(header, tail) : [];
-    return finish(header, {
+    const result = finish(header, {
       kind: "file",
       source: path,
       sizeBytes: size,
@@ -120,6 +123,8 @@ async function probeFile(path: string, options: ProbeOptions): Promise<ProbeResu
       warnings,
       bytes: prefix,
     });
+    Object.defineProperty(result, "fileIdentity", { value: identityFromStat(stat), enumerable: false });
+    return result;
   } finally {
     await handle.close();
   }

@@ -39,6 +39,11 @@ export interface ImageFacts {
 export interface ValidateOptions {
   /** Facts about `image_urls[0]`; without them (and for a URL) the image rules are not checked. */
   image?: ImageFacts | undefined;
+  /**
+   * The image rules' verdict on `image`, when the caller already has it (a checked image):
+   * used as is, so the same facts are not checked twice.
+   */
+  imageReport?: Pick<ValidationReport, "violations" | "warnings"> | undefined;
 }
 
 const IMAGE_PATH = "image_urls[0]";
@@ -103,7 +108,7 @@ function checkInput(
   if (has("frames")) checkFrames(input.frames, violations);
 
   if (options.image) {
-    const report = checkImageFacts(options.image);
+    const report = options.imageReport ?? checkImageFacts(options.image);
     violations.push(...report.violations);
     warnings.push(...report.warnings);
   } else if (imageUrl !== undefined && /^data:/i.test(imageUrl.trim())) {

@@ -31,6 +31,7 @@ export {
   sanitizeFileName,
 } from "../download/download.js";
 export { nodeFetch } from "../http/node-fetch.js";
+export { type CheckedImage, type CheckImageOptions, checkImage } from "../image/check.js";
 export { checkDecodes, type DecodeCheck, decodeViolation, MAX_DECODE_PIXELS } from "../image/decode-check.js";
 export {
   dimensionsComply,
