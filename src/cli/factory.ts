@@ -108,7 +108,7 @@ export class Factory {
         : (this.options.baseUrl ?? this.#env.RUNCOMFY_MODEL_API_BASE ?? DEFAULT_BASE_URL);
       return new RunComfyClient({
         baseUrl,
-        token: () => this.#resolveToken(),
+        token: () => this.token(),
         fetch: lazyNodeFetch,
         ...(options.hooks ? { hooks: options.hooks } : {}),
       });
@@ -116,8 +116,11 @@ export class Factory {
     return this.#client;
   }
 
-  /** Resolved on the first API call only, so commands that never call the API never ask for one. */
-  #resolveToken(): Promise<string> {
+  /**
+   * The API token, looked up once (on the first API call, unless a command asks sooner to say a
+   * missing token at start): commands that never call the API never ask for one.
+   */
+  token(): Promise<string> {
     if (this.options.sandbox) return Promise.resolve("sandbox-token");
     this.#token ??= import("../config/token-file.js").then(({ resolveToken }) =>
       resolveToken(this.options.token).then((t) => t.token),

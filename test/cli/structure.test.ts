@@ -47,7 +47,10 @@ describe("the CLI's structure", () => {
       );
       const { cycles } = findCycles(dir) as { cycles: string[][] };
       const names = cycles.map((c) => c.map((f) => relative(dir, f)).join(" -> ")).sort();
-      assert.deepEqual(names, ["commands/a.ts -> main.ts -> commands/a.ts", "lazy.ts -> lazy2.ts -> lazy.ts"]);
+      assert.deepEqual(names, [
+        "commands/a.ts -> main.ts -> commands/a.ts",
+        "lazy.ts -> lazy2.ts -> lazy.ts",
+      ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -64,9 +67,12 @@ describe("the CLI's structure", () => {
   });
 
   it("one module per command, each with an options type, one runX(options, ctx) and registerX", () => {
-    const files = readdirSync(join(CLI, "commands")).filter((f) => f !== "index.ts");
-    assert.deepEqual(files.map((f) => f.replace(/\.ts$/, "")).sort(), [...COMMANDS].sort());
-    for (const name of COMMANDS) {
+    const files = readdirSync(join(CLI, "commands"))
+      .filter((f) => f !== "index.ts")
+      .map((f) => f.replace(/\.ts$/, ""));
+    for (const name of COMMANDS) assert.ok(files.includes(name), `commands/${name}.ts`);
+    // A command added later (any file here) keeps the same shape.
+    for (const name of files) {
       const text = readFileSync(join(CLI, "commands", `${name}.ts`), "utf8");
       const Name = name[0]?.toUpperCase() + name.slice(1);
       assert.match(text, new RegExp(`export (type|interface) ${Name}Options\\b`), name);
