@@ -3,7 +3,7 @@
 
 import { InvalidArgumentError } from "commander";
 import { isRequestId, REQUEST_ID_RULE } from "../api/request-id.js";
-import { CliError, EXIT, inputFileError } from "./exit-codes.js";
+import { CliError, inputFileError } from "./cli-error.js";
 
 /**
  * Commander's parser for a request id argument: a malformed one is a usage error (64) caught
@@ -33,7 +33,7 @@ const MAX_PROMPT_FILE_BYTES = 64 * 1024;
  */
 export async function readPrompt(flags: PromptFlags): Promise<string | undefined> {
   if (flags.prompt !== undefined && flags.promptFile !== undefined) {
-    throw new CliError("give either --prompt or --prompt-file, not both", EXIT.usage);
+    throw new CliError("usage", "give either --prompt or --prompt-file, not both");
   }
   if (flags.promptFile === undefined) return flags.prompt;
   const { open } = await import("node:fs/promises");
@@ -58,8 +58,8 @@ export async function readPrompt(flags: PromptFlags): Promise<string | undefined
   }
   if (bytes.length > MAX_PROMPT_FILE_BYTES) {
     throw new CliError(
+      "bad_data",
       `--prompt-file ${flags.promptFile} is larger than ${MAX_PROMPT_FILE_BYTES} bytes; a prompt is at most 800 characters`,
-      EXIT.dataError,
     );
   }
   return bytes.toString("utf8").trim();

@@ -1,24 +1,12 @@
 // Exit codes: the official RunComfy tool's (sysexits-style), plus 1 for a job that failed
 // or was cancelled and 130 for an interrupt. This module is the one place that decides which
 // condition gives which code, and which codes each command can return (its --help and the
-// README's table are checked against COMMAND_EXIT_CODES by the tests).
+// README's table are checked against COMMAND_EXIT_CODES by the tests). Errors are told apart by
+// their stable `code` only (never by class or name), so a new error class needs no change here
+// unless it brings a new code.
 
-import {
-  AbortError,
-  AuthenticationError,
-  ConnectionError,
-  InvalidInputError,
-  JobCancelledError,
-  JobFailedError,
-  MissingTokenError,
-  PermissionDeniedError,
-  RateLimitError,
-  RunComfyError,
-  ServerError,
-  SubmissionUnknownError,
-  TimeoutError,
-} from "../api/errors.js";
-import { WaitGaveUpError } from "../run/errors.js";
+import { DreaminaError } from "../api/dreamina-error.js";
+import { CliError } from "./cli-error.js";
 
 export const EXIT = {
   ok: 0,
@@ -75,76 +63,111 @@ export function exitCodesHelp(command: CommandName): string {
   return `\nExit codes:\n${lines.join("\n")}`;
 }
 
-/** A CLI-level error with a chosen exit code (bad flags, a missing file, invalid input...). */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = "CliError";
-  }
+/** An exit code, or how to choose one from the error that has the code. */
+type Rule = ExitCode | ((error: ErrorFacts) => number);
+
+interface ErrorFacts {
+  readonly code?: unknown;
+  readonly status?: unknown;
+  readonly cause?: unknown;
 }
 
-/** Reading an input file failed: the same code whatever the file (image, prompt, manifest). */
-export function inputFileError(what: string, path: string, error: unknown): CliError {
-  const errno = (error as NodeJS.ErrnoException)?.code;
-  const why =
-    errno === "ENOENT" || errno === "ENOTDIR"
-      ? "no such file"
-      : errno === "EISDIR"
-        ? "it is a directory"
-        : errno === "ELOOP"
-          ? "too many levels of symbolic links"
-          : (error as Error)?.message || String(error);
-  return new CliError(`cannot read ${what} ${path}: ${why}`, EXIT.noInput, { code: errno ?? null, path });
+function status(error: ErrorFacts): number {
+  return typeof error.status === "number" ? error.status : 0;
 }
 
-/** Image probe codes whose image could not be read at all (no bytes to judge). */
-const IMAGE_NOT_READ = new Set([
-  "not_found",
-  "not_a_file",
-  "unreadable",
-  "network",
-  "timeout",
-  "too_many_redirects",
-  "http_error",
+/** An answer of the service that no subclass names: what its HTTP status says. */
+function byStatus(error: ErrorFacts): ExitCode {
+  const s = status(error);
+  if (s === 408 || s === 429) return EXIT.tempFail;
+  if (s >= 500) return EXIT.unavailable;
+  if (s >= 400) return EXIT.dataError;
+  return EXIT.failure;
+}
+
+/** A video download that failed: the CDN being down is "unavailable", anything else a failure. */
+function downloadByStatus(error: ErrorFacts): ExitCode {
+  return status(error) >= 500 ? EXIT.unavailable : EXIT.failure;
+}
+
+/** The codes of the DreaminaError family (unique across the library). Unlisted codes exit 1. */
+const FAMILY_CODES = new Map<string, Rule>([
+  // The CLI's own (cli-error.ts).
+  ["usage", EXIT.usage],
+  ["bad_data", EXIT.dataError],
+  ["input_unreadable", EXIT.noInput],
+  ["output_refused", EXIT.dataError],
+  ["output_unavailable", EXIT.tempFail],
+  ["batch_locked", EXIT.tempFail],
+  // The service and the way to it (api/errors.ts, run/errors.ts).
+  // Whether it was accepted is unknown: the code is that of what went wrong on the way.
+  ["submission_unknown", (error) => exitCodeFor(error.cause)],
+  ["aborted", EXIT.interrupted],
+  ["wait_aborted", EXIT.interrupted],
+  ["job_failed", EXIT.failure],
+  ["job_cancelled", EXIT.failure],
+  ["wait_gave_up", EXIT.unavailable],
+  ["missing_token", EXIT.noPermission],
+  ["authentication", EXIT.noPermission],
+  ["permission_denied", EXIT.noPermission],
+  ["timeout", EXIT.tempFail],
+  ["wait_timeout", EXIT.tempFail],
+  ["rate_limited", EXIT.tempFail],
+  ["server_error", EXIT.unavailable],
+  ["connection_failed", EXIT.unavailable],
+  ["invalid_input", EXIT.dataError],
+  ["preflight", EXIT.dataError],
+  ["service_error", byStatus],
+  ["not_found", byStatus],
+  ["insufficient_balance", byStatus],
+  ["unexpected_response", byStatus],
+  ["unknown_status", byStatus],
+  // Fetching the video (download/download-error.ts): a cut or a stall is worth another try.
+  ["download_timeout", EXIT.tempFail],
+  ["download_cut", EXIT.tempFail],
+  ["download_bad_url", downloadByStatus],
+  ["download_http_status", downloadByStatus],
+  ["download_not_mp4", downloadByStatus],
+  ["download_size_mismatch", downloadByStatus],
+  ["download_bad_response", downloadByStatus],
 ]);
 
+/**
+ * Codes of errors outside the family so far (the image probe's and fitter's, Node's errno). Kept
+ * apart because some spellings are the service's too ("timeout", "not_found"), with another
+ * meaning: an image that could not be fetched or read is an input problem (66) wherever it is
+ * met, never "service unavailable" (69 is for the RunComfy API). Bytes that are not a usable
+ * image (HTML, another format, cut short, malformed) are bad data (65).
+ */
+const OTHER_CODES = new Map<string, Rule>([
+  ["not_found", EXIT.noInput],
+  ["not_a_file", EXIT.noInput],
+  ["unreadable", EXIT.noInput],
+  ["network", EXIT.noInput],
+  ["timeout", EXIT.noInput],
+  ["too_many_redirects", EXIT.noInput],
+  ["http_error", EXIT.noInput],
+  ["aborted", EXIT.interrupted],
+  ["bad_source", EXIT.dataError],
+  ["html", EXIT.dataError],
+  ["unsupported_format", EXIT.dataError],
+  ["truncated", EXIT.dataError],
+  ["corrupt", EXIT.dataError],
+  // Fitting an image (image/fit.ts): a bad --ratio/--background is a usage error.
+  ["bad_option", EXIT.usage],
+  ["decode_failed", EXIT.dataError],
+  ["too_many_pixels", EXIT.dataError],
+  ["cannot_fit", EXIT.dataError],
+  ["ENOENT", EXIT.noInput],
+]);
+
+/** The exit code for anything a command threw. */
 export function exitCodeFor(error: unknown): number {
-  if (error instanceof CliError) return error.exitCode;
-  if (error instanceof SubmissionUnknownError) return exitCodeFor(error.cause);
-  if (error instanceof AbortError) return EXIT.interrupted;
-  if (error instanceof JobFailedError || error instanceof JobCancelledError) return EXIT.failure;
-  if (error instanceof WaitGaveUpError) return EXIT.unavailable;
-  if (error instanceof MissingTokenError) return EXIT.noPermission;
-  if (error instanceof AuthenticationError || error instanceof PermissionDeniedError)
-    return EXIT.noPermission;
-  if (error instanceof TimeoutError || error instanceof RateLimitError) return EXIT.tempFail;
-  if (error instanceof ServerError || error instanceof ConnectionError) return EXIT.unavailable;
-  if (error instanceof InvalidInputError) return EXIT.dataError;
-  if (error instanceof RunComfyError) {
-    const status = error.status ?? 0;
-    if (status === 408 || status === 429) return EXIT.tempFail;
-    if (status >= 500) return EXIT.unavailable;
-    if (status >= 400) return EXIT.dataError;
-  }
-  // Node-layer errors, recognised by name so this module stays light to import.
-  const named = error as { name?: string; code?: string; status?: number } | undefined;
-  if (named?.name === "ImageProbeError") {
-    // An image that could not be fetched or read is an input problem (66) wherever it is met,
-    // never "service unavailable": 69 is for the RunComfy API. Bytes that are not a usable
-    // image (HTML, another format, cut short, malformed) are bad data (65).
-    if (named.code === "aborted") return EXIT.interrupted;
-    return IMAGE_NOT_READ.has(named.code ?? "") ? EXIT.noInput : EXIT.dataError;
-  }
-  if (named?.name === "ImageFitError") return named.code === "bad_option" ? EXIT.usage : EXIT.dataError;
-  if (named?.name === "DownloadError") {
-    if (named.code === "download_timeout" || named.code === "download_cut") return EXIT.tempFail;
-    if (named.code === "exists") return EXIT.dataError;
-    return (named.status ?? 0) >= 500 ? EXIT.unavailable : EXIT.failure;
-  }
-  if (named?.code === "ENOENT") return EXIT.noInput;
-  return EXIT.failure;
+  if (error instanceof CliError && error.wraps !== undefined) return exitCodeFor(error.wraps);
+  const facts = (typeof error === "object" && error !== null ? error : {}) as ErrorFacts;
+  if (typeof facts.code !== "string") return EXIT.failure;
+  const table = error instanceof DreaminaError ? FAMILY_CODES : OTHER_CODES;
+  const rule = table.get(facts.code);
+  if (rule === undefined) return EXIT.failure;
+  return typeof rule === "function" ? rule(facts) : rule;
 }

@@ -13,6 +13,8 @@ export interface GlobalOptions {
   baseUrl?: string;
   sandbox?: boolean;
   journal?: string;
+  /** A PostgreSQL URL or a SQLite path (see store-spec.ts). */
+  store?: string;
   token?: string;
 }
 

@@ -1,18 +1,14 @@
 // The `dreamina` command line: a thin shell over the SDK. Every command shares the same
 // global flags, the same error output and the same exit codes (see exit-codes.ts).
-// Command modules only declare flags here; heavy modules load inside their actions.
+// Command modules only declare flags here; heavy modules load inside their actions, and what
+// they need besides their options comes from the factory (factory.ts).
 
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../api/version.js";
+import { actionRunner } from "./action.js";
 import { registerCommands } from "./commands/index.js";
-import { CliError, EXIT, exitCodeFor } from "./exit-codes.js";
-import { type GlobalOptions, Io, printable } from "./io.js";
-
-/** Runs one command's body and turns whatever it throws into a message and an exit code. */
-export type ActionRunner = (
-  command: Command,
-  body: (io: Io, globals: GlobalOptions) => Promise<number | undefined>,
-) => Promise<void>;
+import { EXIT } from "./exit-codes.js";
+import { printable } from "./io.js";
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode: number = EXIT.ok;
@@ -28,6 +24,10 @@ export async function main(argv: string[]): Promise<number> {
     .option("--sandbox", "start an in-process sandbox and use it (offline, no token needed)")
     .option("--journal <path>", "job journal (SQLite); default $DREAMINA_HOME/journal.db")
     .option(
+      "--store <url-or-path>",
+      "job store: a postgres:// URL or a SQLite path; default $DREAMINA_STORE, $DATABASE_URL (postgres), the journal",
+    )
+    .option(
       "--token <token>",
       "API token (prefer $RUNCOMFY_API_TOKEN or token.json: flags end up in shell history)",
     )
@@ -38,16 +38,9 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ writeErr: (text) => process.stderr.write(printable(text)) })
     .exitOverride();
 
-  const run: ActionRunner = async (command, body) => {
-    const globals = command.optsWithGlobals() as GlobalOptions;
-    const io = new Io(globals);
-    try {
-      exitCode = (await body(io, globals)) ?? EXIT.ok;
-    } catch (error) {
-      exitCode = exitCodeFor(error);
-      reportError(io, error, exitCode);
-    }
-  };
+  const run = actionRunner((code) => {
+    exitCode = code;
+  });
   registerCommands(program, run);
   reportUnknownOptionsFirst(program);
 
@@ -83,19 +76,4 @@ function reportUnknownOptionsFirst(command: Command): void {
     });
   }
   for (const sub of command.commands) reportUnknownOptionsFirst(sub);
-}
-
-function reportError(io: Io, error: unknown, exitCode: number): void {
-  const message = error instanceof Error ? error.message : String(error);
-  if (io.json) {
-    const detail =
-      error instanceof CliError
-        ? { details: error.details }
-        : typeof (error as { toJSON?: unknown })?.toJSON === "function"
-          ? (error as { toJSON(): object }).toJSON()
-          : {};
-    io.result({ ok: false, exitCode, error: { name: (error as Error)?.name, message, ...detail } });
-  }
-  io.error(message);
-  if (io.verbose && error instanceof Error && error.stack) io.debug(error.stack);
 }

@@ -49,9 +49,8 @@ export async function openJobStore(
   if (spec !== undefined && isPostgresUrl(spec)) {
     let backend: PostgresModule;
     try {
-      // A variable specifier: the backend is optional at build time (it is written apart).
-      const module = "./postgres/index.js";
-      backend = (await import(module)) as PostgresModule;
+      // Loaded only for a PostgreSQL URL, so SQLite users never load `pg`.
+      backend = await import("./postgres/index.js");
     } catch (error) {
       throw new StoreError("this build of dreamina-i2v has no PostgreSQL job store", {
         code: "store_unsupported",

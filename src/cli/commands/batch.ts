@@ -3,11 +3,15 @@
 // one shared rate limiter, bounded by a budget, with report.json and report.html in --out.
 
 import { type Command, Option } from "commander";
-import { CliError, EXIT, exitCodesHelp, inputFileError } from "../exit-codes.js";
-import { type Io, printable } from "../io.js";
-import type { ActionRunner } from "../main.js";
+import type { ActionRunner } from "../action.js";
+import { CliError, inputFileError } from "../cli-error.js";
+import { EXIT, exitCodesHelp } from "../exit-codes.js";
+import type { Factory } from "../factory.js";
+import { printable } from "../io.js";
 
-interface BatchFlags {
+export interface BatchOptions {
+  /** The manifest's path (the command's argument). */
+  manifest: string;
   out: string;
   concurrency: string;
   rps: string;
@@ -26,7 +30,7 @@ interface BatchFlags {
 function number(name: string, text: string, check: (n: number) => boolean): number {
   const value = Number(text);
   if (text.trim() === "" || !Number.isFinite(value) || !check(value)) {
-    throw new CliError(`--${name}: invalid value ${JSON.stringify(text)}`, EXIT.usage);
+    throw new CliError("usage", `--${name}: invalid value ${JSON.stringify(text)}`);
   }
   return value;
 }
@@ -77,38 +81,19 @@ export function registerBatch(program: Command, run: ActionRunner): void {
         exitCodesHelp("batch"),
       ].join("\n"),
     )
-    .action((manifestPath: string, flags: BatchFlags, command: Command) =>
-      run(command, async (io, globals) => {
-        const concurrency = number("concurrency", flags.concurrency, (n) => Number.isInteger(n) && n >= 1);
-        const rps = number("rps", flags.rps, (n) => n > 0);
-        const budgetUsd =
-          flags.budget === undefined ? undefined : number("budget", flags.budget, (n) => n >= 0);
-        const timeScale =
-          flags.timeScale === undefined ? undefined : number("time-scale", flags.timeScale, (n) => n > 0);
-        return batchAction(io, globals, manifestPath, {
-          ...flags,
-          concurrencyN: concurrency,
-          rpsN: rps,
-          budgetUsd,
-          timeScaleN: timeScale,
-        });
-      }),
+    .action((manifest: string, flags: Omit<BatchOptions, "manifest">, self: Command) =>
+      run(self, (ctx) => runBatch({ ...flags, manifest }, ctx)),
     );
 }
 
-interface ParsedFlags extends BatchFlags {
-  concurrencyN: number;
-  rpsN: number;
-  budgetUsd: number | undefined;
-  timeScaleN: number | undefined;
-}
-
-async function batchAction(
-  io: Io,
-  globals: Parameters<Parameters<ActionRunner>[1]>[1],
-  manifestPath: string,
-  flags: ParsedFlags,
-): Promise<number> {
+export async function runBatch(flags: BatchOptions, ctx: Factory): Promise<number> {
+  const { io } = ctx;
+  const manifestPath = flags.manifest;
+  const concurrency = number("concurrency", flags.concurrency, (n) => Number.isInteger(n) && n >= 1);
+  const rps = number("rps", flags.rps, (n) => n > 0);
+  const budgetUsd = flags.budget === undefined ? undefined : number("budget", flags.budget, (n) => n >= 0);
+  const timeScale =
+    flags.timeScale === undefined ? undefined : number("time-scale", flags.timeScale, (n) => n > 0);
   const json = Boolean(io.json || flags.json);
   const { readManifest } = await import("../../batch/manifest.js");
   let manifest: Awaited<ReturnType<typeof readManifest>>;
@@ -125,17 +110,13 @@ async function batchAction(
     throw error;
   }
 
-  const [
-    { runBatch, RateLimiter, BatchProgress, BatchLockedError, formatUsd },
-    { openJobStore },
-    { defaultJournalPath },
-  ] = await Promise.all([
-    import("../../batch/index.js"),
-    import("../../store/index.js"),
-    import("../../config/paths.js"),
-  ]);
-  const { openContext, lazyNodeFetch } = await import("../context.js");
-  const { RunComfyClient } = await import("../../api/client.js");
+  const {
+    runBatch: startBatch,
+    RateLimiter,
+    BatchProgress,
+    BatchLockedError,
+    formatUsd,
+  } = await import("../../batch/index.js");
 
   const interrupt = new AbortController();
   let interrupts = 0;
@@ -150,29 +131,12 @@ async function batchAction(
       process.exit(EXIT.interrupted);
     }
   };
+  const limiter = new RateLimiter({ rps, signal: interrupt.signal });
+  // The one client of every command, made here with the limiter's hooks: every call is paced.
+  const client = await ctx.client({ hooks: limiter.hooks() });
+  const journal = await ctx.store();
   process.on("SIGINT", onSigint);
   process.on("SIGTERM", onSigint);
-
-  const ctx = await openContext(globals, io);
-  const journal = await openJobStore(globals.journal ?? defaultJournalPath());
-  const limiter = new RateLimiter({ rps: flags.rpsN, signal: interrupt.signal });
-  // The context's client has no hooks; this one shares its base URL and token source.
-  let token: (() => Promise<string>) | undefined;
-  if (globals.sandbox) token = async () => "sandbox-token";
-  else {
-    let cached: Promise<string> | undefined;
-    token = async () => {
-      const { resolveToken } = await import("../../config/token-file.js");
-      cached ??= resolveToken(globals.token).then((t) => t.token);
-      return cached;
-    };
-  }
-  const client = new RunComfyClient({
-    baseUrl: ctx.baseUrl,
-    token,
-    hooks: limiter.hooks(),
-    fetch: lazyNodeFetch,
-  });
   const progress = new BatchProgress({ live: io.live && !json, silent: io.quiet || flags.dryRun });
 
   let progressStarted = false;
@@ -180,12 +144,12 @@ async function batchAction(
   const w = (line: string) => (progressStarted ? progress.log(printable(line)) : io.info(line));
   const invalidLines: string[] = [];
   try {
-    const batch = runBatch(manifest, {
+    const batch = startBatch(manifest, {
       client,
-      store: journal,
+      journal,
       outDir: flags.out,
-      concurrency: flags.concurrencyN,
-      budgetUsd: flags.budgetUsd,
+      concurrency,
+      budgetUsd,
       dryRun: flags.dryRun,
       skipInvalid: flags.skipInvalid,
       resubmitUnknown: flags.resubmitUnknown,
@@ -194,7 +158,7 @@ async function batchAction(
       force: flags.force,
       signal: interrupt.signal,
       rateLimiter: limiter,
-      timeScale: flags.timeScaleN,
+      timeScale,
       report: flags.report,
     });
     let planShown = false;
@@ -323,13 +287,11 @@ async function batchAction(
     if (!json && summary.diskFull) io.error(summary.diskFull.message);
     return summary.exitCode;
   } catch (error) {
-    if (error instanceof BatchLockedError) throw new CliError(error.message, EXIT.tempFail);
+    if (error instanceof BatchLockedError) throw new CliError("batch_locked", error.message);
     throw error;
   } finally {
     progress.stop();
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigint);
-    await journal.close();
-    await ctx.close();
   }
 }

@@ -1,30 +1,37 @@
-// `jobs`: what the journal knows. `jobs` (or `jobs list`) lists, `jobs show <id>` details one.
+// `jobs`: what the job store knows. `jobs` (or `jobs list`) lists, `jobs show <id>` details one.
 
 import type { Command } from "commander";
 import type { JobRecord as JournalRecord } from "../../store/index.js";
 import { JOURNAL_STATES, type JournalState } from "../../store/states.js";
+import type { ActionRunner } from "../action.js";
 import { requestIdArgument } from "../arguments.js";
-import { journalPathFor } from "../context.js";
-import { CliError, EXIT, exitCodesHelp } from "../exit-codes.js";
+import { CliError } from "../cli-error.js";
+import { EXIT, exitCodesHelp } from "../exit-codes.js";
+import type { CliStore, Factory } from "../factory.js";
 import { type Io, printable } from "../io.js";
-import type { ActionRunner } from "../main.js";
+
+export type JobsOptions =
+  | { action: "list"; state?: string | undefined; batch?: string | undefined; limit: string }
+  | { action: "show"; id: string };
+
+export async function runJobs(options: JobsOptions, ctx: Factory): Promise<number> {
+  if (options.action === "list") return listJobs(options, ctx);
+  return showJob(options.id, ctx);
+}
 
 /**
- * The journal, when there is one. Opening it takes in the request ids that had to be kept in its
+ * The store, when there is one. Opening it takes in the request ids that had to be kept in its
  * recovery folder (accepted submits it could not record at the time): say which.
  */
-async function openJournal(path: string, io: Io) {
-  const { existsSync } = await import("node:fs");
-  const { openJobStore, recoveryDirFor } = await import("../../store/index.js");
-  if (!existsSync(path) && !existsSync(recoveryDirFor(path))) return undefined;
-  const journal = await openJobStore(path);
-  for (const r of journal.lastRecovery?.replayed ?? []) {
-    io.info(
+async function openStore(ctx: Factory): Promise<CliStore | undefined> {
+  const store = await ctx.existingStore();
+  for (const r of store?.lastRecovery?.replayed ?? []) {
+    ctx.io.info(
       `recovered request ${r.requestId} into the journal (local id ${r.localId}): the service had accepted it ` +
         `at ${r.at} while the journal could not be written`,
     );
   }
-  return journal;
+  return store;
 }
 
 function row(record: JournalRecord): Record<string, unknown> {
@@ -80,84 +87,77 @@ export function registerJobs(program: Command, run: ActionRunner): void {
     .option("--state <state>", `only this state (${JOURNAL_STATES.join(", ")})`)
     .option("--batch <id>", "only the jobs of this batch")
     .option("--limit <n>", "at most this many", "50")
-    .action((flags: { state?: string; batch?: string; limit: string }, command: Command) =>
-      run(command, async (io, globals) => {
-        if (flags.state !== undefined && !JOURNAL_STATES.includes(flags.state as JournalState)) {
-          throw new CliError(
-            `--state must be one of ${JOURNAL_STATES.join(", ")} (got ${flags.state})`,
-            EXIT.usage,
-          );
-        }
-        const limit = Number(flags.limit);
-        if (!Number.isInteger(limit) || limit <= 0) {
-          throw new CliError(`--limit must be a positive integer (got ${flags.limit})`, EXIT.usage);
-        }
-        const journal = await openJournal(journalPathFor(globals), io);
-        try {
-          const records =
-            (await journal?.list({
-              limit,
-              state: flags.state as JournalState | undefined,
-              batchId: flags.batch,
-            })) ?? [];
-          if (io.json) io.result({ ok: true, jobs: records.map(row) });
-          else printTable(io, records);
-          return EXIT.ok;
-        } finally {
-          await journal?.close();
-        }
-      }),
+    .action((flags: { state?: string; batch?: string; limit: string }, self: Command) =>
+      run(self, (ctx) => runJobs({ action: "list", ...flags }, ctx)),
     );
 
   jobs
     .command("show")
     .description("everything the journal knows about one job")
     .argument("<id>", "a request id, or the local id from `dreamina jobs`", requestIdArgument)
-    .action((id: string, _flags, command: Command) =>
-      run(command, async (io, globals) => {
-        const journal = await openJournal(journalPathFor(globals), io);
-        try {
-          const key = /^\d+$/.test(id) ? Number(id) : id;
-          const record = await journal?.get(key);
-          if (!record) throw new CliError(`no job ${id} in the journal`, EXIT.dataError);
-          if (io.json) {
-            io.result({ ok: true, job: record });
-            return EXIT.ok;
-          }
-          io.out(`request id   ${record.requestId ?? "(none: the submit's outcome is not known)"}`);
-          io.out(`state        ${record.state}`);
-          io.out(`model        ${record.modelId}`);
-          io.out(`service      ${record.baseUrl}`);
-          // One line whatever the prompt holds: a newline in it must not forge a line of this listing.
-          io.out(`prompt       ${printable(record.prompt ?? "", { inline: true })}`);
-          io.out(`frames/seed  ${record.frames ?? "?"} / ${record.seed ?? "?"}`);
-          io.out(`created      ${record.createdAt}`);
-          if (record.finishedAt) io.out(`finished     ${record.finishedAt}`);
-          if (record.cost !== undefined) io.out(`cost         $${record.cost}`);
-          for (const t of record.transitions) {
-            const pos = t.queuePosition !== undefined ? ` (queue position ${t.queuePosition})` : "";
-            io.out(`  ${t.at}  ${t.status}${pos}`);
-          }
-          for (const url of record.outputUrls) io.out(`output       ${url}`);
-          for (const f of record.files)
-            io.out(`file         ${f.path}  ${f.bytes ?? "?"} bytes  sha256 ${f.sha256 ?? "?"}`);
-          if (record.jobError !== undefined && record.jobError !== null) {
-            io.out(`job error    ${JSON.stringify(record.jobError)}`);
-          }
-          if (record.lastError !== undefined && record.lastError !== null) {
-            io.out(`last error   ${JSON.stringify(record.lastError)}`);
-          }
-          if (record.state === "submission_unknown") {
-            io.out("");
-            io.out(
-              "The submit may have been accepted and billed. It was not sent again. Check your RunComfy",
-            );
-            io.out("dashboard before submitting the same input once more.");
-          }
-          return EXIT.ok;
-        } finally {
-          await journal?.close();
-        }
-      }),
+    .action((id: string, _flags: unknown, self: Command) =>
+      run(self, (ctx) => runJobs({ action: "show", id }, ctx)),
     );
+}
+
+async function listJobs(options: Extract<JobsOptions, { action: "list" }>, ctx: Factory): Promise<number> {
+  const { io } = ctx;
+  if (options.state !== undefined && !JOURNAL_STATES.includes(options.state as JournalState)) {
+    throw new CliError("usage", `--state must be one of ${JOURNAL_STATES.join(", ")} (got ${options.state})`);
+  }
+  const limit = Number(options.limit);
+  if (!Number.isInteger(limit) || limit <= 0) {
+    throw new CliError("usage", `--limit must be a positive integer (got ${options.limit})`);
+  }
+  const store = await openStore(ctx);
+  const records =
+    (await store?.list({
+      limit,
+      state: options.state as JournalState | undefined,
+      batchId: options.batch,
+    })) ?? [];
+  if (io.json) io.result({ ok: true, jobs: records.map(row) });
+  else printTable(io, records);
+  return EXIT.ok;
+}
+
+async function showJob(id: string, ctx: Factory): Promise<number> {
+  const { io } = ctx;
+  const store = await openStore(ctx);
+  const key = /^\d+$/.test(id) ? Number(id) : id;
+  const record = await store?.get(key);
+  if (!record) throw new CliError("bad_data", `no job ${id} in the journal`);
+  if (io.json) {
+    io.result({ ok: true, job: record });
+    return EXIT.ok;
+  }
+  io.out(`request id   ${record.requestId ?? "(none: the submit's outcome is not known)"}`);
+  io.out(`state        ${record.state}`);
+  io.out(`model        ${record.modelId}`);
+  io.out(`service      ${record.baseUrl}`);
+  // One line whatever the prompt holds: a newline in it must not forge a line of this listing.
+  io.out(`prompt       ${printable(record.prompt ?? "", { inline: true })}`);
+  io.out(`frames/seed  ${record.frames ?? "?"} / ${record.seed ?? "?"}`);
+  io.out(`created      ${record.createdAt}`);
+  if (record.finishedAt) io.out(`finished     ${record.finishedAt}`);
+  if (record.cost !== undefined) io.out(`cost         $${record.cost}`);
+  for (const t of record.transitions) {
+    const pos = t.queuePosition !== undefined ? ` (queue position ${t.queuePosition})` : "";
+    io.out(`  ${t.at}  ${t.status}${pos}`);
+  }
+  for (const url of record.outputUrls) io.out(`output       ${url}`);
+  for (const f of record.files)
+    io.out(`file         ${f.path}  ${f.bytes ?? "?"} bytes  sha256 ${f.sha256 ?? "?"}`);
+  if (record.jobError !== undefined && record.jobError !== null) {
+    io.out(`job error    ${JSON.stringify(record.jobError)}`);
+  }
+  if (record.lastError !== undefined && record.lastError !== null) {
+    io.out(`last error   ${JSON.stringify(record.lastError)}`);
+  }
+  if (record.state === "submission_unknown") {
+    io.out("");
+    io.out("The submit may have been accepted and billed. It was not sent again. Check your RunComfy");
+    io.out("dashboard before submitting the same input once more.");
+  }
+  return EXIT.ok;
 }

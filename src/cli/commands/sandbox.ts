@@ -3,10 +3,12 @@
 // SIGINT/SIGTERM. Point any client at it with --base-url or RUNCOMFY_MODEL_API_BASE.
 
 import type { Command } from "commander";
-import { CliError, EXIT, exitCodesHelp } from "../exit-codes.js";
-import type { ActionRunner } from "../main.js";
+import type { ActionRunner } from "../action.js";
+import { CliError } from "../cli-error.js";
+import { EXIT, exitCodesHelp } from "../exit-codes.js";
+import type { Factory } from "../factory.js";
 
-interface SandboxFlags {
+export interface SandboxOptions {
   host: string;
   port: string;
   workers: string;
@@ -18,7 +20,7 @@ interface SandboxFlags {
 function number(name: string, text: string, check: (n: number) => boolean): number {
   const value = Number(text);
   if (text.trim() === "" || !Number.isFinite(value) || !check(value)) {
-    throw new CliError(`--${name}: invalid value ${JSON.stringify(text)}`, EXIT.usage);
+    throw new CliError("usage", `--${name}: invalid value ${JSON.stringify(text)}`);
   }
   return value;
 }
@@ -48,40 +50,45 @@ export function registerSandbox(program: Command, run: ActionRunner): void {
         exitCodesHelp("sandbox"),
       ].join("\n"),
     )
-    .action((flags: SandboxFlags, command: Command) =>
-      run(command, async (io, globals) => {
-        const options = {
-          host: flags.host,
-          port: number("port", flags.port, (n) => Number.isInteger(n) && n >= 0 && n <= 65535),
-          workers: number("workers", flags.workers, (n) => Number.isInteger(n) && n >= 1),
-          timeScale: number("time-scale", flags.timeScale, (n) => n > 0),
-          seed: number("seed", flags.seed ?? "0", Number.isInteger),
-        };
-        const { startSandbox, FaultSpecError } = await import("../../sandbox/index.js");
-        let sandbox: Awaited<ReturnType<typeof startSandbox>>;
-        try {
-          sandbox = await startSandbox({
-            ...options,
-            ...(globals.token ? { token: globals.token } : {}),
-            ...(flags.faults !== undefined ? { faults: flags.faults } : {}),
-            // Through io: the log shows clients' paths, which may hold anything.
-            log: (line) => io.info(line),
-          });
-        } catch (error) {
-          if (error instanceof FaultSpecError) throw new CliError(`--faults: ${error.message}`, EXIT.usage);
-          throw error;
-        }
-        if (io.json) io.stdout.write(`${JSON.stringify({ url: sandbox.url })}\n`);
-        else io.out(sandbox.url);
-        io.info(`sandbox listening at ${sandbox.url} (API at ${sandbox.url}/v1); Ctrl-C to stop`);
+    .action((flags: SandboxOptions, self: Command) => run(self, (ctx) => runSandbox(flags, ctx)));
+}
 
-        const signal = await new Promise<NodeJS.Signals>((resolve) => {
-          process.once("SIGINT", () => resolve("SIGINT"));
-          process.once("SIGTERM", () => resolve("SIGTERM"));
-        });
-        io.info(`${signal}: stopping the sandbox`);
-        await sandbox.close();
-        return EXIT.ok;
-      }),
-    );
+/**
+ * A server in the foreground until SIGINT/SIGTERM. Not the factory's in-process sandbox (that
+ * one serves --sandbox for a single command): this one is the command's product.
+ */
+export async function runSandbox(flags: SandboxOptions, ctx: Factory): Promise<number> {
+  const { io } = ctx;
+  const options = {
+    host: flags.host,
+    port: number("port", flags.port, (n) => Number.isInteger(n) && n >= 0 && n <= 65535),
+    workers: number("workers", flags.workers, (n) => Number.isInteger(n) && n >= 1),
+    timeScale: number("time-scale", flags.timeScale, (n) => n > 0),
+    seed: number("seed", flags.seed ?? "0", Number.isInteger),
+  };
+  const { startSandbox, FaultSpecError } = await import("../../sandbox/index.js");
+  let sandbox: Awaited<ReturnType<typeof startSandbox>>;
+  try {
+    sandbox = await startSandbox({
+      ...options,
+      ...(ctx.options.token ? { token: ctx.options.token } : {}),
+      ...(flags.faults !== undefined ? { faults: flags.faults } : {}),
+      // Through io: the log shows clients' paths, which may hold anything.
+      log: (line) => io.info(line),
+    });
+  } catch (error) {
+    if (error instanceof FaultSpecError) throw new CliError("usage", `--faults: ${error.message}`);
+    throw error;
+  }
+  if (io.json) io.stdout.write(`${JSON.stringify({ url: sandbox.url })}\n`);
+  else io.out(sandbox.url);
+  io.info(`sandbox listening at ${sandbox.url} (API at ${sandbox.url}/v1); Ctrl-C to stop`);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  io.info(`${signal}: stopping the sandbox`);
+  await sandbox.close();
+  return EXIT.ok;
 }

@@ -5,12 +5,13 @@
 import { type Command, Option } from "commander";
 import type { ProbeResult } from "../../image/probe.js";
 import type { ImageFacts, ValidationReport, Violation } from "../../model/validate.js";
+import type { ActionRunner } from "../action.js";
 import { readPrompt } from "../arguments.js";
-import { CliError, EXIT, exitCodeFor, exitCodesHelp } from "../exit-codes.js";
-import type { Io } from "../io.js";
-import type { ActionRunner } from "../main.js";
+import { CliError } from "../cli-error.js";
+import { EXIT, exitCodeFor, exitCodesHelp } from "../exit-codes.js";
+import type { Factory } from "../factory.js";
 
-interface ValidateFlags {
+export interface ValidateOptions {
   image: string;
   prompt?: string;
   promptFile?: string;
@@ -59,19 +60,21 @@ export function registerValidate(program: Command, run: ActionRunner): void {
         exitCodesHelp("validate"),
       ].join("\n"),
     )
-    .action((flags: ValidateFlags, command: Command) => run(command, (io) => validateCommand(flags, io)));
+    .action((flags: ValidateOptions, self: Command) => run(self, (ctx) => runValidate(flags, ctx)));
 }
 
 function integerFlag(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   const number = Number(value.trim());
   if (value.trim() === "" || !Number.isFinite(number)) {
-    throw new CliError(`--${name} must be a number (got ${JSON.stringify(value)})`, EXIT.usage);
+    throw new CliError("usage", `--${name} must be a number (got ${JSON.stringify(value)})`);
   }
   return number; // 120 or 1.5 are numbers the rules then reject, with the rule's message
 }
 
-async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
+/** Offline: the factory's client, store and sandbox are never asked for. */
+export async function runValidate(flags: ValidateOptions, ctx: Factory): Promise<number> {
+  const { io } = ctx;
   const prompt = await readPrompt(flags);
   const frames = integerFlag(flags.frames, "frames");
   const seed = integerFlag(flags.seed, "seed");
@@ -118,7 +121,9 @@ async function validateCommand(flags: ValidateFlags, io: Io): Promise<number> {
       });
     } catch (error) {
       if (error instanceof ImageFitError) {
-        throw new CliError(`cannot fit the image: ${error.message}`, exitCodeFor(error));
+        const wrapped = CliError.wrap(error, `cannot fit the image: ${error.message}`);
+        wrapped.name = "CliError"; // as it always was in --json; the code is the fitter's
+        throw wrapped;
       }
       throw error;
     }
