@@ -5,6 +5,7 @@ import { registerJobs } from "./jobs.js";
 import { registerRequestCommands } from "./requests.js";
 import { registerRunCommands } from "./run.js";
 import { registerSandbox } from "./sandbox.js";
+import { registerStudio } from "./studio.js";
 import { registerValidate } from "./validate.js";
 
 /** Each command module declares its flags here; its action imports what it needs lazily. */
@@ -15,4 +16,5 @@ export function registerCommands(program: Command, run: ActionRunner): void {
   registerBatch(program, run);
   registerSandbox(program, run);
   registerValidate(program, run);
+  registerStudio(program, run);
 }

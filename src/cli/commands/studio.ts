@@ -1,0 +1,93 @@
+// `dreamina studio`: serves the local web studio (make, watch, compare and keep videos) until
+// Ctrl-C. With --sandbox it runs on the in-process sandbox, offline and without a token.
+
+import type { Command } from "commander";
+import { CliError, EXIT, exitCodesHelp } from "../exit-codes.js";
+import type { ActionRunner } from "../main.js";
+
+interface StudioFlags {
+  host: string;
+  port: string;
+  open?: boolean;
+}
+
+/** The platform's own "open this URL" command; nothing is installed for it. */
+async function openBrowser(url: string): Promise<void> {
+  const { spawn } = await import("node:child_process");
+  const [command, args] =
+    process.platform === "darwin"
+      ? ["open", [url]]
+      : process.platform === "win32"
+        ? ["cmd", ["/c", "start", "", url]]
+        : ["xdg-open", [url]];
+  const child = spawn(command, args as string[], { stdio: "ignore", detached: true });
+  child.on("error", () => {});
+  child.unref();
+}
+
+export function registerStudio(program: Command, run: ActionRunner): void {
+  program
+    .command("studio")
+    .description("a local web page to make, watch, compare and keep videos (on the same journal)")
+    .option("--host <host>", "address to listen on (loopback unless you mean otherwise)", "127.0.0.1")
+    .option("--port <port>", "port (0 picks a free one)", "0")
+    .option("--open", "open the page in the default browser")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "The printed URL carries a session key: every request needs it (or the cookie it sets).",
+        "",
+        "Examples:",
+        "  dreamina studio --sandbox --open     # offline, no token",
+        "  dreamina studio --port 8765",
+        exitCodesHelp("studio"),
+      ].join("\n"),
+    )
+    .action((flags: StudioFlags, command: Command) =>
+      run(command, async (io, globals) => {
+        const port = Number(flags.port);
+        if (flags.port.trim() === "" || !Number.isInteger(port) || port < 0 || port > 65535) {
+          throw new CliError(`--port: invalid value ${JSON.stringify(flags.port)}`, EXIT.usage);
+        }
+        if (!globals.sandbox) {
+          // Asked now, so that a missing token is said at start, not at the first submit.
+          const { resolveToken } = await import("../../config/token-file.js");
+          await resolveToken(globals.token);
+        }
+        const { openContext } = await import("../context.js");
+        const { startStudio } = await import("../../studio/index.js");
+        const ctx = await openContext(globals, io);
+        let studio: Awaited<ReturnType<typeof startStudio>>;
+        try {
+          studio = await startStudio({
+            client: ctx.client,
+            journalPath: ctx.journalPath,
+            sandbox: Boolean(globals.sandbox),
+            host: flags.host,
+            port,
+            timeScale: ctx.timeScale,
+            onError: (error) => io.warn(error instanceof Error ? error.message : String(error)),
+          });
+        } catch (error) {
+          await ctx.close();
+          throw error;
+        }
+        if (io.json) io.stdout.write(`${JSON.stringify({ url: studio.url })}\n`);
+        else io.out(studio.url);
+        io.info(
+          `studio at ${studio.origin}${globals.sandbox ? " (sandbox: offline, nothing is billed)" : ""}; ` +
+            "open the URL above. Ctrl-C to stop (jobs keep running; `dreamina jobs` lists them)",
+        );
+        if (flags.open) await openBrowser(studio.url);
+        const signal = await new Promise<NodeJS.Signals>((resolve) => {
+          process.once("SIGINT", () => resolve("SIGINT"));
+          process.once("SIGTERM", () => resolve("SIGTERM"));
+        });
+        io.info(`${signal}: stopping the studio`);
+        await studio.close();
+        await ctx.close();
+        return EXIT.ok;
+      }),
+    );
+}
