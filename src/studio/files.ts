@@ -2,7 +2,7 @@
 // page's own assets. Only files the server chose are ever opened: a name from the browser is
 // matched against a fixed pattern, never joined into a path as it is.
 
-import { createReadStream, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
@@ -83,7 +83,7 @@ export async function sendFile(request: Request, path: string, options: SendFile
     return new Response(null, { status: range ? 206 : 200, headers });
   }
   // The stream reads from the descriptor already checked, not from the path again.
-  const stream = createReadStream("", { fd: handle.fd, start, end, autoClose: true });
+  const stream = handle.createReadStream({ start, end, autoClose: true });
   return new Response(Readable.toWeb(stream) as ReadableStream, { status: range ? 206 : 200, headers });
 }
 
@@ -121,7 +121,7 @@ export class Assets {
     let body: string | undefined;
     if (existsSync(path)) body = await readFile(path, "utf8");
     else if (ext === "js" && existsSync(path.replace(/\.js$/, ".ts"))) {
-      body = await transpile(await readFile(path.replace(/\.js$/, ".ts"), "utf8"), name);
+      body = await transpile(await readFile(path.replace(/\.js$/, ".ts"), "utf8"), name.replace(/\.js$/, ".ts"));
     }
     if (body === undefined) return undefined;
     const asset = { body, type };

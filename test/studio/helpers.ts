@@ -6,7 +6,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RunComfyClient } from "../../src/api/client.js";
-import { type Sandbox, startSandbox } from "../../src/sandbox/index.js";
+import { type Sandbox, type SandboxOptions, startSandbox } from "../../src/sandbox/index.js";
 import { type Studio, type StudioOptions, startStudio } from "../../src/studio/index.js";
 
 export const STUDIO_TOKEN = "rcSTUDIO_2f9d8c7b6a5e4d3c2b1a0f9e8d7c6b5a_never-shown";
@@ -20,13 +20,23 @@ export interface TestStudio {
 }
 
 export async function testStudio(
-  options: { timeScale?: number; workers?: number } & Partial<StudioOptions> = {},
+  options: {
+    timeScale?: number;
+    workers?: number;
+    runTime?: SandboxOptions["runTime"];
+  } & Partial<StudioOptions> = {},
 ): Promise<TestStudio> {
+  const { runTime: _runTime, workers: _workers, ...rest } = options;
   const dir = mkdtempSync(join(tmpdir(), "dreamina-studio-test-"));
-  const timeScale = options.timeScale ?? 30;
+  const timeScale = options.timeScale ?? 40;
+  // Run times fixed (no jitter) and matching the studio's expected times at this scale.
   const sandbox = await startSandbox({
     quiet: true,
-    timeScale,
+    timeScale: 1,
+    runTime: options.runTime ?? {
+      121: { meanMs: 60_000 / timeScale, jitterMs: 0 },
+      241: { meanMs: 120_000 / timeScale, jitterMs: 0 },
+    },
     workers: options.workers ?? 1,
     token: STUDIO_TOKEN,
     cacheDir: join(dir, "renders"),
@@ -41,7 +51,7 @@ export async function testStudio(
     timeScale,
     pollIntervalMs: 200,
     onError: () => {},
-    ...options,
+    ...rest,
   });
   return {
     studio,
