@@ -121,7 +121,10 @@ export class Assets {
     let body: string | undefined;
     if (existsSync(path)) body = await readFile(path, "utf8");
     else if (ext === "js" && existsSync(path.replace(/\.js$/, ".ts"))) {
-      body = await transpile(await readFile(path.replace(/\.js$/, ".ts"), "utf8"), name.replace(/\.js$/, ".ts"));
+      body = await transpile(
+        await readFile(path.replace(/\.js$/, ".ts"), "utf8"),
+        name.replace(/\.js$/, ".ts"),
+      );
     }
     if (body === undefined) return undefined;
     const asset = { body, type };

@@ -4,6 +4,8 @@
 // tab; a job from another process. Screenshots of every view land in test-output/studio-screenshots.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { jpeg } from "../helpers/images.js";
@@ -62,12 +64,13 @@ describe("studio in a real browser", async () => {
     const page = await openStudio();
     assert.ok(!page.url().includes("key="), "the key left the address bar");
     await screenshot(page, "1-new-video-empty");
-    await dropFile(page, '[data-testid="drop"]', await jpeg(640, 480), "street.jpg", "image/jpeg");
+    const street = readFileSync(join(process.cwd(), "examples", "golden-hour-street.jpg"));
+    await dropFile(page, '[data-testid="drop"]', street, "golden-hour-street.jpg", "image/jpeg");
     await page.waitForSelector('[data-testid="verdict"].ok');
     const facts = await page.textContent('[data-testid="facts"]');
     assert.match(facts ?? "", /JPEG/);
-    assert.match(facts ?? "", /640 × 480/);
-    assert.match(facts ?? "", /1\.333/);
+    assert.match(facts ?? "", /960 × 640/);
+    assert.match(facts ?? "", /Ratio1\.5/);
     assert.match(facts ?? "", /KB/);
     const prompt = "A slow dolly-in <b>down</b> a sunlit street";
     await page.fill("#prompt", prompt);

@@ -22,7 +22,11 @@ export async function launchChromium(): Promise<Launched> {
     const executablePath = process.env.DREAMINA_TEST_CHROMIUM ?? (await chromium.executablePath());
     // Its Lambda flags, less the ones that would make this browser unlike a person's: one process
     // for everything (a second context takes the first down) and the same-origin policy off.
-    const unlike = new Set(["--single-process", "--disable-web-security", "--allow-running-insecure-content"]);
+    const unlike = new Set([
+      "--single-process",
+      "--disable-web-security",
+      "--allow-running-insecure-content",
+    ]);
     const args = chromium.args.filter((arg: string) => !unlike.has(arg));
     const browser = await playwright.launch({ executablePath, args, headless: true });
     return { browser, reason: undefined };
