@@ -4,10 +4,11 @@
 // tab; a job from another process. Screenshots of every view land in test-output/studio-screenshots.
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
+import { spawnCli, tempHome } from "../helpers/cli.js";
 import { jpeg } from "../helpers/images.js";
 import { dropFile, launchChromium, screenshot } from "./browser.js";
 import { raw, STUDIO_TOKEN, type TestStudio, testStudio, withKey } from "./helpers.js";
@@ -213,6 +214,46 @@ describe("studio in a real browser", async () => {
     );
     assert.ok(Math.abs(times[0]!.t - times[1]!.t) < 0.25, JSON.stringify(times));
     await screenshot(page, "9-compare");
+    await page.close();
+  });
+
+  it("a job run by the CLI in another process appears in the queue, live", { skip }, async () => {
+    const page = await openStudio("#queue");
+    const home = tempHome({ token: STUDIO_TOKEN });
+    try {
+      const image = join(home.dir, "cli.jpg");
+      writeFileSync(image, await jpeg(700, 500));
+      const env = { ...home.env, RUNCOMFY_MODEL_API_BASE: t.sandbox.url };
+      const args = ["--journal", t.journalPath, "run", "--image", image, "--prompt", "from the command line"];
+      const child = spawnCli([...args, "--frames", "121", "-o", join(home.dir, "cli.mp4"), "-q"], { env });
+      const card = page.locator('[data-testid="queue-job"]', { hasText: "from the command line" });
+      // It shows up while the other process is still running it, then follows it to the end.
+      await card.waitFor();
+      const seenWhile = await card.getAttribute("data-state");
+      const run = await child.done;
+      assert.equal(run.code, 0, run.stderr);
+      assert.notEqual(seenWhile, "succeeded", "seen before the other process finished");
+      await page.waitForSelector(
+        '[data-testid="queue-job"][data-state="succeeded"] >> text=from the command line',
+      );
+      assert.match((await card.textContent()) ?? "", /from another process/);
+    } finally {
+      home.cleanup();
+    }
+    // The history filters by state and searches the prompts.
+    await page.evaluate(() => (location.hash = "#history"));
+    await page.waitForSelector('[data-testid="history-card"]');
+    await page.selectOption('[data-testid="state-filter"]', "cancelled");
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll<HTMLElement>('[data-testid="history-card"]')].every(
+        (c) => c.dataset.state === "cancelled",
+      ),
+    );
+    assert.equal(await page.locator('[data-testid="history-card"]').count(), 1);
+    await page.selectOption('[data-testid="state-filter"]', "");
+    await page.fill('[data-testid="search"]', "command line");
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="history-card"]').length === 1);
+    assert.match((await page.textContent('[data-testid="history"]')) ?? "", /from the command line/);
     await page.close();
   });
 
