@@ -117,6 +117,49 @@ export class StudioJobs {
     return { outcome: result.outcome };
   }
 
+  /**
+   * Follows a job nobody follows any more (its process ended), or fetches the video of a
+   * finished one: the same wait as `dreamina wait`, into the studio's folder.
+   */
+  async follow(localId: number): Promise<void> {
+    const record = await this.#o.journal.get(localId);
+    if (!record) throw new StudioRequestError(404, `no job ${localId} in the journal`);
+    const requestId = record.requestId;
+    if (
+      !requestId ||
+      !["submitted", "in_queue", "in_progress", "completed", "succeeded"].includes(record.state)
+    ) {
+      throw new StudioRequestError(
+        409,
+        `there is nothing to follow: this job is ${record.state.replace("_", " ")}`,
+      );
+    }
+    if (this.#owned.has(requestId)) return;
+    this.#owned.add(requestId);
+    await mkdir(this.#o.videosDir, { recursive: true });
+    const live = this.#o.live;
+    const run = this.#o.sdk
+      .wait(requestId, {
+        output: this.#o.videosDir,
+        timeScale: this.#o.timeScale,
+        signal: this.#stop.signal,
+        cancelOnAbort: false,
+        onUpdate: () => void live.refresh(),
+      })
+      .then(
+        () => {},
+        (error: unknown) => {
+          if (!this.#stop.signal.aborted) this.#o.onError(error);
+        },
+      )
+      .finally(() => {
+        this.#running.delete(run);
+        void live.refresh();
+      });
+    this.#running.add(run);
+    await live.refresh();
+  }
+
   /** A submission whose outcome is unknown is forgotten on purpose (never resent). */
   async abandon(localId: number): Promise<void> {
     const record = await this.#o.journal.get(localId);

@@ -4,7 +4,7 @@
 
 import type { Journal } from "../store/journal.js";
 import type { JobView, LiveEvent, TotalsView } from "./shapes.js";
-import { jobView, type ViewContext } from "./views.js";
+import { jobView, processGone, type ViewContext } from "./views.js";
 
 /** Rows followed live; older ones are in the history (read on demand). */
 const LIVE_ROWS = 1000;
@@ -83,7 +83,10 @@ export class LiveJobs {
     let cost = 0;
     for (const record of records) {
       cost += record.cost ?? 0;
-      const stamp = `${record.updatedAt}|${record.state}`;
+      // What can change without the row changing: who follows it, and whether its process is gone.
+      const inFlight = ["submitted", "in_queue", "in_progress", "completed"].includes(record.state);
+      const gone = inFlight && processGone(record.pid, record.host);
+      const stamp = `${record.updatedAt}|${record.state}|${this.#ctx.ownedHere(record.requestId)}|${gone}`;
       if (this.#stamps.get(record.localId) === stamp) continue;
       const detail = await this.#journal.get(record.localId);
       if (!detail) continue;

@@ -40,6 +40,7 @@ export const POST_PATHS = [
   "/api/jobs",
   "/api/jobs/:localId/cancel",
   "/api/jobs/:localId/abandon",
+  "/api/jobs/:localId/follow",
 ];
 export const GET_PATHS = [
   "/",
@@ -234,6 +235,10 @@ export function studioRoutes(deps: RouteDeps): Hono {
   });
   app.post("/api/jobs", json, async (c) => c.json(await jobs.submit(readSubmit(await jsonBody(c))), 202));
   app.post("/api/jobs/:localId/cancel", async (c) => c.json(await jobs.cancel(localIdParam(c))));
+  app.post("/api/jobs/:localId/follow", async (c) => {
+    await jobs.follow(localIdParam(c));
+    return c.json({ ok: true }, 202);
+  });
   app.post("/api/jobs/:localId/abandon", async (c) => {
     await jobs.abandon(localIdParam(c));
     return c.json({ ok: true });

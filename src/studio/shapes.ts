@@ -64,6 +64,11 @@ export interface JobView {
   batchId: string | null;
   /** Started by this studio (and followed by it), or by another process. */
   ownedHere: boolean;
+  /**
+   * Accepted and not finished (or finished without its video here), and no process on this
+   * machine follows it any more: the studio can follow it and fetch the video.
+   */
+  orphaned: boolean;
 }
 
 export interface TransitionView {

@@ -2,6 +2,7 @@
 // by the upload it came from (when the studio still has it), secrets redacted once more.
 
 import { existsSync } from "node:fs";
+import { hostname } from "node:os";
 import { redactSecrets } from "../api/redact.js";
 import type { JournalRecord, JournalRecordDetail } from "../store/journal.js";
 import type { FileView, JobDetailView, JobInputView, JobView } from "./shapes.js";
@@ -53,6 +54,27 @@ export function videoFile(detail: JournalRecordDetail): string | undefined {
   return undefined;
 }
 
+const HOST = hostname();
+const FOLLOWABLE = new Set(["submitted", "in_queue", "in_progress", "completed", "succeeded"]);
+
+export function processGone(pid: number | undefined, host: string | undefined): boolean {
+  if (pid === undefined || host !== HOST) return false;
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "EPERM";
+  }
+}
+
+/** Whether nobody follows this job any more (see JobView.orphaned). */
+function orphaned(detail: JournalRecordDetail, ownedHere: boolean, hasVideo: boolean): boolean {
+  if (ownedHere || !detail.requestId || !FOLLOWABLE.has(detail.state)) return false;
+  if (detail.state === "succeeded") return !hasVideo;
+  return processGone(detail.pid, detail.host);
+}
+
 export interface ViewContext {
   hasUpload(sha256: string): boolean;
   expectedMs(frames: number | undefined): number;
@@ -60,6 +82,8 @@ export interface ViewContext {
 }
 
 export function jobView(detail: JournalRecordDetail, ctx: ViewContext): JobView {
+  const ownedHere = ctx.ownedHere(detail.requestId);
+  const hasVideo = videoFile(detail) !== undefined;
   let queuePosition: number | null = null;
   const last = detail.transitions.at(-1);
   if (detail.state === "in_queue" && last?.queuePosition !== undefined) queuePosition = last.queuePosition;
@@ -80,9 +104,10 @@ export function jobView(detail: JournalRecordDetail, ctx: ViewContext): JobView 
     cost: detail.cost ?? null,
     error: errorText(detail.jobError) ?? (detail.state === "succeeded" ? null : errorText(detail.lastError)),
     input: inputOf(detail, ctx.hasUpload),
-    hasVideo: videoFile(detail) !== undefined,
+    hasVideo,
     batchId: detail.batchId ?? null,
-    ownedHere: ctx.ownedHere(detail.requestId),
+    ownedHere,
+    orphaned: orphaned(detail, ownedHere, hasVideo),
   };
 }
 

@@ -257,6 +257,59 @@ describe("studio in a real browser", async () => {
     await page.close();
   });
 
+  it("follows a job whose process ended, and shows a lost submit apart until set aside", {
+    skip,
+  }, async () => {
+    const page = await openStudio("#queue");
+    const home = tempHome({ token: STUDIO_TOKEN });
+    try {
+      const image = join(home.dir, "orphan.jpg");
+      writeFileSync(image, await jpeg(600, 600));
+      const env = { ...home.env, RUNCOMFY_MODEL_API_BASE: t.sandbox.url };
+      const args = ["--journal", t.journalPath, "submit", "--image", image, "--prompt", "submitted and left"];
+      const run = await spawnCli(args, { env }).done;
+      assert.equal(run.code, 0, run.stderr);
+    } finally {
+      home.cleanup();
+    }
+    const card = page.locator('[data-testid="queue-job"]', { hasText: "submitted and left" });
+    await card.locator('[data-testid="follow"]').click();
+    await page.waitForSelector(
+      '[data-testid="queue-job"][data-state="succeeded"] >> text=submitted and left',
+    );
+    const localId = await card.getAttribute("data-local-id");
+    await page.evaluate((id) => (location.hash = `#job/${id}`), localId);
+    await page.waitForFunction(
+      () =>
+        ((document.querySelector('[data-testid="player"]') as HTMLVideoElement | null)?.readyState ?? 0) >= 2,
+    );
+
+    t.sandbox.setFaults("submit:lost=1#1");
+    try {
+      const r = await raw(t.studio, {
+        method: "POST",
+        path: "/api/jobs",
+        headers: withKey(t.studio, { "content-type": "application/json" }),
+        body: JSON.stringify({
+          image: { upload: await upload(await jpeg(500, 500)) },
+          prompt: "answer lost",
+          frames: 121,
+        }),
+      });
+      assert.equal(r.status, 502);
+    } finally {
+      t.sandbox.setFaults(undefined);
+    }
+    await page.evaluate(() => (location.hash = "#queue"));
+    const unknown = page.locator('[data-testid="unknown"]');
+    await unknown.waitFor();
+    assert.match((await unknown.textContent()) ?? "", /may be running and billed.*not sent again/);
+    await screenshot(page, "10-queue-unknown-submission");
+    await unknown.getByText("I checked: set it aside").click();
+    await unknown.waitFor({ state: "detached" });
+    await page.close();
+  });
+
   it("the page holds no token, and a page without the key is refused", { skip }, async () => {
     const page = await openStudio("#queue");
     const html = await page.content();

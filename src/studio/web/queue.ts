@@ -38,6 +38,17 @@ async function cancel(job: JobView, button: HTMLButtonElement): Promise<void> {
   }
 }
 
+export async function follow(job: JobView, button: HTMLButtonElement): Promise<void> {
+  button.disabled = true;
+  try {
+    await postJson(`/api/jobs/${job.localId}/follow`);
+    toast(job.state === "succeeded" ? "Fetching the video." : "The studio follows this job now.");
+  } catch (error) {
+    toast(error instanceof Error ? error.message : String(error), "error");
+    button.disabled = false;
+  }
+}
+
 function jobCard(job: JobView, now: number, extra: Child[] = []): HTMLElement {
   const actions: Child[] = [];
   if (CANCELLABLE.has(job.state)) {
@@ -45,6 +56,14 @@ function jobCard(job: JobView, now: number, extra: Child[] = []): HTMLElement {
       "button",
       { type: "button", dataset: { testid: "cancel" }, onclick: () => void cancel(job, button) },
       "Cancel",
+    );
+    actions.push(button);
+  }
+  if (job.orphaned) {
+    const button: HTMLButtonElement = h(
+      "button",
+      { type: "button", dataset: { testid: "follow" }, onclick: () => void follow(job, button) },
+      job.state === "succeeded" ? "Fetch the video" : "Follow it here",
     );
     actions.push(button);
   }
@@ -79,6 +98,13 @@ function jobCard(job: JobView, now: number, extra: Child[] = []): HTMLElement {
       ),
       progressBar(job, now),
       job.error ? h("p", { class: "error", dataset: { testid: "job-error" } }, job.error) : null,
+      job.orphaned && job.state !== "succeeded"
+        ? h(
+            "p",
+            { class: "explain" },
+            "No process follows this job any more (the one that submitted it has ended).",
+          )
+        : null,
       ...extra,
     ),
     h("div", { class: "job-actions" }, ...actions),

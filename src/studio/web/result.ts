@@ -6,6 +6,7 @@ import type { JobDetailView } from "../shapes.js";
 import { getJson } from "./api.js";
 import { h, replace, toast } from "./dom.js";
 import { bytes, label, seconds, usd, when } from "./format.js";
+import { follow } from "./queue.js";
 import { compare, onJobs, prefillFrom, requestPrefill, thumbSource, toggleCompare } from "./state.js";
 
 let root: HTMLElement | undefined;
@@ -108,6 +109,17 @@ function render(job: JobDetailView): void {
             },
             "Edit and run",
           ),
+          job.orphaned
+            ? h(
+                "button",
+                {
+                  type: "button",
+                  dataset: { testid: "follow" },
+                  onclick: (e: Event) => void follow(job, e.currentTarget as HTMLButtonElement),
+                },
+                job.state === "succeeded" ? "Fetch the video" : "Follow it here",
+              )
+            : null,
           h("label", { class: "pick" }, pick, " compare"),
         ),
         job.error ? h("p", { class: "error" }, job.error) : null,
