@@ -111,6 +111,21 @@ export class Assets {
     this.#dir = dir;
   }
 
+  /** Loads (from the sources: transpiles) every page file now, so the first page load does not wait. */
+  async warm(): Promise<void> {
+    const { readdir } = await import("node:fs/promises");
+    let names: string[] = [];
+    try {
+      names = await readdir(this.#dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (name.endsWith(".d.ts") || name.endsWith(".map")) continue;
+      await this.get(name.replace(/\.ts$/, ".js")).catch(() => undefined);
+    }
+  }
+
   async get(name: string): Promise<{ body: string; type: string } | undefined> {
     if (!ASSET_NAME.test(name)) return undefined;
     const cached = this.#cache.get(name);

@@ -14,6 +14,7 @@ import { dreaminaHome } from "../config/paths.js";
 import { FRAMES_VALUES, MODEL_ID, PROMPT_MAX_LENGTH, videoSeconds } from "../model/input.js";
 import { Dreamina } from "../node/dreamina.js";
 import { Journal } from "../store/journal.js";
+import { StudioBatches } from "./batches.js";
 import { Assets } from "./files.js";
 import { DEFAULT_MAX_UPLOAD_BYTES, ImageStore } from "./images.js";
 import { StudioJobs } from "./jobs.js";
@@ -90,6 +91,14 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     onError,
   });
 
+  const batches = new StudioBatches({
+    dir: join(dir, "batches"),
+    client: options.client,
+    journal,
+    timeScale: options.timeScale,
+    onChange: () => void live.refresh(),
+  });
+
   let price: Promise<PriceView> | undefined;
   const config = async (): Promise<StudioConfigView> => {
     price ??= options.client.models.get(MODEL_ID).then(
@@ -108,6 +117,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     };
   };
 
+  const assets = new Assets();
+  void assets.warm();
   const closeListeners = new Set<() => void>();
   let port = 0;
   let hosts = new Set<string>();
@@ -117,7 +128,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   app.route(
     "/",
     studioRoutes({
-      assets: new Assets(),
+      assets,
+      batches,
       images,
       jobs,
       live,
@@ -147,6 +159,9 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   }
   // Event streams are long-lived by design.
   server.requestTimeout = 0;
+  // A page reuses its connections; a long idle timeout makes a request racing the close rare.
+  server.keepAliveTimeout = 60_000;
+  server.headersTimeout = 65_000;
   port = (server.address() as AddressInfo).port;
   hosts = allowedHosts(host, port);
   const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
@@ -167,6 +182,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        await batches.close();
         await jobs.close();
         await journal.close();
       })();

@@ -12,6 +12,7 @@ import { ImageProbeError } from "../image/probe.js";
 import { PreflightError } from "../run/errors.js";
 import type { Journal, JournalState } from "../store/journal.js";
 import { JOURNAL_STATES } from "../store/states.js";
+import type { BatchFile, StudioBatches } from "./batches.js";
 import { type Assets, sendFile } from "./files.js";
 import { type ImageStore, isImageId, UploadTooLargeError } from "./images.js";
 import { type StudioJobs, StudioRequestError, type SubmitRequest } from "./jobs.js";
@@ -21,6 +22,7 @@ import { jobDetailView, jobView, type ViewContext, videoFile } from "./views.js"
 
 export interface RouteDeps {
   assets: Assets;
+  batches: StudioBatches;
   images: ImageStore;
   jobs: StudioJobs;
   live: LiveJobs;
@@ -41,6 +43,8 @@ export const POST_PATHS = [
   "/api/jobs/:localId/cancel",
   "/api/jobs/:localId/abandon",
   "/api/jobs/:localId/follow",
+  "/api/batches",
+  "/api/batches/:id/start",
 ];
 export const GET_PATHS = [
   "/",
@@ -52,6 +56,9 @@ export const GET_PATHS = [
   "/api/jobs/:localId",
   "/media/images/:id",
   "/media/jobs/:localId/video",
+  "/api/batches/:id",
+  "/media/batches/:id/report.html",
+  "/media/batches/:id/:name",
 ];
 
 function fail(c: Context, status: number, code: string, message: string, extra: object = {}): Response {
@@ -242,6 +249,68 @@ export function studioRoutes(deps: RouteDeps): Hono {
   app.post("/api/jobs/:localId/abandon", async (c) => {
     await jobs.abandon(localIdParam(c));
     return c.json({ ok: true });
+  });
+
+  const batchLimit = 512 * 1024 * 1024;
+  app.post(
+    "/api/batches",
+    bodyLimit({
+      maxSize: batchLimit,
+      onError: (c) => fail(c, 413, "body_too_large", `a batch upload is at most ${batchLimit} bytes`),
+    }),
+    async (c) => {
+      const form = await c.req.parseBody({ all: true });
+      const manifest = form.manifest;
+      if (!(manifest instanceof File))
+        return fail(c, 400, "no_manifest", "choose a manifest (.jsonl or .csv)");
+      if (manifest.size > 8 * 1024 * 1024)
+        return fail(c, 413, "manifest_too_large", "a manifest is at most 8 MiB");
+      const given = form.images === undefined ? [] : ([] as unknown[]).concat(form.images);
+      const files: BatchFile[] = [];
+      for (const image of given) {
+        if (!(image instanceof File)) continue;
+        if (image.size > images.maxBytes) {
+          return fail(
+            c,
+            413,
+            "upload_too_large",
+            `${image.name}: images are limited to ${images.maxBytes} bytes here`,
+          );
+        }
+        files.push({ name: image.name, bytes: new Uint8Array(await image.arrayBuffer()) });
+      }
+      const bytes = new Uint8Array(await manifest.arrayBuffer());
+      return c.json(await deps.batches.create({ name: manifest.name, bytes }, files));
+    },
+  );
+  app.get("/api/batches/:id", (c) => {
+    const view = deps.batches.get(c.req.param("id"));
+    return view ? c.json(view) : fail(c, 404, "not_found", "no such batch");
+  });
+  app.post("/api/batches/:id/start", json, async (c) => {
+    const body = await jsonBody(c);
+    const budget = body.budgetUsd;
+    if (budget !== null && budget !== undefined && !(typeof budget === "number" && budget >= 0)) {
+      return fail(c, 400, "bad_budget", "the budget is a number of US dollars");
+    }
+    return c.json(deps.batches.start(c.req.param("id"), (budget as number | undefined) ?? null), 202);
+  });
+  app.get("/media/batches/:id/report.html", async (c) => {
+    const path = deps.batches.reportPath(c.req.param("id"));
+    if (!path) return c.text("not found", 404);
+    const response = await sendFile(c.req.raw, path, { contentType: "text/html; charset=utf-8" });
+    // The report is one self-contained file: its own styles, thumbnails as data URIs, no script.
+    response.headers.set(
+      "content-security-policy",
+      "default-src 'none'; img-src data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    return response;
+  });
+  // The videos the report plays, by their plain file name in the batch's output folder.
+  app.get("/media/batches/:id/:name", async (c) => {
+    const path = deps.batches.videoPath(c.req.param("id"), c.req.param("name"));
+    if (!path) return c.text("not found", 404);
+    return sendFile(c.req.raw, path, { contentType: "video/mp4" });
   });
 
   const refuse = (allow: string) => (c: Context) => {

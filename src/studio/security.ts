@@ -109,6 +109,8 @@ function isOwnOrigin(origin: string, hosts: Set<string>): boolean {
 export function securityHeaders(): MiddlewareHandler {
   return async (c, next) => {
     await next();
+    if (c.res.headers.has("content-security-policy"))
+      return void c.header("x-content-type-options", "nosniff");
     c.header(
       "content-security-policy",
       "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data: https: http:; " +

@@ -91,6 +91,8 @@ export function raw(
         path: options.path,
         headers,
         setHost: !noHost,
+        // A fresh connection per request: no race with the server closing an idle one.
+        agent: false,
       },
       (res) => {
         const chunks: Buffer[] = [];

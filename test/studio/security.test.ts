@@ -231,7 +231,7 @@ describe("studio security", () => {
     assert.equal(submit.status, 202, submit.text);
     const { requestId } = JSON.parse(submit.text) as { requestId: string };
     let job: { localId: number; state: string; hasVideo: boolean } | undefined;
-    for (let i = 0; i < 150; i++) {
+    for (let i = 0; i < 600; i++) {
       const list = record(await raw(t.studio, { path: "/api/history", headers: withKey(t.studio) }));
       job = (
         JSON.parse(list.text).jobs as {

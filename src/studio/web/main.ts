@@ -3,6 +3,7 @@
 
 import type { StudioConfigView } from "../shapes.js";
 import { connectLive, getJson } from "./api.js";
+import { mountBatch } from "./batch.js";
 import { leaveCompare, mountCompare, renderCompare } from "./compare.js";
 import { byId, toast } from "./dom.js";
 import { loadHistory, mountHistory } from "./history.js";
@@ -11,7 +12,7 @@ import { activeCount, mountQueue, renderQueue } from "./queue.js";
 import { hideJob, mountResult, showJob } from "./result.js";
 import { applyJob, applySnapshot, compare, onCompare, onJobs, setConfig } from "./state.js";
 
-const VIEWS = ["new", "queue", "history", "job", "compare"] as const;
+const VIEWS = ["new", "queue", "history", "job", "compare", "batch"] as const;
 type View = (typeof VIEWS)[number];
 
 function route(): void {
@@ -55,6 +56,7 @@ async function start(): Promise<void> {
   mountHistory(byId("view-history"));
   mountResult(byId("view-job"));
   mountCompare(byId("view-compare"));
+  mountBatch(byId("view-batch"));
   onJobs(counts);
   onCompare(counts);
   connectLive({
