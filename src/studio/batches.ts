@@ -8,45 +8,16 @@ import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { RunComfyClient } from "../api/client.js";
-import {
-  type BatchCounts,
-  type BatchEvent,
-  type BatchSummary,
-  parseManifest,
-  runBatch,
-} from "../batch/index.js";
+import { type BatchEvent, parseManifest, runBatch } from "../batch/index.js";
 import type { Manifest } from "../batch/manifest.js";
 import { sanitizeFileName } from "../download/file-name.js";
 import type { Journal } from "../store/journal.js";
 import { StudioRequestError } from "./jobs.js";
+import type { BatchView } from "./shapes.js";
 
 export interface BatchFile {
   name: string;
   bytes: Uint8Array;
-}
-
-export interface InvalidRowView {
-  line: number;
-  field: string | null;
-  rule: string | null;
-  limit: string | null;
-  value: string | null;
-  message: string;
-}
-
-export interface BatchView {
-  id: string;
-  manifestName: string;
-  rows: number;
-  valid: number;
-  invalid: InvalidRowView[];
-  estimatedUsd: number;
-  state: "checked" | "running" | "finished" | "failed";
-  budgetUsd: number | null;
-  counts: BatchCounts | null;
-  summary: Pick<BatchSummary, "done" | "failed" | "unknown" | "notRun" | "costUsd" | "exitCode"> | null;
-  hasReport: boolean;
-  error: string | null;
 }
 
 interface Batch {

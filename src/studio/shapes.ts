@@ -119,3 +119,50 @@ export type LiveEvent =
 export interface ApiErrorBody {
   error: { code: string; message: string; violations?: RuleProblem[] };
 }
+
+export interface InvalidRowView {
+  line: number;
+  field: string | null;
+  rule: string | null;
+  limit: string | null;
+  value: string | null;
+  message: string;
+}
+
+/** A batch's counts, as the batch runner keeps them. */
+export interface BatchCountsView {
+  total: number;
+  invalid: number;
+  pending: number;
+  queued: number;
+  running: number;
+  downloading: number;
+  done: number;
+  failed: number;
+  unknown: number;
+  skipped: number;
+  spentUsd: number;
+  committedUsd: number;
+}
+
+export interface BatchView {
+  id: string;
+  manifestName: string;
+  rows: number;
+  valid: number;
+  invalid: InvalidRowView[];
+  estimatedUsd: number;
+  state: "checked" | "running" | "finished" | "failed";
+  budgetUsd: number | null;
+  counts: BatchCountsView | null;
+  summary: {
+    done: number;
+    failed: number;
+    unknown: number;
+    notRun: number;
+    costUsd: number;
+    exitCode: number;
+  } | null;
+  hasReport: boolean;
+  error: string | null;
+}

@@ -2,7 +2,7 @@
 // with its line, rule, limit and value; the estimated cost), then started with a budget, its
 // progress followed, its report opened.
 
-import type { BatchView } from "../batches.js";
+import type { BatchView } from "../shapes.js";
 import { ApiError, getJson, postJson } from "./api.js";
 import { h, replace, toast } from "./dom.js";
 import { usd } from "./format.js";
