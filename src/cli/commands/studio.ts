@@ -79,6 +79,11 @@ export function registerStudio(program: Command, run: ActionRunner): void {
           `studio at ${studio.origin}${globals.sandbox ? " (sandbox: offline, nothing is billed)" : ""}; ` +
             "open the URL above. Ctrl-C to stop (jobs keep running; `dreamina jobs` lists them)",
         );
+        if (!["127.0.0.1", "localhost", "::1"].includes(flags.host)) {
+          io.warn(
+            `listening on ${flags.host}, beyond this machine: whoever has the URL (with its key) can submit paid jobs`,
+          );
+        }
         if (flags.open) await openBrowser(studio.url);
         const signal = await new Promise<NodeJS.Signals>((resolve) => {
           process.once("SIGINT", () => resolve("SIGINT"));
