@@ -11,6 +11,7 @@ const benches: Record<string, () => Promise<{ main: BenchMain }>> = {
   polling: () => import("./polling.js"),
   download: () => import("./download.js"),
   batch: () => import("./batch.js"),
+  studio: () => import("./studio.js"),
 };
 
 /** Arguments each bench gets here (the polling bench also runs for real against the sandbox). */

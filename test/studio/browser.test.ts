@@ -24,7 +24,6 @@ describe("studio in a real browser", async () => {
   let t: TestStudio;
   let context: BrowserContext;
   const pageErrors: string[] = [];
-  const timings: Record<string, number> = {};
 
   before(async () => {
     if (!launched.browser) return;
@@ -43,7 +42,6 @@ describe("studio in a real browser", async () => {
   });
   after(async () => {
     if (!launched.browser) return;
-    if (Object.keys(timings).length) process.stderr.write(`studio timings: ${JSON.stringify(timings)}\n`);
     await context.close();
     await browser.close();
     await t.close();
@@ -81,7 +79,6 @@ describe("studio in a real browser", async () => {
     await page.check('input[name="frames"][value="121"]');
     await screenshot(page, "2-new-video-ready");
 
-    const submitAt = Date.now();
     await page.click("#submit");
     await page.waitForFunction(() => location.hash === "#queue");
     const card = await page.waitForSelector('[data-testid="queue-job"]');
@@ -103,7 +100,6 @@ describe("studio in a real browser", async () => {
     );
     const duration = await video.evaluate((v) => (v as HTMLVideoElement).duration);
     assert.ok(Math.abs(duration - 121 / 24) < 0.2, `duration ${duration}`);
-    timings.submitToPlayableMs = Date.now() - submitAt;
     // It plays, and seeking lands (the server answers byte ranges).
     const played = await video.evaluate(async (el) => {
       const v = el as HTMLVideoElement;
