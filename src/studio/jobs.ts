@@ -4,6 +4,7 @@
 
 import { mkdir } from "node:fs/promises";
 import { DreaminaError } from "../api/dreamina-error.js";
+import { JobCancelledError, JobFailedError } from "../api/errors.js";
 import type { Frames } from "../model/input.js";
 import type { Dreamina } from "../node/dreamina.js";
 import type { Journal } from "../store/journal.js";
@@ -26,6 +27,11 @@ export class StudioRequestError extends DreaminaError {
     super(message);
     this.status = status;
   }
+}
+
+/** A job that failed or was cancelled at the service: the page shows it, nothing to report. */
+function shownInPage(error: unknown): boolean {
+  return error instanceof JobFailedError || error instanceof JobCancelledError;
 }
 
 export interface StudioJobsOptions {
@@ -66,6 +72,7 @@ export class StudioJobs {
     await mkdir(this.#o.videosDir, { recursive: true });
     const live = this.#o.live;
     return new Promise((resolve, reject) => {
+      let submitted = false;
       const run = this.#o.sdk
         .run(
           { image, prompt: request.prompt, frames: request.frames, seed },
@@ -76,6 +83,7 @@ export class StudioJobs {
             // Closing the studio leaves the job to `dreamina wait`; only a person cancels one.
             cancelOnAbort: false,
             onSubmitted: (submit) => {
+              submitted = true;
               this.#owned.add(submit.requestId);
               resolve({ requestId: submit.requestId });
               setImmediate(() => void live.refresh());
@@ -86,8 +94,10 @@ export class StudioJobs {
         .then(
           () => {},
           (error: unknown) => {
+            // Before the submit, the error is the answer to the page's request; after it, the
+            // page shows a failed or cancelled job itself, and only the unexpected is reported.
             reject(error);
-            if (!this.#stop.signal.aborted) this.#o.onError(error);
+            if (submitted && !this.#stop.signal.aborted && !shownInPage(error)) this.#o.onError(error);
           },
         )
         .finally(() => {
@@ -149,7 +159,7 @@ export class StudioJobs {
       .then(
         () => {},
         (error: unknown) => {
-          if (!this.#stop.signal.aborted) this.#o.onError(error);
+          if (!this.#stop.signal.aborted && !shownInPage(error)) this.#o.onError(error);
         },
       )
       .finally(() => {
