@@ -28,7 +28,11 @@ describe("studio in a real browser", async () => {
   before(async () => {
     if (!launched.browser) return;
     browser = launched.browser;
-    t = await testStudio({ workers: 1 });
+    // 241-frame jobs run long enough (8 s) to keep the next job queued while a loaded machine clicks.
+    t = await testStudio({
+      workers: 1,
+      runTime: { 121: { meanMs: 1_500, jitterMs: 0 }, 241: { meanMs: 8_000, jitterMs: 0 } },
+    });
     context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     // Generous: the full suite runs two test files at once on a shared machine.
     context.setDefaultTimeout(30_000);
@@ -89,7 +93,7 @@ describe("studio in a real browser", async () => {
     await page.waitForSelector(`[data-request-id="${requestId}"][data-state="in_progress"]`);
     await screenshot(page, "3-queue-running");
     await page.waitForSelector(`[data-request-id="${requestId}"][data-state="succeeded"]`, {
-      timeout: 20_000,
+      timeout: 40_000,
     });
     const localId = await card.getAttribute("data-local-id");
 
@@ -163,7 +167,7 @@ describe("studio in a real browser", async () => {
     await page.click(`[data-request-id="${second}"] [data-testid="cancel"]`);
     await page.waitForSelector(`[data-request-id="${second}"][data-state="cancelled"]`);
     assert.notEqual(await stateOf(page, first), "cancelled");
-    await page.waitForSelector(`[data-request-id="${first}"][data-state="succeeded"]`, { timeout: 20_000 });
+    await page.waitForSelector(`[data-request-id="${first}"][data-state="succeeded"]`, { timeout: 40_000 });
     await page.close();
   });
 
@@ -178,7 +182,7 @@ describe("studio in a real browser", async () => {
     assert.ok(await stateOf(one, requestId), "the job is there after the reload");
     for (const page of [one, two]) {
       await page.waitForSelector(`[data-request-id="${requestId}"][data-state="succeeded"]`, {
-        timeout: 20_000,
+        timeout: 40_000,
       });
     }
     await one.close();
@@ -334,7 +338,7 @@ describe("studio in a real browser", async () => {
     );
     await screenshot(page, "11-batch-dry-run");
     await page.click('[data-testid="batch-start"]');
-    await page.waitForSelector('[data-testid="batch-summary"]', { timeout: 20_000 });
+    await page.waitForSelector('[data-testid="batch-summary"]', { timeout: 40_000 });
     assert.match((await page.textContent('[data-testid="batch-summary"]')) ?? "", /1 done, 0 failed/);
     await screenshot(page, "12-batch-finished");
     const [report] = await Promise.all([context.waitForEvent("page"), page.click("text=Open the report")]);

@@ -154,6 +154,31 @@ function unknownCard(job: JobView, now: number): HTMLElement {
   ]);
 }
 
+/**
+ * Cards are kept while their job does not change: a live update must not swap the button
+ * under a person's pointer (or a test's) for an identical new one.
+ */
+const cards = new Map<string, { stamp: string; el: HTMLElement }>();
+
+function card(job: JobView, now: number, make: (job: JobView, now: number) => HTMLElement): HTMLElement {
+  const key = `${make === unknownCard ? "u" : "j"}${job.localId}`;
+  const stamp = JSON.stringify([
+    job.updatedAt,
+    job.state,
+    job.queuePosition,
+    job.error,
+    job.orphaned,
+    job.ownedHere,
+    job.hasVideo,
+    job.cost,
+  ]);
+  const hit = cards.get(key);
+  if (hit && hit.stamp === stamp) return hit.el;
+  const el = make(job, now);
+  cards.set(key, { stamp, el });
+  return el;
+}
+
 export function renderQueue(): void {
   if (!root) return;
   const now = Date.now();
@@ -171,7 +196,7 @@ export function renderQueue(): void {
           "section",
           { class: "unknown", dataset: { testid: "unknown" } },
           h("h2", {}, `Needs a decision (${unknown.length})`),
-          ...unknown.map((j) => unknownCard(j, now)),
+          ...unknown.map((j) => card(j, now, unknownCard)),
         )
       : null,
     h(
@@ -185,13 +210,13 @@ export function renderQueue(): void {
             { class: "muted" },
             "Nothing is waiting. Make a new video, or start one from the CLI: it shows up here.",
           ),
-      ...active.map((j) => jobCard(j, now)),
+      ...active.map((j) => card(j, now, jobCard)),
     ),
     h(
       "section",
       { dataset: { testid: "finished" } },
       h("h2", {}, "Finished recently", cost ? h("span", { class: "muted" }, ` · ${usd(cost)}`) : null),
-      ...finished.map((j) => jobCard(j, now)),
+      ...finished.map((j) => card(j, now, jobCard)),
     ),
   );
 }
