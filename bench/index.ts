@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<{ main: BenchMain }>> = {
   download: () => import("./download.js"),
   batch: () => import("./batch.js"),
   store: () => import("./store.js"),
+  studio: () => import("./studio.js"),
 };
 
 /** Arguments each bench gets here (the polling bench also runs for real against the sandbox). */

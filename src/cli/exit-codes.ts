@@ -51,6 +51,7 @@ export const COMMAND_EXIT_CODES = {
   jobs: [0, 1, 64, 65, 130],
   batch: [0, 1, 64, 65, 66, 75, 130],
   sandbox: [0, 1, 64],
+  studio: [0, 1, 64, 77],
 } as const satisfies Record<string, readonly ExitCode[]>;
 
 export type CommandName = keyof typeof COMMAND_EXIT_CODES;
