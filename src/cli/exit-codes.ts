@@ -100,6 +100,12 @@ const FAMILY_CODES = new Map<string, Rule>([
   ["output_refused", EXIT.dataError],
   ["output_unavailable", EXIT.tempFail],
   ["batch_locked", EXIT.tempFail],
+  // The job store (store/errors.ts, store/postgres/): a server that is down is worth another try.
+  ["store_unavailable", EXIT.tempFail],
+  ["store_auth", EXIT.noPermission],
+  ["store_permission", EXIT.noPermission],
+  ["store_unsupported", EXIT.usage],
+  ["store_too_new", EXIT.dataError],
   // The service and the way to it (api/errors.ts, run/errors.ts).
   // Whether it was accepted is unknown: the code is that of what went wrong on the way.
   ["submission_unknown", (error) => exitCodeFor(error.cause)],

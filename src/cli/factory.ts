@@ -10,9 +10,8 @@ import type { FetchLike, TransportHooks } from "../api/transport.js";
 import type { Dreamina } from "../node/dreamina.js";
 import type { Sandbox } from "../sandbox/index.js";
 import type { JobStore } from "../store/job-store.js";
-import { CliError } from "./cli-error.js";
 import { type GlobalOptions, Io } from "./io.js";
-import { describeStore, resolveStoreSpec, type StoreSpec } from "./store-spec.js";
+import { resolveStoreSpec, type StoreSpec } from "./store-spec.js";
 
 /** The job store as the CLI holds it: SQLite or PostgreSQL, behind one contract. */
 export type CliStore = JobStore;

@@ -64,19 +64,19 @@ describe("--store", () => {
     assert.deepEqual(parseJson<Jobs>(none).jobs, []);
   });
 
-  it("a store that cannot be used is a usage error, before anything is sent, without its password", async () => {
+  it("a store that cannot be used or reached fails before anything is sent, without its password", async () => {
     const before = sandbox.requests().length;
-    const cases: [string[], NodeJS.ProcessEnv][] = [
-      [["--store", PG, "jobs"], {}],
-      [["jobs"], { DATABASE_URL: PG }],
-      [["--store", PG, "status", "req-1"], {}],
-      [["--store", "mysql://u@h/db", "cancel", "req-1"], {}],
-      [["--store", "a.db", "--journal", "b.db", "result", "req-1"], {}],
-      [["submit", "-i", image, "-p", "x"], { DREAMINA_STORE: PG }],
+    const cases: [string[], NodeJS.ProcessEnv, number][] = [
+      // A PostgreSQL server that cannot be reached: try again later (75), never its password.
+      [["--store", PG, "jobs"], {}, 75],
+      [["jobs"], { DATABASE_URL: PG }, 75],
+      [["--store", "mysql://u@h/db", "cancel", "req-1"], {}, 64],
+      [["--store", "a.db", "--journal", "b.db", "result", "req-1"], {}, 64],
+      [["submit", "-i", image, "-p", "x"], { DREAMINA_STORE: PG }, 75],
     ];
-    for (const [args, env] of cases) {
+    for (const [args, env, code] of cases) {
       const r = await dreamina(args, env);
-      assert.equal(r.code, 64, `${args.join(" ")}: ${show(r)}`);
+      assert.equal(r.code, code, `${args.join(" ")}: ${show(r)}`);
       assert.doesNotMatch(r.stderr + r.stdout, /pg-s3cret/);
     }
     assert.equal(sandbox.requests().length, before, "nothing reached the service");
