@@ -48,10 +48,11 @@ export const COMMAND_EXIT_CODES = {
   result: [0, 1, 64, 65, 69, 75, 77, 130],
   cancel: [0, 1, 64, 65, 69, 75, 77, 130],
   validate: [0, 1, 64, 65, 66, 130],
-  jobs: [0, 1, 64, 65, 130],
+  jobs: [0, 1, 64, 65, 75, 77, 130],
   batch: [0, 1, 64, 65, 66, 75, 130],
   sandbox: [0, 1, 64],
   studio: [0, 1, 64, 77],
+  store: [0, 1, 64, 65, 66, 75, 77, 130],
 } as const satisfies Record<string, readonly ExitCode[]>;
 
 export type CommandName = keyof typeof COMMAND_EXIT_CODES;
@@ -106,6 +107,9 @@ const FAMILY_CODES = new Map<string, Rule>([
   ["store_permission", EXIT.noPermission],
   ["store_unsupported", EXIT.usage],
   ["store_too_new", EXIT.dataError],
+  ["store_import", EXIT.dataError],
+  ["store_import_missing", EXIT.noInput],
+  ["store_import_pending", EXIT.dataError],
   // The service and the way to it (api/errors.ts, run/errors.ts).
   // Whether it was accepted is unknown: the code is that of what went wrong on the way.
   ["submission_unknown", (error) => exitCodeFor(error.cause)],

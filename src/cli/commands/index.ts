@@ -10,6 +10,7 @@ import { registerResult } from "./result.js";
 import { registerRun } from "./run.js";
 import { registerSandbox } from "./sandbox.js";
 import { registerStatus } from "./status.js";
+import { registerStore } from "./store.js";
 import { registerStudio } from "./studio.js";
 import { registerSubmit } from "./submit.js";
 import { registerValidate } from "./validate.js";
@@ -28,4 +29,5 @@ export function registerCommands(program: Command, run: ActionRunner): void {
   registerSandbox(program, run);
   registerValidate(program, run);
   registerStudio(program, run);
+  registerStore(program, run);
 }
