@@ -37,7 +37,8 @@ async function journalState(id: string): Promise<string | undefined> {
 before(async () => {
   sandbox = await inProcessSandbox({
     workers: 1,
-    runTime: { 121: { meanMs: 800, jitterMs: 0 }, 241: { meanMs: 6_000, jitterMs: 0 } },
+    // The long job must outlast four CLI processes (status, status, cancel, result, cancel) on a slow machine.
+    runTime: { 121: { meanMs: 800, jitterMs: 0 }, 241: { meanMs: 15_000, jitterMs: 0 } },
   });
   home = tempHome();
   image = join(home.dir, "photo.png");
