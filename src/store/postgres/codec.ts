@@ -1,13 +1,6 @@
-// What goes into a stored row is decided once for every backend (../redact.ts); this adds only
-// the PostgreSQL side's time formatting.
+// What goes into a stored row is decided once for every backend (../redact.ts); the time formatting is
+// the one every backend's records use (../job-row.ts).
 
+export { iso, optIso } from "../job-row.js";
 export { parseStoredJson, redactText, storedInput, storeError, storeJson } from "../redact.js";
 export { toMillis } from "../transitions.js";
-
-export function iso(ms: number): string {
-  return new Date(ms).toISOString();
-}
-
-export function optIso(ms: number | null): string | undefined {
-  return ms === null ? undefined : iso(ms);
-}

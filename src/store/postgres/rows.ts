@@ -1,42 +1,11 @@
 // Stored rows back to the records every backend returns, and the one judgement a reader makes:
 // whether a row still `submitting` has an owner that may yet answer, or is `submission_unknown`.
 
-import { parseStoredJson } from "../redact.js";
+import { jobRowToRecord, type StoredJobRow } from "../job-row.js";
 import type { JournalState } from "../states.js";
 import type { JobRecord } from "../types.js";
-import { iso, optIso } from "./codec.js";
 
-export interface JobRow {
-  local_id: number;
-  request_id: string | null;
-  model_id: string;
-  base_url: string;
-  batch_id: string | null;
-  row_key: string | null;
-  state: JournalState;
-  raw_status: string | null;
-  input_json: string;
-  input_digest: string;
-  prompt: string | null;
-  frames: number | null;
-  seed: number | null;
-  status_url: string | null;
-  result_url: string | null;
-  cancel_url: string | null;
-  created_at: number;
-  submitted_at: number | null;
-  started_at: number | null;
-  finished_at: number | null;
-  updated_at: number;
-  output_urls_json: string | null;
-  cost: number | null;
-  job_error_json: string | null;
-  last_error_json: string | null;
-  result_json: string | null;
-  service_created_at: string | null;
-  service_finished_at: string | null;
-  pid: number | null;
-  host: string | null;
+export interface JobRow extends StoredJobRow {
   worker_id: string | null;
   /** From the owner's worker row: it said it stopped. */
   owner_stopped: boolean | null;
@@ -82,36 +51,5 @@ function processAlive(pid: number): boolean {
 }
 
 export function toRecord(row: JobRow, live: Liveness): JobRecord {
-  return {
-    localId: row.local_id,
-    requestId: row.request_id ?? undefined,
-    modelId: row.model_id,
-    baseUrl: row.base_url,
-    batchId: row.batch_id ?? undefined,
-    rowKey: row.row_key ?? undefined,
-    state: reportedState(row, live),
-    storedState: row.state,
-    rawStatus: row.raw_status ?? undefined,
-    input: parseStoredJson(row.input_json),
-    inputDigest: row.input_digest,
-    prompt: row.prompt ?? undefined,
-    frames: row.frames ?? undefined,
-    seed: row.seed ?? undefined,
-    statusUrl: row.status_url ?? undefined,
-    resultUrl: row.result_url ?? undefined,
-    cancelUrl: row.cancel_url ?? undefined,
-    createdAt: iso(row.created_at),
-    submittedAt: optIso(row.submitted_at),
-    startedAt: optIso(row.started_at),
-    finishedAt: optIso(row.finished_at),
-    updatedAt: iso(row.updated_at),
-    outputUrls: (parseStoredJson(row.output_urls_json) as string[] | undefined) ?? [],
-    cost: row.cost ?? undefined,
-    jobError: parseStoredJson(row.job_error_json),
-    lastError: parseStoredJson(row.last_error_json),
-    serviceCreatedAt: row.service_created_at ?? undefined,
-    serviceFinishedAt: row.service_finished_at ?? undefined,
-    pid: row.pid ?? undefined,
-    host: row.host ?? undefined,
-  };
+  return jobRowToRecord(row, reportedState(row, live));
 }
