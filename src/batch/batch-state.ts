@@ -9,9 +9,10 @@
 // whose output directories share a real path or a device and inode, however the folder was
 // spelled on their command lines.
 
+import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { BatchInfo, BatchRowRecord, JobStore } from "../store/index.js";
+import type { BatchInfo, BatchRowRecord, JobStore, SharedBatchStore } from "../store/index.js";
 import { realOutDir } from "./output-files.js";
 
 export const MARKER_FILE = ".dreamina-batch.json";
@@ -79,6 +80,36 @@ export class BatchState {
     return state;
   }
 
+  /**
+   * Joins the batch that many workers run together on a shared store (no lease on the batch:
+   * its rows are leased one by one). Every worker must name the same batch without talking to
+   * the others: the id given (`--batch`), else the one in the output folder's marker (a folder
+   * shared by the workers, or a rerun), else one derived from the manifest's rows, the same on
+   * every machine that has the same rows.
+   */
+  static async join(
+    store: SharedBatchStore,
+    options: {
+      outDir: string;
+      manifestPath?: string | undefined;
+      manifestDigest?: string | undefined;
+      batchId?: string | undefined;
+      rowKeys: readonly string[];
+    },
+  ): Promise<BatchState> {
+    const { path: outDir } = await realOutDir(options.outDir, { create: true });
+    const marker = options.batchId === undefined ? await readMarker(outDir) : undefined;
+    const batchId = options.batchId ?? marker?.batchId ?? sharedBatchId(options.rowKeys);
+    const info = await store.joinBatch({
+      batchId,
+      outDir,
+      manifestPath: options.manifestPath,
+      manifestDigest: options.manifestDigest,
+    });
+    await writeMarker(outDir, info);
+    return new BatchState(store, info);
+  }
+
   /** Every row outcome recorded for this batch, by row key. */
   async rows(): Promise<Map<string, BatchRowRecord>> {
     return await this.store.batchRows(this.batchId);
@@ -124,4 +155,20 @@ async function writeMarker(outDir: string, info: BatchInfo): Promise<void> {
     await rm(tmp, { force: true }).catch(() => {});
     throw error;
   }
+}
+
+/**
+ * The id every worker of a shared batch derives from the manifest's rows alone (their keys,
+ * in any order): the same JSONL or CSV on two machines names the same batch; a manifest with
+ * other rows names another (give `--batch` to keep one batch across edits).
+ */
+export function sharedBatchId(rowKeys: readonly string[]): string {
+  const hash = createHash("sha256");
+  for (const key of [...new Set(rowKeys)].sort()) hash.update(key).update("\n");
+  return `m-${hash.digest("hex").slice(0, 20)}`;
+}
+
+/** The batch id a folder's marker names, if the folder has one. */
+export async function markerBatchId(outDir: string): Promise<string | undefined> {
+  return (await readMarker(outDir))?.batchId;
 }

@@ -78,6 +78,7 @@ export class RateLimiter {
   #lastAdjust: number;
   #lastDecrease = Number.NEGATIVE_INFINITY;
   #stats = { requests: 0, responses: 0, throttled: 0, decreases: 0, waitedMs: 0 };
+  readonly #throttleListeners = new Set<(throttle: { pauseMs: number; rps: number }) => void>();
 
   constructor(options: RateLimiterOptions) {
     if (!(options.rps > 0) || !Number.isFinite(options.rps)) {
@@ -149,6 +150,7 @@ export class RateLimiter {
       this.#lastAdjust = now;
       const pause = Math.min(retryAfterMs ?? 1000 / this.#rate, this.#maxPauseMs);
       this.#pauseUntil(now + pause);
+      for (const listener of this.#throttleListeners) listener({ pauseMs: pause, rps: this.#rate });
       return;
     }
     if (retryAfterMs !== undefined && status >= 500) {
@@ -160,6 +162,30 @@ export class RateLimiter {
       this.#rate = Math.min(this.ceiling, this.#rate + this.#increasePerSecond * elapsedS);
     }
     this.#lastAdjust = now;
+  }
+
+  /**
+   * Called on every 429 with the pause it imposed and the rate it fell to: how one worker tells
+   * the others (see `applyShared`). Returns the function that unsubscribes.
+   */
+  onThrottle(listener: (throttle: { pauseMs: number; rps: number }) => void): () => void {
+    this.#throttleListeners.add(listener);
+    return () => this.#throttleListeners.delete(listener);
+  }
+
+  /**
+   * What another worker of the same account reported: pause as long as it was told to, and go
+   * no faster than the rate it fell to while that report is fresh (younger than a minute);
+   * from there the rate climbs back as after a 429 of our own.
+   */
+  applyShared(throttle: { pauseMs: number; rps?: number | undefined; ageMs: number }): void {
+    const now = this.#clock.now();
+    if (throttle.pauseMs > 0) this.#pauseUntil(now + Math.min(throttle.pauseMs, this.#maxPauseMs));
+    if (throttle.rps !== undefined && throttle.ageMs < 60_000 && throttle.rps < this.#rate) {
+      this.#rate = Math.max(this.#minRps, throttle.rps);
+      this.#lastAdjust = now;
+      this.#lastDecrease = now;
+    }
   }
 
   /** Hooks for RunComfyClient({ hooks }): every attempt of every call goes through the bucket. */

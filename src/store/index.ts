@@ -2,7 +2,7 @@
 // backends' insides (SQL, migrations, redaction, statistics) stay behind it.
 
 export { BatchLockedError, StoreError, type StoreErrorCode, UnrecordedSubmitError } from "./errors.js";
-export type { JobStore } from "./job-store.js";
+export { isSharedBatchStore, type JobStore, type SharedBatchStore } from "./job-store.js";
 export { isPostgresUrl, type OpenJobStoreOptions, openJobStore } from "./open.js";
 export { recoveryDirFor } from "./recovery.js";
 export { SqliteJobStore, type SqliteJobStoreOptions } from "./sqlite/index.js";
@@ -10,22 +10,27 @@ export { JOURNAL_STATES, type JournalState } from "./states.js";
 export { FINAL_STATES } from "./transitions.js";
 export type {
   BatchInfo,
+  BatchQueueProgress,
   BatchRowOutcome,
   BatchRowRecord,
   BatchRowState,
   BeginSubmitParams,
+  ClaimedRow,
   FileParams,
   FileRecord,
   JobRecord,
   JobRecordDetail,
   JobStoreWrite,
+  JoinBatchParams,
   ListParams,
   OpenBatchParams,
+  QueueRow,
   RecoveredSubmit,
   RecoveryReport,
   RedactedDataUri,
   ResultObservation,
   RunTimePrior,
+  SharedThrottle,
   StatusObservation,
   SubmitAcceptedParams,
   TimeInput,

@@ -18,18 +18,23 @@
 
 import type {
   BatchInfo,
+  BatchQueueProgress,
   BatchRowOutcome,
   BatchRowRecord,
   BeginSubmitParams,
+  ClaimedRow,
   FileParams,
   JobRecord,
   JobRecordDetail,
   JobStoreWrite,
+  JoinBatchParams,
   ListParams,
   OpenBatchParams,
+  QueueRow,
   RecoveryReport,
   ResultObservation,
   RunTimePrior,
+  SharedThrottle,
   StatusObservation,
   SubmitAcceptedParams,
 } from "./types.js";
@@ -118,4 +123,61 @@ export interface JobStore {
   recordBatchRow(batchId: string, rowKey: string, outcome: BatchRowOutcome): Promise<void>;
 
   close(): Promise<void>;
+}
+
+/**
+ * A store that lets many workers (processes, machines) run one batch together: rows are queued
+ * once and claimed with leases, each row's intent row is written with the checks that keep it
+ * exactly once across workers and with the budget's reservation, and a 429 seen by one worker is
+ * shared with the others. PostgreSQL is one; SQLite (one machine, one process per batch) is not.
+ */
+export interface SharedBatchStore extends JobStore {
+  /** How long a silent worker keeps its rows before another may take them over. */
+  readonly leaseMs: number;
+  /** Finds the batch by id or creates it (many workers starting at once create it once). */
+  joinBatch(params: JoinBatchParams): Promise<BatchInfo>;
+  /**
+   * Queues rows (those already queued are left as they are); `budgetUsd` sets the batch's budget,
+   * `reopen` puts rows settled as failed back in the queue.
+   */
+  enqueueRows(
+    batchId: string,
+    rows: readonly QueueRow[],
+    budgetUsd?: number,
+    options?: { reopen?: readonly string[] | undefined },
+  ): Promise<void>;
+  /** This worker, as the store names it in `batchProgress`. */
+  readonly worker: { host: string; pid: number };
+  /**
+   * Up to `limit` rows leased to this worker: pending ones, or ones whose worker is gone; never
+   * one of `exclude` (rows this worker cannot run).
+   */
+  claimRows(batchId: string, limit: number, exclude?: readonly string[]): Promise<ClaimedRow[]>;
+  /**
+   * The intent row of a claimed row, committed before the submit, in one transaction with the
+   * checks (this worker holds the row; no earlier job of it is alive but those it supersedes)
+   * and the budget reservation. Throws a StoreError with code `batch_row_not_held`,
+   * `batch_row_submitted` or `budget_exceeded`; nothing is written then.
+   */
+  beginRowSubmit(
+    params: BeginSubmitParams & {
+      batchId: string;
+      rowKey: string;
+      supersedes?: readonly number[] | undefined;
+    },
+    estimateUsd?: number,
+  ): Promise<number>;
+  /** Puts a claimed row back in the queue (this worker stops before finishing it). */
+  releaseRow(batchId: string, rowKey: string): Promise<void>;
+  /** Rows by state and by worker, and the budget. */
+  batchProgress(batchId: string): Promise<BatchQueueProgress>;
+  /** A 429 seen by this worker: every worker of `scope` pauses and slows down. */
+  reportThrottle(scope: string, throttle: { pauseMs: number; rps?: number | undefined }): Promise<void>;
+  /** What the other workers of `scope` reported. */
+  sharedThrottle(scope: string): Promise<SharedThrottle | undefined>;
+}
+
+/** Whether this store can share a batch among many workers. */
+export function isSharedBatchStore(store: JobStore): store is SharedBatchStore {
+  return typeof (store as Partial<SharedBatchStore>).claimRows === "function";
 }

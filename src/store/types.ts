@@ -257,3 +257,59 @@ export type JobStoreWrite =
   | { kind: "error"; requestId: string; error: unknown }
   | { kind: "file"; requestId: string; file: FileParams }
   | { kind: "batch_row"; batchId: string; rowKey: string; outcome: BatchRowOutcome };
+
+// ---- one batch, many workers (a store that can share a batch: PostgreSQL) ----------------------
+
+export interface QueueRow {
+  rowKey: string;
+  line?: number | undefined;
+  name?: string | undefined;
+  /** The cost this row's submit reserves from the budget. */
+  estimateUsd?: number | undefined;
+  /** What a worker needs to run the row (its validated input, say): stored as JSON, no secrets. */
+  payload?: unknown;
+}
+
+export interface ClaimedRow {
+  rowKey: string;
+  line: number | undefined;
+  name: string | undefined;
+  estimateUsd: number | undefined;
+  payload: unknown;
+  /** How many times a worker claimed it (1 the first time). */
+  attempts: number;
+  /**
+   * The newest job of this row, if a worker (this one earlier, or a killed one) started one:
+   * with a request id, follow it; `submission_unknown` (or `submitting` with a live owner
+   * elsewhere), never submit again.
+   */
+  job: JobRecord | undefined;
+}
+
+export interface BatchQueueProgress {
+  /** Rows by state: pending, claimed, done, failed. */
+  states: Record<string, number>;
+  /** Who holds or held the rows: `host:pid` → rows claimed now, done, failed. */
+  workers: { host: string; pid: number; claimed: number; done: number; failed: number }[];
+  budgetUsd: number | undefined;
+  reservedUsd: number;
+}
+
+/** What the other workers of a batch reported about the service's rate limit. */
+export interface SharedThrottle {
+  /** How long every worker should still wait before sending, by the server's clock. */
+  pauseMs: number;
+  /** The lowest rate a worker settled on after a 429, if any. */
+  rps: number | undefined;
+  /** How long ago a worker last reported a 429 (a rate that old may be climbed back from). */
+  ageMs: number;
+}
+
+export interface JoinBatchParams {
+  /** The batch's id: every worker of the batch gives the same one. */
+  batchId: string;
+  /** This worker's output folder (real path); the first worker's is kept as the batch's. */
+  outDir: string;
+  manifestPath?: string | undefined;
+  manifestDigest?: string | undefined;
+}

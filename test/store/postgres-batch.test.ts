@@ -344,3 +344,93 @@ describe("workers racing", { skip }, () => {
     assert.equal((await store.batchProgress("refund")).reservedUsd, 2.5);
   });
 });
+
+describe("joining a batch, reopening rows, rows left to others", { skip }, () => {
+  it("8 workers joining one new batch at once: one batch, created once; the manifest change is seen", async () => {
+    const url = await pgServer.freshDatabase();
+    const stores = await Promise.all(Array.from({ length: 8 }, () => open(url, 60_000)));
+    const infos = await Promise.all(
+      stores.map((s) => s.joinBatch({ batchId: "m-1", outDir: "/tmp/x", manifestDigest: "d1" })),
+    );
+    assert.equal(infos.filter((i) => !i.resumed).length, 1, "exactly one created it");
+    const counted = await sql<{ n: number }>(url, "SELECT count(*)::int AS n FROM dreamina.batches");
+    assert.equal(counted[0]?.n, 1);
+    const again = await stores[0]!.joinBatch({ batchId: "m-1", outDir: "/tmp/y", manifestDigest: "d2" });
+    assert.equal(again.resumed, true);
+    assert.equal(again.previousDigest, "d1");
+  });
+
+  it("reopen puts failed rows back in the queue; a done row stays done", async () => {
+    const url = await pgServer.freshDatabase();
+    const store = await open(url, 60_000);
+    await store.enqueueRows("re", rows(3));
+    await store.claimRows("re", 3);
+    await store.recordBatchRow("re", "r000", {
+      state: "done",
+      requestId: "q0",
+      file: "a.mp4",
+      bytes: 1,
+      sha256: "00",
+    });
+    await store.recordBatchRow("re", "r001", { state: "failed", error: { message: "x" } });
+    await store.recordBatchRow("re", "r002", { state: "failed", error: { message: "y" } });
+    await store.enqueueRows("re", rows(3), undefined, { reopen: ["r000", "r001"] });
+    assert.deepEqual((await store.batchProgress("re")).states, { done: 1, failed: 1, pending: 1 });
+    const claimed = await store.claimRows("re", 3);
+    assert.deepEqual(
+      claimed.map((c) => c.rowKey),
+      ["r001"],
+    );
+  });
+
+  it("excluded rows are never claimed; the rest are, in file order", async () => {
+    const url = await pgServer.freshDatabase();
+    const store = await open(url, 60_000);
+    await store.enqueueRows("ex", rows(4));
+    const claimed = await store.claimRows("ex", 4, ["r000", "r002"]);
+    assert.deepEqual(
+      claimed.map((c) => c.rowKey),
+      ["r001", "r003"],
+    );
+    assert.deepEqual(await store.claimRows("ex", 4, ["r000", "r002"]), []);
+  });
+
+  it("a job cancelled or failed on the service does not block the row's next submit; a live or unknown one does", async () => {
+    const url = await pgServer.freshDatabase();
+    const store = await open(url, 60_000);
+    await store.enqueueRows("after", rows(4));
+    await store.claimRows("after", 4);
+    const intent = (rowKey: string) =>
+      store.beginRowSubmit({ modelId: "m", baseUrl: "b", input: {}, batchId: "after", rowKey });
+    const accepted = async (rowKey: string, requestId: string) => {
+      const id = await intent(rowKey);
+      await store.submitAccepted(id, { requestId });
+      return id;
+    };
+    await accepted("r000", "q-cancelled");
+    await store.recordStatus("q-cancelled", { status: "cancelled", rawStatus: "cancelled" });
+    await accepted("r001", "q-failed");
+    await store.recordResult("q-failed", { status: "failed", outputUrls: [] });
+    await accepted("r002", "q-running");
+    await store.recordStatus("q-running", { status: "in_progress", rawStatus: "in_progress" });
+    const unknown = await intent("r003");
+    await store.submitUnknown(unknown, new Error("socket hang up"));
+
+    assert.equal(typeof (await intent("r000")), "number");
+    assert.equal(typeof (await intent("r001")), "number");
+    await assert.rejects(intent("r002"), { code: "batch_row_submitted" });
+    await assert.rejects(intent("r003"), { code: "batch_row_submitted" });
+    // Only on purpose: the unknown one given up in the same transaction.
+    assert.equal(
+      typeof (await store.beginRowSubmit({
+        modelId: "m",
+        baseUrl: "b",
+        input: {},
+        batchId: "after",
+        rowKey: "r003",
+        supersedes: [unknown],
+      })),
+      "number",
+    );
+  });
+});

@@ -45,23 +45,40 @@ function row(record: JournalRecord): Record<string, unknown> {
     finishedAt: record.finishedAt ?? null,
     cost: record.cost ?? null,
     batchId: record.batchId ?? null,
+    // The process that sent it: on a shared store, which worker of which machine.
+    host: record.host ?? null,
+    pid: record.pid ?? null,
   };
 }
 
-function printTable(io: Io, records: JournalRecord[]): void {
+/** `workers`: a shared store, where each job says which worker (host and pid) sent it. */
+function printTable(io: Io, records: JournalRecord[], workers: boolean): void {
   if (records.length === 0) {
     io.out("no jobs in the journal");
     return;
   }
-  io.out(["LOCAL", "REQUEST ID".padEnd(36), "STATE".padEnd(18), "CREATED".padEnd(20), "PROMPT"].join("  "));
+  const worker = (r: JournalRecord) => (r.host === undefined ? "-" : `${r.host}:${r.pid ?? "?"}`);
+  const width = Math.min(32, Math.max(6, ...records.map((r) => worker(r).length)));
+  io.out(
+    [
+      "LOCAL",
+      "REQUEST ID".padEnd(36),
+      "STATE".padEnd(18),
+      "CREATED".padEnd(20),
+      ...(workers ? ["WORKER".padEnd(width)] : []),
+      "PROMPT",
+    ].join("  "),
+  );
   for (const r of records) {
     const prompt = (r.prompt ?? "").replace(/\s+/g, " ");
+    const w = worker(r);
     io.out(
       [
         String(r.localId).padStart(5),
         (r.requestId ?? "-").padEnd(36),
         r.state.padEnd(18),
         r.createdAt.slice(0, 19).replace("T", " ").padEnd(20),
+        ...(workers ? [(w.length > width ? `${w.slice(0, width - 1)}…` : w).padEnd(width)] : []),
         prompt.length > 40 ? `${prompt.slice(0, 39)}…` : prompt,
       ].join("  "),
     );
@@ -117,7 +134,7 @@ async function listJobs(options: Extract<JobsOptions, { action: "list" }>, ctx: 
       batchId: options.batch,
     })) ?? [];
   if (io.json) io.result({ ok: true, jobs: records.map(row) });
-  else printTable(io, records);
+  else printTable(io, records, store?.kind === "postgres");
   return EXIT.ok;
 }
 
@@ -139,6 +156,7 @@ async function showJob(id: string, ctx: Factory): Promise<number> {
   io.out(`prompt       ${printable(record.prompt ?? "", { inline: true })}`);
   io.out(`frames/seed  ${record.frames ?? "?"} / ${record.seed ?? "?"}`);
   io.out(`created      ${record.createdAt}`);
+  if (record.host !== undefined) io.out(`sent by      ${record.host} pid ${record.pid ?? "?"}`);
   if (record.finishedAt) io.out(`finished     ${record.finishedAt}`);
   if (record.cost !== undefined) io.out(`cost         $${record.cost}`);
   for (const t of record.transitions) {

@@ -9,7 +9,7 @@
 //
 // Exactly-once across workers: the intent row of a batch row is written in a transaction that
 // holds the batch row's lock and first checks that no earlier job of that row is alive (anything
-// but `rejected` or `abandoned`), so a worker that took a row over finds the job its previous
+// but `rejected`, `abandoned`, or over without a video: `cancelled`, `failed`), so a worker that took a row over finds the job its previous
 // owner started and follows it (waiting is keyed by request id) instead of submitting it again;
 // a job whose submit outcome is unknown is never resubmitted by anyone (only `supersedes`, on
 // purpose). The batch's budget is reserved in that same transaction, so two workers can never
@@ -17,46 +17,17 @@
 
 import type pg from "pg";
 import { parseStoredJson } from "../redact.js";
-import type { BatchRowOutcome, BeginSubmitParams, JobRecord } from "../types.js";
+import type {
+  BatchQueueProgress,
+  BatchRowOutcome,
+  BeginSubmitParams,
+  ClaimedRow,
+  QueueRow,
+} from "../types.js";
 import { PostgresStoreError } from "./connect.js";
 import { JOB_SELECT, type JobRow, type Liveness, toRecord } from "./rows.js";
 import type { Session } from "./session.js";
 import { intentArgs, rowOutcomeArgs } from "./writes.js";
-
-export interface QueueRow {
-  rowKey: string;
-  line?: number | undefined;
-  name?: string | undefined;
-  /** The cost this row's submit reserves from the budget. */
-  estimateUsd?: number | undefined;
-  /** What a worker needs to run the row (its validated input, say): stored as JSON, no secrets. */
-  payload?: unknown;
-}
-
-export interface ClaimedRow {
-  rowKey: string;
-  line: number | undefined;
-  name: string | undefined;
-  estimateUsd: number | undefined;
-  payload: unknown;
-  /** How many times a worker claimed it (1 the first time). */
-  attempts: number;
-  /**
-   * The newest job of this row, if a worker (this one earlier, or a killed one) started one:
-   * with a request id, follow it; `submission_unknown` (or `submitting` with a live owner
-   * elsewhere), never submit again.
-   */
-  job: JobRecord | undefined;
-}
-
-export interface BatchProgress {
-  /** Rows by state: pending, claimed, done, failed. */
-  states: Record<string, number>;
-  /** Who holds or held the rows: `host:pid` → rows claimed now, done, failed. */
-  workers: { host: string; pid: number; claimed: number; done: number; failed: number }[];
-  budgetUsd: number | undefined;
-  reservedUsd: number;
-}
 
 const CLAIMABLE = `(r.state = 'pending' OR (r.state = 'claimed' AND (r.lease_until < clock_timestamp()
    OR r.worker_id IS NULL OR EXISTS (SELECT 1 FROM dreamina.workers w WHERE w.worker_id = r.worker_id
@@ -64,13 +35,14 @@ const CLAIMABLE = `(r.state = 'pending' OR (r.state = 'claimed' AND (r.lease_unt
 
 /**
  * Adds rows to a batch's queue (rows already there are left as they are: enqueueing the same
- * file from every worker is safe). `budgetUsd`, when given, sets the batch's budget.
+ * file from every worker is safe). `budgetUsd`, when given, sets the batch's budget; `reopen`
+ * puts failed rows back in the queue.
  */
 export async function enqueueRows(
   session: Session,
   batchId: string,
   rows: readonly QueueRow[],
-  options: { budgetUsd?: number | undefined; now: number },
+  options: { budgetUsd?: number | undefined; reopen?: readonly string[] | undefined; now: number },
 ): Promise<void> {
   await session.tx(async (client) => {
     await client.query(
@@ -98,15 +70,28 @@ export async function enqueueRows(
         ],
       );
     }
+    // Rows settled as failed that a worker was asked to run again (a retry, a download to
+    // fetch again): back in the queue. A row done stays done.
+    if (options.reopen && options.reopen.length > 0) {
+      await client.query(
+        `UPDATE dreamina.batch_rows SET state = 'pending', worker_id = NULL, lease_until = NULL, updated_at = $3
+          WHERE batch_id = $1 AND row_key = ANY($2::text[]) AND state = 'failed'`,
+        [batchId, options.reopen, options.now],
+      );
+    }
   });
 }
 
-/** Claims up to `limit` rows for this worker, in file order. Never blocks on another worker's rows. */
+/**
+ * Claims up to `limit` rows for this worker, in file order, but those in `exclude` (rows this
+ * worker cannot run: another worker's manifest has them). Never blocks on another worker's rows.
+ */
 export async function claimRows(
   session: Session,
   live: Liveness,
   batchId: string,
   limit: number,
+  exclude: readonly string[] = [],
 ): Promise<ClaimedRow[]> {
   await session.register();
   type Claimed = {
@@ -116,6 +101,7 @@ export async function claimRows(
     estimate_usd: number | null;
     payload_json: string | null;
     attempts: number;
+    ord: number;
     job_id: number | null;
   };
   const claimed = await session.query<Claimed>(
@@ -123,13 +109,23 @@ export async function claimRows(
         lease_until = clock_timestamp() + make_interval(secs => $5::float8 / 1000), attempts = r.attempts + 1
       WHERE (r.batch_id, r.row_key) IN (
         SELECT r.batch_id, r.row_key FROM dreamina.batch_rows r
-         WHERE r.batch_id = $1 AND ${CLAIMABLE}
+         WHERE r.batch_id = $1 AND ${CLAIMABLE} AND NOT (r.row_key = ANY($7::text[]))
          ORDER BY r.ord LIMIT $6 FOR UPDATE SKIP LOCKED)
       RETURNING r.row_key, r.line, r.name, r.estimate_usd, r.payload_json, r.attempts, r.ord,
         (SELECT max(j.local_id) FROM dreamina.jobs j WHERE j.batch_id = r.batch_id AND j.row_key = r.row_key) AS job_id`,
-    [batchId, session.workerId, session.host, process.pid, session.leaseMs, Math.max(1, Math.floor(limit))],
+    [
+      batchId,
+      session.workerId,
+      session.host,
+      process.pid,
+      session.leaseMs,
+      Math.max(1, Math.floor(limit)),
+      exclude,
+    ],
   );
   if (claimed.rows.length === 0) return [];
+  // UPDATE … RETURNING gives no order: file order, as claimed.
+  claimed.rows.sort((a, b) => a.ord - b.ord);
   // The newest job of each row, when there is one (a row first claimed has none: no query).
   const ids = claimed.rows.flatMap((r) => (r.job_id === null ? [] : [r.job_id]));
   const newest = new Map<string, JobRow>();
@@ -227,7 +223,7 @@ export async function releaseRow(session: Session, batchId: string, rowKey: stri
 }
 
 /** Counts by state and by worker, and the budget: what `batch --status` shows. */
-export async function batchProgress(session: Session, batchId: string): Promise<BatchProgress> {
+export async function batchProgress(session: Session, batchId: string): Promise<BatchQueueProgress> {
   const [states, workers, batch] = await Promise.all([
     session.query<{ state: string; n: number }>(
       "SELECT state, count(*)::int AS n FROM dreamina.batch_rows WHERE batch_id = $1 GROUP BY state",

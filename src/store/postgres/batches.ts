@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { BatchLockedError } from "../errors.js";
 import { parseStoredJson } from "../redact.js";
-import type { BatchInfo, BatchRowRecord, OpenBatchParams } from "../types.js";
+import type { BatchInfo, BatchRowRecord, JoinBatchParams, OpenBatchParams } from "../types.js";
 import type { Session } from "./session.js";
 
 type BatchSql = {
@@ -85,6 +85,42 @@ export async function openBatch(session: Session, params: OpenBatchParams, now: 
       manifestDigest: params.manifestDigest,
       createdAt: new Date(row?.created_at ?? now).toISOString(),
       resumed: row !== undefined,
+      previousDigest: previous !== undefined && previous !== params.manifestDigest ? previous : undefined,
+    };
+  });
+}
+
+/**
+ * Joins a batch run by many workers together: found by its id, or created with it (two workers
+ * starting at once create it once). No lease: the rows are leased one by one (batch-queue.ts).
+ */
+export async function joinBatch(session: Session, params: JoinBatchParams, now: number): Promise<BatchInfo> {
+  await session.register();
+  return await session.tx(async (client) => {
+    const inserted = await client.query(
+      `INSERT INTO dreamina.batches (batch_id, out_dir, manifest_path, manifest_digest, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (batch_id) DO NOTHING`,
+      [params.batchId, params.outDir, params.manifestPath ?? null, params.manifestDigest ?? null, now],
+    );
+    const row = (
+      await client.query<BatchSql>("SELECT * FROM dreamina.batches WHERE batch_id = $1 FOR UPDATE", [
+        params.batchId,
+      ])
+    ).rows[0];
+    const previous = row?.manifest_digest ?? undefined;
+    if (params.manifestDigest !== undefined && previous !== params.manifestDigest) {
+      await client.query(
+        "UPDATE dreamina.batches SET manifest_digest = $2, manifest_path = COALESCE($3, manifest_path), updated_at = $4 WHERE batch_id = $1",
+        [params.batchId, params.manifestDigest, params.manifestPath ?? null, now],
+      );
+    }
+    return {
+      batchId: params.batchId,
+      outDir: params.outDir,
+      manifestPath: params.manifestPath,
+      manifestDigest: params.manifestDigest,
+      createdAt: new Date(row?.created_at ?? now).toISOString(),
+      resumed: inserted.rowCount === 0,
       previousDigest: previous !== undefined && previous !== params.manifestDigest ? previous : undefined,
     };
   });

@@ -2,20 +2,20 @@
 // Loaded lazily (only when such a URL is given), so the SQLite default never loads `pg`.
 
 import { redactSecrets } from "../../api/redact.js";
-import { parseStoreUrl } from "./connect.js";
+import { PostgresStoreError, parseStoreUrl } from "./connect.js";
 import { defaultRecoveryDir } from "./recovered.js";
 import { Session } from "./session.js";
 import { PostgresJobStore } from "./store.js";
 
-export { PostgresStoreError } from "./connect.js";
 export { SCHEMA_VERSION } from "./schema.js";
 export { PostgresJobStore } from "./store.js";
+export { PostgresStoreError };
 
 export interface PostgresJobStoreOptions {
   /**
    * How long a worker may stay silent before its rows are another's: its leased batch rows are
    * taken over, its `submitting` rows reported `submission_unknown`. The heartbeat runs every
-   * third of it. Default 30 s.
+   * third of it. Default `$DREAMINA_STORE_LEASE_MS`, else 30 s.
    */
   leaseMs?: number | undefined;
   /** How often the heartbeat runs. Default a third of the lease; 0 never (a stalled worker, for tests). */
@@ -46,7 +46,7 @@ export async function openPostgresJobStore(
   options: PostgresJobStoreOptions = {},
 ): Promise<PostgresJobStore> {
   const parsed = parseStoreUrl(url);
-  const leaseMs = options.leaseMs ?? 30_000;
+  const leaseMs = options.leaseMs ?? leaseFromEnv() ?? 30_000;
   const session = await Session.open(
     parsed,
     { leaseMs, heartbeatMs: options.heartbeatMs },
@@ -68,4 +68,18 @@ export async function openPostgresJobStore(
     );
   });
   return store;
+}
+
+/** `DREAMINA_STORE_LEASE_MS`: a shorter lease hands a killed worker's rows over sooner. */
+function leaseFromEnv(): number | undefined {
+  const text = process.env.DREAMINA_STORE_LEASE_MS;
+  if (text === undefined || text.trim() === "") return undefined;
+  const ms = Number(text);
+  if (!Number.isFinite(ms) || ms < 1000) {
+    throw new PostgresStoreError(
+      `DREAMINA_STORE_LEASE_MS must be a number of milliseconds, at least 1000 (got ${JSON.stringify(text)})`,
+      { code: "store_unsupported" },
+    );
+  }
+  return ms;
 }

@@ -146,8 +146,10 @@ const FUNCTIONS = `
    END $$;
 
    -- The intent row of a claimed batch row, in one statement: refused (nothing written) unless this
-   -- worker holds the row, no earlier job of the row is alive (but those it supersedes), and the
-   -- budget has room for the estimate, which it reserves in the same transaction.
+   -- worker holds the row, no earlier job of the row is alive or may be (but those it supersedes;
+   -- a job cancelled while queued, or failed on the service, is over: whether to run the row again
+   -- is the holder's decision), and the budget has room for the estimate, which it reserves in the
+   -- same transaction.
    CREATE FUNCTION dreamina.row_intent(p_worker text, p_supersedes bigint[], p_estimate double precision,
        p_model text, p_base text, p_batch text, p_row text, p_input text, p_digest text, p_prompt text,
        p_frames integer, p_seed bigint, p_now bigint, p_pid integer, p_host text) RETURNS jsonb
@@ -160,7 +162,7 @@ const FUNCTIONS = `
        RETURN jsonb_build_object('refused', 'batch_row_not_held', 'state', COALESCE(v.state, 'no such row'));
      END IF;
      SELECT local_id, state, request_id INTO v_job FROM dreamina.jobs
-       WHERE batch_id = p_batch AND row_key = p_row AND state NOT IN ('rejected', 'abandoned')
+       WHERE batch_id = p_batch AND row_key = p_row AND state NOT IN ('rejected', 'abandoned', 'cancelled', 'failed')
          AND NOT (local_id = ANY (p_supersedes)) LIMIT 1;
      IF FOUND THEN
        RETURN jsonb_build_object('refused', 'batch_row_submitted', 'job', v_job.local_id, 'state', v_job.state,

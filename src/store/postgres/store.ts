@@ -7,42 +7,44 @@
 
 import type pg from "pg";
 import type { RunTimePrior } from "../../run/schedule.js";
-import type { JobStore } from "../job-store.js";
+import type { SharedBatchStore } from "../job-store.js";
 import type { JournalState } from "../states.js";
 import type {
   BatchInfo,
+  BatchQueueProgress,
   BatchRowOutcome,
   BatchRowRecord,
   BeginSubmitParams,
+  ClaimedRow,
   FileParams,
   JobRecord,
   JobRecordDetail,
   JobStoreWrite,
+  JoinBatchParams,
   ListParams,
   OpenBatchParams,
+  QueueRow,
   RecoveryReport,
   ResultObservation,
+  SharedThrottle,
   StatusObservation,
   SubmitAcceptedParams,
 } from "../types.js";
 import {
-  type BatchProgress,
   batchProgress,
-  type ClaimedRow,
   claimRows,
   enqueueRows,
-  type QueueRow,
   recordRowOutcome,
   releaseRow,
   rowIntent,
 } from "./batch-queue.js";
-import { batchRows, openBatch, releaseBatch, renewBatchLease } from "./batches.js";
+import { batchRows, joinBatch, openBatch, releaseBatch, renewBatchLease } from "./batches.js";
 import { toMillis } from "./codec.js";
 import { batchJobs, getJob, listJobs, runTimePrior, unresolvedJobs } from "./reads.js";
 import { RecoveryFolder } from "./recovered.js";
 import type { Liveness } from "./rows.js";
 import type { Session } from "./session.js";
-import { readThrottle, reportThrottle, type SharedThrottle } from "./throttle.js";
+import { readThrottle, reportThrottle } from "./throttle.js";
 import * as writes from "./writes.js";
 
 export interface PostgresStoreSettings {
@@ -52,7 +54,7 @@ export interface PostgresStoreSettings {
   recoveryDir: string;
 }
 
-export class PostgresJobStore implements JobStore {
+export class PostgresJobStore implements SharedBatchStore {
   readonly kind = "postgres" as const;
   readonly location: string;
   /** The connection and this worker's presence (for the import and the tests, in this folder). */
@@ -230,14 +232,32 @@ export class PostgresJobStore implements JobStore {
 
   // ---- one batch, many workers ----
 
+  get worker(): { host: string; pid: number } {
+    return { host: this.session.host, pid: process.pid };
+  }
+
+  get leaseMs(): number {
+    return this.session.leaseMs;
+  }
+
+  /** Finds a batch by id or creates it (many workers at once: created once). No lease. */
+  async joinBatch(params: JoinBatchParams): Promise<BatchInfo> {
+    return await joinBatch(this.session, params, this.#now());
+  }
+
   /** Adds a batch's rows to its queue (idempotent: every worker may enqueue the same file). */
-  async enqueueRows(batchId: string, rows: readonly QueueRow[], budgetUsd?: number): Promise<void> {
-    await enqueueRows(this.session, batchId, rows, { budgetUsd, now: this.#now() });
+  async enqueueRows(
+    batchId: string,
+    rows: readonly QueueRow[],
+    budgetUsd?: number,
+    options: { reopen?: readonly string[] | undefined } = {},
+  ): Promise<void> {
+    await enqueueRows(this.session, batchId, rows, { budgetUsd, reopen: options.reopen, now: this.#now() });
   }
 
   /** Up to `limit` rows leased to this worker (pending ones, or ones whose worker is gone). */
-  async claimRows(batchId: string, limit: number): Promise<ClaimedRow[]> {
-    return await claimRows(this.session, this.live, batchId, limit);
+  async claimRows(batchId: string, limit: number, exclude?: readonly string[]): Promise<ClaimedRow[]> {
+    return await claimRows(this.session, this.live, batchId, limit, exclude);
   }
 
   /**
@@ -279,7 +299,7 @@ export class PostgresJobStore implements JobStore {
   }
 
   /** Rows by state and by worker, and the budget: the batch's progress across workers. */
-  async batchProgress(batchId: string): Promise<BatchProgress> {
+  async batchProgress(batchId: string): Promise<BatchQueueProgress> {
     return await batchProgress(this.session, batchId);
   }
 

@@ -3,16 +3,8 @@
 // by the server's clock, no LISTEN/NOTIFY: the workers ask often anyway, and a poll survives a
 // dropped connection). The scope is what the service limits by (the token's account, say).
 
+import type { SharedThrottle } from "../types.js";
 import type { Session } from "./session.js";
-
-export interface SharedThrottle {
-  /** How long every worker should still wait before sending, by the server's clock. */
-  pauseMs: number;
-  /** The lowest rate a worker settled on after a 429, if any. */
-  rps: number | undefined;
-  /** How long ago a worker last reported a 429 (a rate that old may be climbed back from). */
-  ageMs: number;
-}
 
 /** Records a 429: the pause only ever lengthens, the rate only ever drops, until it is old. */
 export async function reportThrottle(
