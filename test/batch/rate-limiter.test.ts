@@ -156,3 +156,33 @@ describe("RateLimiter", () => {
     assert.equal(limiter.stats().throttled, 1);
   });
 });
+
+describe("one rate limit for many workers", () => {
+  test("a 429 tells the listeners the pause and the rate it fell to; unsubscribing stops that", () => {
+    const clock = new FakeClock();
+    const limiter = new RateLimiter({ rps: 10, clock });
+    const heard: { pauseMs: number; rps: number }[] = [];
+    const stop = limiter.onThrottle((t) => heard.push(t));
+    limiter.onResponse(429, 2_000);
+    assert.deepEqual(heard, [{ pauseMs: 2_000, rps: 5 }]);
+    stop();
+    clock.t += 5_000;
+    limiter.onResponse(429, 1_000);
+    assert.equal(heard.length, 1);
+  });
+
+  test("what another worker reported: this one pauses as long and goes no faster, while the report is fresh", () => {
+    const clock = new FakeClock();
+    const limiter = new RateLimiter({ rps: 10, clock });
+    limiter.applyShared({ pauseMs: 3_000, rps: 2, ageMs: 100 });
+    assert.equal(limiter.pausedUntil, 3_000);
+    assert.equal(limiter.rate, 2);
+    // The first slot is after the pause.
+    assert.equal(limiter.reserve(), 3_000);
+    // A report over a minute old pauses (if its pause still runs) but does not hold the rate down.
+    const other = new RateLimiter({ rps: 10, clock });
+    other.applyShared({ pauseMs: 0, rps: 1, ageMs: 61_000 });
+    assert.equal(other.rate, 10);
+    assert.equal(other.pausedUntil, 0);
+  });
+});
