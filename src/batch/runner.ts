@@ -30,8 +30,8 @@ import { runJob } from "../run/run.js";
 import { createPollSchedule, type PollSchedule, type RunTimePrior } from "../run/schedule.js";
 import { trimmedStats } from "../run/trimmed-stats.js";
 import { type JobUpdate, type WaitOptions, wait } from "../run/wait.js";
-import type { JobRecord, JobStore, JobStoreWrite } from "../store/index.js";
-import { BatchState, MARKER_FILE } from "./batch-state.js";
+import { isSharedBatchStore, type JobRecord, type JobStore, type JobStoreWrite } from "../store/index.js";
+import { BatchState, MARKER_FILE, markerBatchId, sharedBatchId } from "./batch-state.js";
 import { Budget } from "./budget.js";
 import { Channel, Semaphore } from "./channel.js";
 import { diskFullMessage, diskFullRowError, isDiskFull } from "./disk-full.js";
@@ -48,6 +48,8 @@ import {
   writeJsonReport,
 } from "./report.js";
 import { problemReportRows } from "./report-rows.js";
+import { decideClaimed, RowNotSubmittedError, SharedBatch } from "./shared-batch.js";
+import { runSharedQueue } from "./shared-queue.js";
 import { type RowValidation, validateRows } from "./validate-rows.js";
 
 /**
@@ -72,6 +74,11 @@ export interface RunBatchOptions {
   journal?: JobStore | undefined;
   /** Where videos and reports go (created if needed). Also identifies the batch. */
   outDir: string;
+  /**
+   * On a shared store (PostgreSQL): the batch's id, the same for every worker that should run it
+   * together. Default: the one in `outDir`'s marker file, else one derived from the rows.
+   */
+  batchId?: string | undefined;
   /** Jobs in flight at most (submitted and not finished). Default 4. */
   concurrency?: number | undefined;
   /** US dollars: no submit that would take the committed total above this. */
@@ -307,6 +314,8 @@ interface RowRun {
   lastPollAt: number | undefined;
   /** True when this run settled the row. */
   settledNow: boolean;
+  /** Shared batch: another worker holds the row now (never put back in the queue by this one). */
+  heldElsewhere?: boolean;
 }
 
 const ACTIVE_STATES = new Set(["submitted", "in_queue", "in_progress", "completed"]);
@@ -404,6 +413,8 @@ class Runner {
   #flushError: unknown;
   /** Each distinct image checked once (while its file is unchanged), from validation to the last submit. */
   readonly #images = new ImageCache();
+  /** Set when the store is shared (PostgreSQL) and this run is one of the batch's workers. */
+  #shared: SharedBatch | undefined;
 
   constructor(
     rows: readonly ManifestRow[],
@@ -416,7 +427,9 @@ class Runner {
     this.#store = store;
     this.#manifest = manifest;
     this.#outDir = resolve(options.outDir);
-    this.#budget = new Budget(options.budgetUsd);
+    // On a shared store the budget is the store's, for every worker together (reserved with each
+    // intent row); the local one only counts.
+    this.#budget = new Budget(isSharedBatchStore(store) ? undefined : options.budgetUsd);
     this.#downloads = new Semaphore(options.downloadConcurrency ?? Math.max(1, options.concurrency ?? 4));
     this.#rows = rows.map((row) => ({
       row,
@@ -569,6 +582,7 @@ class Runner {
     } finally {
       signal?.removeEventListener("abort", onAbort);
       this.#images.clear();
+      this.#shared?.close();
       try {
         await this.#flush();
       } finally {
@@ -685,11 +699,19 @@ class Runner {
   }
 
   async #plan(dryRun: boolean): Promise<void> {
+    const store = this.#store;
+    if (isSharedBatchStore(store) && !dryRun) return await this.#planShared(store);
     this.#state = await BatchState.open(this.#store, {
       outDir: this.#outDir,
       manifestPath: this.#manifest?.path,
       manifestDigest: this.#manifest?.digest,
       readOnly: dryRun,
+      // A dry run on a shared store looks at the batch its workers would join.
+      batchId: isSharedBatchStore(store)
+        ? (this.#o.batchId ??
+          (await markerBatchId(this.#outDir)) ??
+          sharedBatchId(this.#rows.map((r) => r.row.key)))
+        : this.#o.batchId,
     });
     // Every path is checked against the real folder, however --out was spelled.
     this.#outDir = this.#state.info.outDir;
@@ -821,6 +843,96 @@ class Runner {
     });
   }
 
+  /**
+   * The plan of one worker of a shared batch: join the batch, queue its rows (every worker queues
+   * the same), and learn what the others settled already. Which row this worker runs is decided
+   * by the queue, one claim at a time (#executeShared). A file in the way is not refused up
+   * front (another worker may be writing it right now): a video goes beside such a file.
+   */
+  async #planShared(store: import("../store/index.js").SharedBatchStore): Promise<void> {
+    const shared = await SharedBatch.join(store, {
+      outDir: this.#outDir,
+      manifestPath: this.#manifest?.path,
+      manifestDigest: this.#manifest?.digest,
+      batchId: this.#o.batchId,
+      rowKeys: this.#rows.map((r) => r.row.key),
+    });
+    this.#shared = shared;
+    this.#state = shared.state;
+    this.#outDir = shared.state.info.outDir;
+    await this.#loadPriors();
+    const valid = this.#rows.filter((r) => r.phase !== "invalid");
+    const outcomes = await shared.enqueue(
+      valid.map((r) => ({ key: r.row.key, line: r.row.line, name: r.row.name, estimateUsd: r.estimateUsd })),
+      {
+        budgetUsd: this.#o.budgetUsd,
+        resubmitUnknown: this.#o.resubmitUnknown,
+        retryFailed: this.#o.retryFailed,
+      },
+    );
+    this.#files = new OutputFiles({
+      outDir: this.#outDir,
+      recorded: outcomes.values(),
+      rowFiles: this.#rows.map((r) => `${r.row.name}${VIDEO_EXT}`),
+      force: Boolean(this.#o.force),
+    });
+    const counts = { toSubmit: 0, toReattach: 0, toDownload: 0, alreadyDone: 0, unknown: 0, failedBefore: 0 };
+    let estimatedUsd = 0;
+    const planned: { row: RowRef; action: PlanAction; estimateUsd: number }[] = [];
+    for (const r of valid) {
+      const settled = this.#takeOutcome(r, outcomes.get(r.row.key));
+      if (settled === "done") {
+        counts.alreadyDone++;
+        this.#emit({ type: "row-skipped", row: r.ref, reason: "done" });
+      } else if (settled === "failed") {
+        counts.failedBefore++;
+      } else {
+        counts.toSubmit++;
+        estimatedUsd += r.estimateUsd;
+      }
+      planned.push({ row: r.ref, action: r.action ?? "submit", estimateUsd: r.estimateUsd });
+    }
+    shared.shareRateLimit(this.#o.rateLimiter);
+    this.#emit({
+      type: "plan",
+      batchId: shared.batchId,
+      resumed: shared.state.info.resumed,
+      manifestChanged: shared.state.info.previousDigest !== undefined,
+      ...counts,
+      estimatedUsd: round(estimatedUsd),
+      rows: planned,
+    });
+  }
+
+  /** A row settled by a worker of the shared batch (this one earlier, or another): taken as it is. */
+  #takeOutcome(
+    r: RowRun,
+    outcome: import("../store/index.js").BatchRowRecord | undefined,
+  ): "done" | "failed" | undefined {
+    if (!outcome || (r.phase !== "pending" && r.phase !== "unknown")) return undefined;
+    r.requestId = outcome.requestId ?? r.requestId;
+    r.costUsd = outcome.costUsd ?? r.costUsd;
+    if (outcome.state === "done") {
+      r.phase = "done";
+      r.action = "done";
+      r.file = outcome.file;
+      r.sha256 = outcome.sha256;
+      r.bytes = outcome.bytes;
+      this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
+      return "done";
+    }
+    const error = outcome.error as (ErrorInfo & { code?: string }) | undefined;
+    if (error?.code === "submission_unknown") {
+      r.phase = "unknown";
+      r.action = "unknown";
+    } else {
+      r.phase = "failed";
+      r.action = "failed";
+    }
+    r.error = error ?? { name: "Error", message: "failed (recorded by another worker)" };
+    return "failed";
+  }
+
   #refuseRow(r: RowRun, problem: Problem): void {
     r.phase = "invalid";
     r.problems = [problem];
@@ -862,6 +974,7 @@ class Runner {
   // ---- 3. execution -------------------------------------------------------------------------
 
   async #execute(): Promise<void> {
+    if (this.#shared) return await this.#executeShared(this.#shared);
     for (const r of this.#rows) {
       if (r.action === "download") this.#startDownload(r);
     }
@@ -894,6 +1007,121 @@ class Runner {
         r.notRunReason = this.#budget.stopped ? "budget" : "interrupted";
       }
     }
+  }
+
+  /** One worker of a shared batch: rows come from the batch's queue, claimed as slots free up. */
+  async #executeShared(shared: SharedBatch): Promise<void> {
+    const byKey = new Map(this.#rows.filter((r) => r.phase !== "invalid").map((r) => [r.row.key, r]));
+    await runSharedQueue(
+      {
+        row: (key) => byKey.get(key),
+        stopping: () => this.#stopping || this.#diskFull !== undefined || this.#budgetStopped,
+        runClaimed: async (r, claimed) => {
+          await this.#runClaimed(r, decideClaimed(claimed, this.#o));
+          // Not run after all (interrupted before its submit, the disk full, the budget spent, a
+          // job of it found): back in the queue for whoever can.
+          if (r.phase === "pending" && !r.heldElsewhere) await shared.release(r.row.key).catch(() => {});
+        },
+      },
+      {
+        store: shared.store,
+        batchId: shared.batchId,
+        concurrency: this.#o.concurrency ?? 4,
+        signal: this.#o.signal,
+      },
+    );
+  }
+
+  async #runClaimed(r: RowRun, decision: import("./shared-batch.js").ClaimDecision): Promise<void> {
+    const { job } = decision;
+    r.action = decision.action;
+    r.unknownLocalIds = decision.unknownLocalIds;
+    r.error = undefined;
+    r.notRunReason = undefined;
+    r.heldElsewhere = false;
+    r.phase = "pending";
+    if (job) {
+      r.requestId = job.requestId;
+      r.localId = job.localId;
+      r.costUsd = job.cost;
+      r.submittedAt = job.submittedAt ? Date.parse(job.submittedAt) : undefined;
+    }
+    switch (decision.action) {
+      case "download":
+        r.outputUrl = job?.outputUrls[0];
+        this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
+        this.#startDownload(r);
+        return;
+      case "reattach":
+        this.#budget.track(r.row.key, r.estimateUsd);
+        await this.#reattach(r);
+        return;
+      case "unknown":
+        this.#budget.addSpent(r.estimateUsd, false);
+        r.phase = "unknown";
+        r.error = {
+          name: "SubmissionUnknownError",
+          code: "submission_unknown",
+          message:
+            "the submit's outcome is unknown: the job may exist and be billed. Left alone; " +
+            "check it, or run again with --resubmit-unknown to submit it anyway",
+        };
+        this.#emit({
+          type: "row-unknown",
+          row: r.ref,
+          localIds: r.unknownLocalIds,
+          since: job?.createdAt ?? new Date().toISOString(),
+          resubmitting: false,
+        });
+        this.#settleShared(r, "failed");
+        return;
+      case "failed":
+        r.error = {
+          name: "JobFailedError",
+          message: `the job failed${job?.jobError !== undefined ? `: ${describe(job.jobError)}` : ""} (run with --retry-failed to submit it again)`,
+          jobError: job?.jobError,
+        };
+        r.errorPhase = "wait";
+        this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
+        r.phase = "failed";
+        this.#settleShared(r, "failed");
+        return;
+      default:
+        this.#budget.reserve(r.row.key, r.estimateUsd);
+        await this.#submitAndWait(r);
+    }
+  }
+
+  /** Records a shared row's outcome (it leaves the queue: no worker claims it again). */
+  #settleShared(r: RowRun, state: "failed"): void {
+    this.#defer({
+      kind: "batch_row",
+      batchId: this.#state!.batchId,
+      rowKey: r.row.key,
+      outcome: {
+        state,
+        line: r.row.line,
+        name: r.row.name,
+        requestId: r.requestId,
+        estimateUsd: r.estimateUsd,
+        costUsd: r.costUsd,
+        error: r.error,
+      },
+    });
+  }
+
+  /** The shared budget is spent (another worker may have spent it): this worker submits no more. */
+  #sharedBudgetStop(r: RowRun): void {
+    if (this.#budgetStopped) return;
+    this.#budgetStopped = true;
+    const notSubmitted = this.#rows.filter((x) => x.phase === "pending").length;
+    this.#emit({
+      type: "budget-stop",
+      limitUsd: this.#o.budgetUsd ?? 0,
+      committedUsd: this.#budget.snapshot().committedUsd,
+      nextEstimateUsd: r.estimateUsd,
+      notSubmitted,
+    });
   }
 
   #budgetStopped = false;
@@ -946,14 +1174,17 @@ class Runner {
           // intent row: if anything stops the run before this point, they stay "unknown" and the
           // next run lists them again instead of submitting silently.
           // Assigned only once committed: a commit that fails (a full disk) leaves no intent row.
-          localId = await store.beginSubmit({
+          const intent = {
             modelId,
             input,
             baseUrl: this.#o.client.baseUrl,
             batchId,
             rowKey: r.row.key,
             supersedes: r.action === "resubmit" ? r.unknownLocalIds : undefined,
-          });
+          };
+          localId = this.#shared
+            ? await this.#shared.intent(intent, r.estimateUsd)
+            : await store.beginSubmit(intent);
           if (r.action === "resubmit") this.#resubmitted.push(r.row.key);
           r.localId = localId;
         },
@@ -984,6 +1215,18 @@ class Runner {
       this.#onJobSucceeded(r, result.result);
     } catch (error) {
       if (!accepted) {
+        if (error instanceof RowNotSubmittedError) {
+          // A shared batch's store refused the intent row: nothing was written, nothing sent.
+          r.phase = "pending";
+          this.#budget.release(r.row.key);
+          if (error.reason === "budget_exceeded") {
+            r.notRunReason = "budget";
+            this.#sharedBudgetStop(r);
+          } else if (error.reason === "batch_row_not_held") {
+            r.heldElsewhere = true;
+          }
+          return;
+        }
         if (error instanceof AbortError && localId === undefined) {
           // Stopped before anything was sent.
           r.phase = "pending";
@@ -1261,8 +1504,9 @@ class Runner {
     r.error = errorInfo(error);
     r.errorPhase = phase;
     r.settledNow = true;
-    // A download failure is not recorded as the row's outcome: the next run fetches again.
-    if (phase !== "download" && this.#state) {
+    // A download failure is not recorded as the row's outcome: the next run fetches again. On a
+    // shared batch it is (or the row would pass from worker to worker): a rerun reopens it.
+    if ((phase !== "download" || this.#shared) && this.#state) {
       const batchId = this.#state.batchId;
       const failed = {
         state: "failed" as const,
@@ -1378,6 +1622,11 @@ class Runner {
 
   async #finish(): Promise<BatchSummary> {
     await this.#flush();
+    if (this.#shared && !this.#o.dryRun) {
+      // What the other workers settled: this worker's report and exit code are the batch's.
+      const outcomes = await this.#shared.outcomes();
+      for (const r of this.#rows) if (r.phase !== "invalid") this.#takeOutcome(r, outcomes.get(r.row.key));
+    }
     // A group commit that failed on a timer (not for want of space): the store is broken.
     if (this.#flushError !== undefined) throw this.#flushError;
     if (this.#interrupted) {

@@ -12,7 +12,11 @@ import { printable } from "../io.js";
 export interface BatchOptions {
   /** The manifest's path (the command's argument). */
   manifest: string;
-  out: string;
+  out?: string;
+  /** The batch's id on a shared store (every worker given the same one joins it). */
+  batch?: string;
+  /** Show the batch's progress (every worker's, on a shared store) instead of running it. */
+  status?: boolean;
   concurrency: string;
   rps: string;
   budget?: string;
@@ -40,7 +44,12 @@ export function registerBatch(program: Command, run: ActionRunner): void {
     .command("batch")
     .description("run every row of a manifest (JSONL or CSV) exactly once; resumable")
     .argument("<manifest>", "a .jsonl (one JSON object a line) or .csv (with a header) file")
-    .requiredOption("--out <dir>", "directory for the videos, report.json and report.html")
+    .option("--out <dir>", "directory for the videos, report.json and report.html (required to run)")
+    .option(
+      "--batch <id>",
+      "the batch's id on a shared store: every worker given it joins the same batch (default: from --out's marker, else from the manifest's rows)",
+    )
+    .option("--status", "show the batch's progress (on a shared store: every worker's) and exit")
     .option("--concurrency <n>", "jobs in flight at most", "4")
     .option("--rps <r>", "API requests per second at most, shared by every call (adapts on 429)", "10")
     .option("--budget <usd>", "stop submitting before the estimated total would exceed this (US$)")
@@ -72,12 +81,20 @@ export function registerBatch(program: Command, run: ActionRunner): void {
         "A row whose file already exists in --out and was not written by this batch is refused",
         "before anything is submitted, like an invalid row (--dry-run lists it); --force overwrites.",
         "",
+        "With --store postgres://… the batch is shared: start the same command on several machines",
+        "(or several times on one) and the workers claim rows from one queue, each row exactly once,",
+        "within one --budget and one rate limit; each worker downloads what it finished into its",
+        "own --out. A killed worker's rows are taken over when its lease runs out",
+        "(DREAMINA_STORE_LEASE_MS, default 30 s). --status shows every worker's progress.",
+        "",
         "Exit 0 only when every row is done; 1 when some row is not; 65 for an invalid manifest (or a",
         "file in the way); 75 when the disk under --out is full.",
         "",
         "Examples:",
         "  dreamina batch shots.jsonl --out renders --dry-run",
         "  dreamina batch shots.csv --out renders --concurrency 8 --budget 20",
+        "  dreamina batch shots.jsonl --out renders --store postgres://me@db.example/dreamina",
+        "  dreamina batch shots.jsonl --status --store postgres://me@db.example/dreamina",
         exitCodesHelp("batch"),
       ].join("\n"),
     )
@@ -89,6 +106,22 @@ export function registerBatch(program: Command, run: ActionRunner): void {
 export async function runBatch(flags: BatchOptions, ctx: Factory): Promise<number> {
   const { io } = ctx;
   const manifestPath = flags.manifest;
+  if (flags.batch !== undefined && !/^[\w.:-]{1,128}$/.test(flags.batch)) {
+    throw new CliError(
+      "usage",
+      `--batch: invalid id ${JSON.stringify(flags.batch)} (letters, digits, . _ : - up to 128 characters)`,
+    );
+  }
+  if (flags.status) {
+    const { runBatchStatus } = await import("./batch-status.js");
+    return await runBatchStatus(
+      { manifest: manifestPath, out: flags.out, batch: flags.batch, json: flags.json },
+      ctx,
+    );
+  }
+  const outDir = flags.out;
+  if (outDir === undefined)
+    throw new CliError("usage", "--out is required to run a batch (or give --status)");
   const concurrency = number("concurrency", flags.concurrency, (n) => Number.isInteger(n) && n >= 1);
   const rps = number("rps", flags.rps, (n) => n > 0);
   const budgetUsd = flags.budget === undefined ? undefined : number("budget", flags.budget, (n) => n >= 0);
@@ -147,7 +180,8 @@ export async function runBatch(flags: BatchOptions, ctx: Factory): Promise<numbe
     const batch = startBatch(manifest, {
       client,
       journal,
-      outDir: flags.out,
+      outDir,
+      batchId: flags.batch,
       concurrency,
       budgetUsd,
       dryRun: flags.dryRun,
