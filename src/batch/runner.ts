@@ -1094,6 +1094,8 @@ class Runner {
 
   /** Records a shared row's outcome (it leaves the queue: no worker claims it again). */
   #settleShared(r: RowRun, state: "failed"): void {
+    // The code says why to whoever reads the outcome (another worker's report, a rerun).
+    const error = r.phase === "unknown" ? { ...r.error, code: "submission_unknown" } : r.error;
     this.#defer({
       kind: "batch_row",
       batchId: this.#state!.batchId,
@@ -1105,7 +1107,7 @@ class Runner {
         requestId: r.requestId,
         estimateUsd: r.estimateUsd,
         costUsd: r.costUsd,
-        error: r.error,
+        error,
       },
     });
   }
@@ -1248,6 +1250,9 @@ class Runner {
             since: new Date().toISOString(),
             resubmitting: false,
           });
+          // A shared batch's row leaves the queue: no worker may submit it again (only a rerun
+          // with --resubmit-unknown puts it back).
+          if (this.#shared) this.#settleShared(r, "failed");
           return;
         }
         this.#budget.release(r.row.key);
