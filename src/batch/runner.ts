@@ -21,18 +21,16 @@
 import { access } from "node:fs/promises";
 import { resolve } from "node:path";
 import { AbortError } from "../api/errors.js";
-import { estimateCostUsd, MODEL_ID } from "../model/input.js";
 import type { JobRecord } from "../store/index.js";
 import { BatchState, MARKER_FILE } from "./batch-state.js";
-import {
-  type BatchEvent,
-  type BatchRun,
-  type BatchSummary,
-  FALLBACK_PRICE,
-  type PlanAction,
-  type Problem,
-  type RowRef,
-  type RunBatchOptions,
+import type {
+  BatchEvent,
+  BatchRun,
+  BatchSummary,
+  PlanAction,
+  Problem,
+  RowRef,
+  RunBatchOptions,
 } from "./batch-types.js";
 import { roundUsd } from "./budget.js";
 import { Channel } from "./channel.js";
@@ -42,6 +40,7 @@ import { execute, jobQueue } from "./execute.js";
 import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
 import { OutputFiles, outputPath, sha256File, VIDEO_EXT } from "./output-files.js";
 import { planRow, recordedFile } from "./plan.js";
+import { loadPrice } from "./price.js";
 import { writeReports } from "./reports.js";
 import type { RowRun } from "./row-run.js";
 import { BatchRunContext, type ManifestInfo } from "./run-context.js";
@@ -183,44 +182,7 @@ function reportProblem(ctx: BatchRunContext, p: ManifestProblem): void {
   });
 }
 
-async function loadPrice(ctx: BatchRunContext): Promise<void> {
-  if (ctx.options.price) {
-    ctx.price = { ...ctx.options.price, source: "given" };
-  } else {
-    try {
-      const model = await ctx.options.client.models.get(MODEL_ID, {
-        signal: ctx.options.signal,
-        timeoutMs: 15_000,
-      });
-      if (model.basePriceUsd === undefined) throw new Error("the model detail has no base_price_usd");
-      ctx.price = {
-        basePriceUsd: model.basePriceUsd,
-        priceUnit: model.priceUnit ?? "request",
-        source: "service",
-      };
-    } catch (error) {
-      if (ctx.options.signal?.aborted) {
-        ctx.interrupted = true;
-        ctx.stopping = true;
-      }
-      ctx.price = {
-        ...FALLBACK_PRICE,
-        source: "default",
-        note:
-          `the price could not be read from the service (${error instanceof Error ? error.message : String(error)}); ` +
-          `estimates use the default US$${FALLBACK_PRICE.basePriceUsd} per ${FALLBACK_PRICE.priceUnit}`,
-      };
-    }
-  }
-  ctx.emit({ type: "price", price: ctx.price });
-  for (const r of ctx.rows) {
-    r.estimateUsd = estimateCostUsd({
-      frames: r.row.frames,
-      basePriceUsd: ctx.price.basePriceUsd,
-      priceUnit: ctx.price.priceUnit,
-    });
-  }
-}
+// ---- 2. plan (the price: price.ts; each row's decision: plan.ts) --------------------------
 
 async function plan(ctx: BatchRunContext, dryRun: boolean): Promise<void> {
   ctx.batch = await BatchState.open(ctx.store, {
@@ -349,6 +311,8 @@ async function fileIntact(ctx: BatchRunContext, file: string, sha256: string | u
   }
 }
 
+// ---- 3. execution: execute.ts, submit-and-wait.ts, downloads.ts; the interrupt here --------
+
 function interrupt(ctx: BatchRunContext): void {
   if (ctx.stopping) return;
   ctx.stopping = true;
@@ -367,6 +331,8 @@ function interrupt(ctx: BatchRunContext): void {
   ctx.downloads.abort(new Error("interrupted"));
   ctx.inFlightAtInterrupt = inFlight;
 }
+
+// ---- 4. reports (reports.ts) and summary (summary.ts) ------------------------------------
 
 async function finish(ctx: BatchRunContext): Promise<BatchSummary> {
   await ctx.commits.flush();
