@@ -17,7 +17,7 @@
 
 import { pathToFileURL } from "node:url";
 import { RunComfyClient } from "../src/api/client.js";
-import { BATCH_POLL_SCHEDULE } from "../src/batch/runner.js";
+import { BATCH_POLL_SCHEDULE } from "../src/batch/submit-and-wait.js";
 import {
   createPollSchedule,
   mulberry32,

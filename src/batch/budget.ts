@@ -38,7 +38,7 @@ export class Budget {
   get committedUsd(): number {
     let pending = 0;
     for (const v of this.#pending.values()) pending += v;
-    return round(this.#spent + pending);
+    return roundUsd(this.#spent + pending);
   }
 
   get stopped(): boolean {
@@ -99,8 +99,8 @@ export class Budget {
     const committed = this.committedUsd;
     return {
       limitUsd: this.limitUsd,
-      spentUsd: round(this.#spent),
-      pendingUsd: round(committed - this.#spent),
+      spentUsd: roundUsd(this.#spent),
+      pendingUsd: roundUsd(committed - this.#spent),
       committedUsd: committed,
       stopped: this.#stopped,
       actualCount: this.#actualCount,
@@ -109,6 +109,7 @@ export class Budget {
   }
 }
 
-function round(usd: number): number {
+/** US dollars to the micro-dollar (no float noise in reports and summaries). */
+export function roundUsd(usd: number): number {
   return Math.round(usd * 1e6) / 1e6;
 }

@@ -3,6 +3,18 @@
 
 export { type BatchInfo, BatchLockedError, type BatchRowRecord } from "../store/index.js";
 export { BatchState, MARKER_FILE, type OpenBatchOptions } from "./batch-state.js";
+export {
+  type BatchCounts,
+  type BatchEvent,
+  type BatchRun,
+  type BatchSummary,
+  type ErrorInfo,
+  FALLBACK_PRICE,
+  type PlanAction,
+  type Price,
+  type RowRef,
+  type RunBatchOptions,
+} from "./batch-types.js";
 export { Budget, type BudgetSnapshot } from "./budget.js";
 export {
   deriveRowKey,
@@ -33,18 +45,5 @@ export {
   writeHtmlReport,
   writeJsonReport,
 } from "./report.js";
-export {
-  type BatchCounts,
-  type BatchEvent,
-  type BatchRun,
-  type BatchSummary,
-  type ErrorInfo,
-  FALLBACK_PRICE,
-  type PlanAction,
-  type Price,
-  type RowRef,
-  type RunBatchOptions,
-  runBatch,
-  sha256File,
-} from "./runner.js";
+export { runBatch, sha256File } from "./runner.js";
 export { type RowValidation, rowInput, validateRow, validateRows } from "./validate-rows.js";

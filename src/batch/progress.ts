@@ -2,7 +2,7 @@
 // cli-progress (queued, running, done, failed, throughput, ETA, spend so far); elsewhere
 // (a log file, CI) a plain line every few seconds. Nothing at all with --json or -q.
 
-import type { BatchCounts } from "./runner.js";
+import type { BatchCounts } from "./batch-types.js";
 
 export interface ProgressOptions {
   stream?: NodeJS.WriteStream | undefined;

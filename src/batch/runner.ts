@@ -18,1865 +18,364 @@
 // downloads stop, queued jobs are cancelled only with `cancelQueuedOnExit`, and everything is
 // left resumable.
 
-import { setMaxListeners } from "node:events";
 import { access } from "node:fs/promises";
 import { resolve } from "node:path";
-import type { RunComfyClient } from "../api/client.js";
-import { AbortError, SubmissionUnknownError } from "../api/errors.js";
-import type { JobResult } from "../api/types.js";
-import { estimateCostUsd, MODEL_ID } from "../model/input.js";
-import { WaitAbortedError } from "../run/errors.js";
-import { runJob } from "../run/run.js";
-import { createPollSchedule, type PollSchedule, type RunTimePrior } from "../run/schedule.js";
-import { trimmedStats } from "../run/trimmed-stats.js";
-import { type JobUpdate, type WaitOptions, wait } from "../run/wait.js";
-import { isSharedBatchStore, type JobRecord, type JobStore, type JobStoreWrite } from "../store/index.js";
+import { AbortError } from "../api/errors.js";
+import { isSharedBatchStore, type JobRecord } from "../store/index.js";
 import { BatchState, MARKER_FILE, markerBatchId, sharedBatchId } from "./batch-state.js";
-import { Budget } from "./budget.js";
-import { Channel, Semaphore } from "./channel.js";
-import { diskFullMessage, diskFullRowError, isDiskFull } from "./disk-full.js";
-import { fetchRowVideo } from "./fetch-video.js";
-import { ImageCache, prepareRowInput } from "./input.js";
+import type {
+  BatchEvent,
+  BatchRun,
+  BatchSummary,
+  PlanAction,
+  Problem,
+  RowRef,
+  RunBatchOptions,
+} from "./batch-types.js";
+import { roundUsd } from "./budget.js";
+import { Channel } from "./channel.js";
+import { isDiskFull } from "./disk-full.js";
+import { startDownload } from "./downloads.js";
+import { execute, jobQueue } from "./execute.js";
 import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
-import { OutputFiles, OutputPathError, outputPath, sha256File, VIDEO_EXT } from "./output-files.js";
-import type { RateLimiter, RateLimiterStats } from "./rate-limiter.js";
-import {
-  type BatchReport,
-  type ReportRow,
-  type ReportRowStatus,
-  writeHtmlReport,
-  writeJsonReport,
-} from "./report.js";
-import { problemReportRows } from "./report-rows.js";
-import { decideClaimed, RowNotSubmittedError, SharedBatch } from "./shared-batch.js";
-import { runSharedQueue } from "./shared-queue.js";
-import { type RowValidation, validateRows } from "./validate-rows.js";
-
-/**
- * Used when the models endpoint cannot be read: the sandbox's (and, at the time of writing,
- * the service's published) price for this model, US$ 0.12 per second of video.
- */
-export const FALLBACK_PRICE = { basePriceUsd: 0.12, priceUnit: "second" } as const;
-
-export interface Price {
-  basePriceUsd: number;
-  priceUnit: string;
-  source: "service" | "default" | "given";
-  /** Why the fallback was used. */
-  note?: string | undefined;
-}
-
-export interface RunBatchOptions {
-  client: RunComfyClient;
-  /** The job store (the journal): every submit, status, result and row outcome goes there. */
-  store?: JobStore | undefined;
-  /** The former name of `store`, still accepted. */
-  journal?: JobStore | undefined;
-  /** Where videos and reports go (created if needed). Also identifies the batch. */
-  outDir: string;
-  /**
-   * On a shared store (PostgreSQL): the batch's id, the same for every worker that should run it
-   * together. Default: the one in `outDir`'s marker file, else one derived from the rows.
-   */
-  batchId?: string | undefined;
-  /** Jobs in flight at most (submitted and not finished). Default 4. */
-  concurrency?: number | undefined;
-  /** US dollars: no submit that would take the committed total above this. */
-  budgetUsd?: number | undefined;
-  dryRun?: boolean | undefined;
-  skipInvalid?: boolean | undefined;
-  /** Submit again rows whose earlier submit outcome is unknown (they may be billed twice). */
-  resubmitUnknown?: boolean | undefined;
-  /** Submit again rows whose job failed on the service in an earlier run. */
-  retryFailed?: boolean | undefined;
-  /**
-   * Overwrite files in the output directory that this batch did not write. Without it, a row
-   * whose file exists is refused before it is submitted (like an invalid row), and the video of
-   * a job that already ran goes beside such a file, under a free name.
-   */
-  force?: boolean | undefined;
-  /** On abort, cancel jobs still queued (running jobs cannot be stopped). */
-  cancelQueuedOnExit?: boolean | undefined;
-  /** Interrupt: stop submitting, stop waiting, leave a resumable state. */
-  signal?: AbortSignal | undefined;
-  /** The limiter plugged into the client's hooks, for its statistics. */
-  rateLimiter?: RateLimiter | undefined;
-  /** Images probed at once during validation. Default 16. */
-  validateConcurrency?: number | undefined;
-  /** Downloads at once. Default: concurrency. */
-  downloadConcurrency?: number | undefined;
-  /** A time-scaled sandbox runs this many times faster: the poll schedule follows. */
-  timeScale?: number | undefined;
-  pollSchedule?: PollSchedule | undefined;
-  /** Skip the models call. */
-  price?: { basePriceUsd: number; priceUnit: string } | undefined;
-  /** Write report.json / report.html. Default true (not on a dry run). */
-  report?: boolean | undefined;
-  /** Thumbnails in report.html. Default true. */
-  thumbnails?: boolean | undefined;
-  /** Manifest identity and parse problems when `rows` is a plain array. */
-  manifest?: Pick<Manifest, "path" | "digest" | "problems"> | undefined;
-  /** Give up waiting for one job after this long (it is left alone, the row fails). */
-  waitTimeoutMs?: number | undefined;
-}
-
-export interface RowRef {
-  line: number;
-  key: string;
-  name: string;
-}
-
-export interface Problem {
-  field?: string | undefined;
-  rule?: string | undefined;
-  /** The rule's limit and the value that broke it, when the rule has them (e.g. 320 and 300 px). */
-  limit?: unknown;
-  actual?: unknown;
-  message: string;
-}
-
-export type BatchEvent =
-  | { type: "validation-start"; total: number }
-  | { type: "row-validated"; row: RowRef; warnings: Problem[] }
-  | { type: "row-invalid"; line: number; row: RowRef | undefined; problems: Problem[] }
-  | { type: "validated"; valid: number; invalid: number; durationMs: number }
-  | { type: "price"; price: Price }
-  | {
-      type: "plan";
-      batchId: string;
-      resumed: boolean;
-      manifestChanged: boolean;
-      toSubmit: number;
-      toReattach: number;
-      toDownload: number;
-      alreadyDone: number;
-      unknown: number;
-      failedBefore: number;
-      estimatedUsd: number;
-      rows: { row: RowRef; action: PlanAction; estimateUsd: number }[];
-    }
-  | { type: "row-skipped"; row: RowRef; reason: "done" }
-  | { type: "row-unknown"; row: RowRef; localIds: number[]; since: string; resubmitting: boolean }
-  | { type: "submitted"; row: RowRef; requestId: string }
-  | { type: "reattached"; row: RowRef; requestId: string }
-  | { type: "status"; row: RowRef; requestId: string; status: string; queuePosition: number | undefined }
-  | {
-      type: "downloaded";
-      row: RowRef;
-      requestId: string;
-      path: string;
-      bytes: number;
-      sha256: string;
-      resumed: boolean;
-    }
-  | {
-      type: "row-done";
-      row: RowRef;
-      requestId: string;
-      costUsd: number | undefined;
-      file: string;
-      sha256: string;
-      /** Set when the video could not go under the row's own name (a file was in the way). */
-      note?: string | undefined;
-    }
-  | {
-      type: "row-failed";
-      row: RowRef;
-      requestId: string | undefined;
-      phase: "submit" | "wait" | "download";
-      error: ErrorInfo;
-    }
-  | {
-      type: "budget-stop";
-      limitUsd: number;
-      committedUsd: number;
-      nextEstimateUsd: number;
-      notSubmitted: number;
-    }
-  | { type: "interrupted"; inFlight: number; cancelled: number }
-  /** The disk under --out is full (first seen writing `path`): no more submits. */
-  | { type: "disk-full"; path: string; inFlight: number }
-  | { type: "report"; json: string; html: string | undefined }
-  | { type: "summary"; summary: BatchSummary };
-
-export type PlanAction = "submit" | "reattach" | "download" | "done" | "unknown" | "resubmit" | "failed";
-
-export interface ErrorInfo {
-  name: string;
-  message: string;
-  /** The service's job error, verbatim, when the job itself failed. */
-  jobError?: unknown;
-  code?: string | undefined;
-  status?: number | undefined;
-}
-
-export interface BatchCounts {
-  total: number;
-  invalid: number;
-  /** Waiting for a slot (or stopped by the budget / an interrupt before submitting). */
-  pending: number;
-  queued: number;
-  running: number;
-  downloading: number;
-  done: number;
-  failed: number;
-  unknown: number;
-  /** Done in an earlier run. */
-  skipped: number;
-  spentUsd: number;
-  committedUsd: number;
-  startedAtMs: number;
-  /** Rows settled (done or failed) by this run: the throughput's numerator. */
-  finishedThisRun: number;
-}
-
-export interface BatchSummary {
-  batchId: string | undefined;
-  outDir: string;
-  dryRun: boolean;
-  rows: number;
-  valid: number;
-  invalid: number;
-  done: number;
-  failed: number;
-  unknown: number;
-  notRun: number;
-  alreadyDone: number;
-  submitted: number;
-  reattached: number;
-  resubmitted: string[];
-  estimatedUsd: number;
-  costUsd: number;
-  spentUsd: number;
-  budget: { limitUsd: number | undefined; stopped: boolean; committedUsd: number };
-  price: Price | undefined;
-  interrupted: boolean;
-  durationMs: number;
-  rateLimiter: RateLimiterStats | undefined;
-  report: { json: string; html: string | undefined } | undefined;
-  /** Why report.json could not be written (report is then undefined). */
-  reportError: string | undefined;
-  /** Set when the disk under --out filled up: what happened and what to do, in one message. */
-  diskFull: { path: string; message: string } | undefined;
-  /** 0 all rows done; 1 some not; 65 invalid manifest (or a file in the way); 75 disk full; 130 interrupted. */
-  exitCode: number;
-  failures: { line: number; key: string; name: string; requestId: string | undefined; error: ErrorInfo }[];
-  unknownRows: { line: number; key: string; name: string; localIds: number[] }[];
-}
-
-export interface BatchRun extends AsyncIterable<BatchEvent> {
-  counts(): BatchCounts;
-  /** The summary, once the run has ended. */
-  readonly summary: Promise<BatchSummary>;
-}
-
-type Phase =
-  | "pending"
-  | "submitting"
-  | "queued"
-  | "running"
-  | "downloading"
-  | "done"
-  | "failed"
-  | "unknown"
-  | "invalid";
-
-interface RowRun {
-  row: ManifestRow;
-  ref: RowRef;
-  validation: RowValidation | undefined;
-  /** Why the row is invalid (a model rule, or a file in the way). */
-  problems: Problem[] | undefined;
-  phase: Phase;
-  action: PlanAction | undefined;
-  estimateUsd: number;
-  requestId: string | undefined;
-  localId: number | undefined;
-  costUsd: number | undefined;
-  file: string | undefined;
-  bytes: number | undefined;
-  sha256: string | undefined;
-  error: ErrorInfo | undefined;
-  errorPhase: "submit" | "wait" | "download" | undefined;
-  /** Set by an interrupt while the submit is on the wire: abort as soon as it settles. */
-  abortAfterSubmit: boolean;
-  controller: AbortController | undefined;
-  outputUrl: string | undefined;
-  submittedAt: number | undefined;
-  downloadedAt: number | undefined;
-  unknownLocalIds: number[];
-  notRunReason: ReportRowStatus | undefined;
-  lastStatusKey: string | undefined;
-  /** When the run started, as this run saw it: after `runStartLo` (submit, or the last in_queue), by `runStartHi`. */
-  runStartLo: number | undefined;
-  runStartHi: number | undefined;
-  /** The last unfinished poll: the job ended after it. */
-  lastPollAt: number | undefined;
-  /** True when this run settled the row. */
-  settledNow: boolean;
-  /** Shared batch: another worker holds the row now (never put back in the queue by this one). */
-  heldElsewhere?: boolean;
-}
-
-const ACTIVE_STATES = new Set(["submitted", "in_queue", "in_progress", "completed"]);
-/**
- * The batch's poll schedule: the run layer's (sparse early, dense around the end the journal's
- * run-time prior expects) with a narrower, sparser dense window. A batch is about throughput:
- * with dozens of jobs in flight, polling each one every second or two near its expected end
- * costs more requests (rate limit, CPU) than a few seconds of detection latency is worth.
- * Simulated on 1 s ± 0.25 s jobs: 5.4 polls per job instead of 25, ~5 % detection latency.
- */
-export const BATCH_POLL_SCHEDULE: PollSchedule = createPollSchedule({
-  denseStepMs: 6_000,
-  denseFromStd: 0.6,
-  hazardConstantMs: 2_000,
-  denseMinMs: 1_500,
-});
-
-/** How long non-critical journal writes wait to be committed together. */
-const GROUP_COMMIT_MS = 250;
-/** How long a run-time prior read from the journal is reused once it stands on enough jobs. */
-const PRIOR_TTL_MS = 5_000;
-const PRIOR_SOLID_SAMPLES = 10;
-/** The batch's own run-time observations replace the journal's prior from this many on. */
-const OWN_PRIOR_MIN_SAMPLES = 3;
-/** How many recent run times the batch's own prior stands on (the journal's window too). */
-const RUN_TIME_WINDOW = 50;
+import { OutputFiles, outputPath, sha256File, VIDEO_EXT } from "./output-files.js";
+import { planRow, recordedFile } from "./plan.js";
+import { loadPrice } from "./price.js";
+import { writeReports } from "./reports.js";
+import type { RowRun } from "./row-run.js";
+import { BatchRunContext, type ManifestInfo } from "./run-context.js";
+import { executeShared, planShared, takeSharedOutcomes } from "./shared-run.js";
+import { countRows, summarize } from "./summary.js";
+import { validateRows } from "./validate-rows.js";
 
 export function runBatch(rows: readonly ManifestRow[] | Manifest, options: RunBatchOptions): BatchRun {
-  const manifest: Pick<Manifest, "path" | "digest" | "problems"> | undefined = Array.isArray(rows)
-    ? options.manifest
-    : (rows as Manifest);
+  const manifest: ManifestInfo | undefined = Array.isArray(rows) ? options.manifest : (rows as Manifest);
   const list: readonly ManifestRow[] = Array.isArray(rows) ? rows : (rows as Manifest).rows;
-  const runner = new Runner(list, manifest, options);
+  const ctx = new BatchRunContext(list, manifest, options);
   const channel = new Channel<BatchEvent>();
-  const summary = runner
-    .run((event) => channel.push(event))
-    .then(
-      (s) => {
-        channel.close();
-        return s;
-      },
-      (error) => {
-        channel.fail(error);
-        throw error;
-      },
-    );
+  const summary = run(ctx, (event) => channel.push(event)).then(
+    (s) => {
+      channel.close();
+      return s;
+    },
+    (error) => {
+      channel.fail(error);
+      throw error;
+    },
+  );
   // The summary promise is also observed through the iterator; never an unhandled rejection.
   summary.catch(() => {});
   return {
     [Symbol.asyncIterator]: () => channel[Symbol.asyncIterator](),
-    counts: () => runner.counts(),
+    counts: () => countRows(ctx),
     summary,
   };
 }
 
-class Runner {
-  readonly #rows: RowRun[];
-  readonly #manifest: Pick<Manifest, "path" | "digest" | "problems"> | undefined;
-  readonly #o: RunBatchOptions;
-  readonly #store: JobStore;
-  /** As given (resolved) until the batch state is opened, then the real folder (symlinks resolved). */
-  #outDir: string;
-  readonly #budget: Budget;
-  readonly #startedAt = Date.now();
-  #emit: (event: BatchEvent) => void = () => {};
-  #state: BatchState | undefined;
-  #price: Price | undefined;
-  #invalidLines = 0;
-  /** The output directory's files: which this batch may replace. Set by the plan. */
-  #files: OutputFiles | undefined;
-  /** Rows whose file is in the way; the batch refuses to start over them unless skipInvalid. */
-  #refusedRows = 0;
-  /** Set by the first write into --out that failed for want of space. */
-  #diskFull: { path: string } | undefined;
-  #stopping = false;
-  #interrupted = false;
-  #submitted = 0;
-  #reattached = 0;
-  #resubmitted: string[] = [];
-  #priors = new Map<number, { prior: RunTimePrior | undefined; at: number }>();
-  /** Run times this run observed, by frame count (the newest RUN_TIME_WINDOW), and their stats. */
-  #runTimes = new Map<number, { samples: number[]; prior: RunTimePrior | undefined }>();
-  #downloads: Semaphore;
-  #downloadsInFlight = new Set<Promise<void>>();
-  /**
-   * Journal writes that a crash may lose without harm (statuses, results, "file downloaded"):
-   * committed together every GROUP_COMMIT_MS, one fsync for many rows. The writes a crash must
-   * never lose (the intent row before a POST, the request id after it) are never deferred.
-   */
-  #deferred: JobStoreWrite[] = [];
-  #flushTimer: NodeJS.Timeout | undefined;
-  /** The group commit in progress (commits run one after the other, in order). */
-  #flushing: Promise<void> = Promise.resolve();
-  /** A group commit from the timer that failed for another reason than a full disk: rethrown at the end. */
-  #flushError: unknown;
-  /** Each distinct image checked once (while its file is unchanged), from validation to the last submit. */
-  readonly #images = new ImageCache();
-  /** Set when the store is shared (PostgreSQL) and this run is one of the batch's workers. */
-  #shared: SharedBatch | undefined;
-
-  constructor(
-    rows: readonly ManifestRow[],
-    manifest: Pick<Manifest, "path" | "digest" | "problems"> | undefined,
-    options: RunBatchOptions,
-  ) {
-    this.#o = options;
-    const store = options.store ?? options.journal;
-    if (!store) throw new TypeError("runBatch needs a job store (options.store)");
-    this.#store = store;
-    this.#manifest = manifest;
-    this.#outDir = resolve(options.outDir);
-    // On a shared store the budget is the store's, for every worker together (reserved with each
-    // intent row); the local one only counts.
-    this.#budget = new Budget(isSharedBatchStore(store) ? undefined : options.budgetUsd);
-    this.#downloads = new Semaphore(options.downloadConcurrency ?? Math.max(1, options.concurrency ?? 4));
-    this.#rows = rows.map((row) => ({
-      row,
-      ref: { line: row.line, key: row.key, name: row.name },
-      validation: undefined,
-      problems: undefined,
-      phase: "pending",
-      action: undefined,
-      estimateUsd: 0,
-      requestId: undefined,
-      localId: undefined,
-      costUsd: undefined,
-      file: undefined,
-      bytes: undefined,
-      sha256: undefined,
-      error: undefined,
-      errorPhase: undefined,
-      abortAfterSubmit: false,
-      controller: undefined,
-      outputUrl: undefined,
-      submittedAt: undefined,
-      downloadedAt: undefined,
-      unknownLocalIds: [],
-      notRunReason: undefined,
-      lastStatusKey: undefined,
-      runStartLo: undefined,
-      runStartHi: undefined,
-      lastPollAt: undefined,
-      settledNow: false,
-    }));
-  }
-
-  #defer(write: JobStoreWrite): void {
-    this.#deferred.push(write);
-    this.#flushTimer ??= setTimeout(() => {
-      this.#flush().catch((error: unknown) => {
-        this.#flushError ??= error;
-      });
-    }, GROUP_COMMIT_MS);
-  }
-
-  /** Commits the deferred writes in one transaction (after any commit already in progress). */
-  #flush(): Promise<void> {
-    if (this.#flushTimer) clearTimeout(this.#flushTimer);
-    this.#flushTimer = undefined;
-    if (this.#deferred.length === 0) return this.#flushing;
-    const writes = this.#deferred;
-    this.#deferred = [];
-    const run = this.#flushing.then(() => this.#commit(writes));
-    this.#flushing = run.catch(() => {});
-    return run;
-  }
-
-  async #commit(writes: JobStoreWrite[]): Promise<void> {
+async function run(ctx: BatchRunContext, emit: (event: BatchEvent) => void): Promise<BatchSummary> {
+  ctx.emit = emit;
+  const o = ctx.options;
+  const signal = o.signal;
+  const onAbort = () => interrupt(ctx);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const valid = await validate(ctx);
+    // A dry run goes on to plan the valid rows, so that it reports every problem at once
+    // (a file in the way is only found by the plan).
+    if (!valid && (ctx.interrupted || !o.dryRun)) return finish(ctx);
+    await loadPrice(ctx);
+    if (o.dryRun) {
+      await plan(ctx, true);
+      return finish(ctx);
+    }
+    if (ctx.stopping) return finish(ctx);
     try {
-      await this.#store.writeBatch(writes);
+      await plan(ctx, false);
     } catch (error) {
-      // The store's disk is full (this often runs from a timer: throwing would end the
-      // process). Nothing was committed: kept for the next group. If they never fit, the next
-      // run learns the same again (results are polled by request id, files found by content).
+      // No room even for the batch's marker file: nothing may be submitted.
       if (!isDiskFull(error)) throw error;
-      this.#deferred.unshift(...writes);
-      this.#noteDiskFull(this.#store.location);
+      const sqlite = (error as { code?: unknown }).code === "SQLITE_FULL";
+      ctx.noteDiskFull(sqlite ? ctx.store.location : resolve(ctx.outDir, MARKER_FILE));
+      for (const r of ctx.rows) if (r.phase === "pending") ctx.waitForSpace(r);
+      return await finish(ctx);
     }
-  }
-
-  counts(): BatchCounts {
-    const c: BatchCounts = {
-      total: 0,
-      invalid: this.#invalidLines,
-      pending: 0,
-      queued: 0,
-      running: 0,
-      downloading: 0,
-      done: 0,
-      failed: 0,
-      unknown: 0,
-      skipped: 0,
-      spentUsd: 0,
-      committedUsd: 0,
-      startedAtMs: this.#startedAt,
-      finishedThisRun: 0,
-    };
-    for (const r of this.#rows) {
-      if (r.phase === "invalid") continue;
-      c.total++;
-      switch (r.phase) {
-        case "pending":
-          c.pending++;
-          break;
-        case "submitting":
-        case "running":
-          c.running++;
-          break;
-        case "queued":
-          c.queued++;
-          break;
-        case "downloading":
-          c.downloading++;
-          break;
-        case "done":
-          c.done++;
-          if (r.action === "done") c.skipped++;
-          break;
-        case "failed":
-          c.failed++;
-          break;
-        case "unknown":
-          c.unknown++;
-          break;
-      }
-      if (r.settledNow) c.finishedThisRun++;
+    if (refused(ctx)) return await finish(ctx);
+    if (ctx.shared) {
+      if (!ctx.stopping) await executeShared(ctx, ctx.shared);
+    } else if (!ctx.stopping) {
+      for (const r of ctx.rows) if (r.action === "download") startDownload(ctx, r);
+      await execute(ctx, jobQueue(ctx.rows));
     }
-    const budget = this.#budget.snapshot();
-    c.spentUsd = budget.spentUsd;
-    c.committedUsd = budget.committedUsd;
-    return c;
-  }
-
-  async run(emit: (event: BatchEvent) => void): Promise<BatchSummary> {
-    this.#emit = emit;
-    const signal = this.#o.signal;
-    const onAbort = () => this.#interrupt();
-    signal?.addEventListener("abort", onAbort, { once: true });
+    await ctx.downloads.settled();
+    return await finish(ctx);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    ctx.images.clear();
+    ctx.shared?.close();
     try {
-      const valid = await this.#validate();
-      // A dry run goes on to plan the valid rows, so that it reports every problem at once
-      // (a file in the way is only found by the plan).
-      if (!valid && (this.#interrupted || !this.#o.dryRun)) return this.#finish();
-      await this.#loadPrice();
-      if (this.#o.dryRun) {
-        await this.#plan(true);
-        return this.#finish();
-      }
-      if (this.#stopping) return this.#finish();
-      try {
-        await this.#plan(false);
-      } catch (error) {
-        // No room even for the batch's marker file: nothing may be submitted.
-        if (!isDiskFull(error)) throw error;
-        const sqlite = (error as { code?: unknown }).code === "SQLITE_FULL";
-        this.#noteDiskFull(sqlite ? this.#store.location : resolve(this.#outDir, MARKER_FILE));
-        for (const r of this.#rows) if (r.phase === "pending") this.#waitForSpace(r);
-        return await this.#finish();
-      }
-      if (this.#refused()) return await this.#finish();
-      if (!this.#stopping) await this.#execute();
-      await Promise.all(this.#downloadsInFlight);
-      return await this.#finish();
+      await ctx.commits.flush();
     } finally {
-      signal?.removeEventListener("abort", onAbort);
-      this.#images.clear();
-      this.#shared?.close();
-      try {
-        await this.#flush();
-      } finally {
-        await this.#state?.release();
-      }
+      await ctx.batch?.release();
     }
   }
+}
 
-  // ---- 1. validation ------------------------------------------------------------------------
+// ---- 1. validation --------------------------------------------------------------------------
 
-  async #validate(): Promise<boolean> {
-    const started = Date.now();
-    const problems = this.#manifest?.problems ?? [];
-    this.#emit({ type: "validation-start", total: this.#rows.length + problems.length });
-    for (const p of problems) this.#reportProblem(p);
-    this.#invalidLines = new Set(problems.map((p) => p.line)).size;
-    const byKey = new Map(this.#rows.map((r) => [r.row.key, r]));
-    let invalid = 0;
-    try {
-      await validateRows(
-        this.#rows.map((r) => r.row),
-        {
-          concurrency: this.#o.validateConcurrency,
-          signal: this.#o.signal,
-          images: this.#images,
-          onRow: (result) => {
-            const r = byKey.get(result.row.key)!;
-            r.validation = result;
-            const warnings = result.warnings.map((w) => ({
-              field: w.path,
-              rule: w.rule,
-              message: w.message,
-            }));
-            if (result.valid) {
-              this.#emit({ type: "row-validated", row: r.ref, warnings });
-            } else {
-              invalid++;
-              r.phase = "invalid";
-              r.problems = result.violations.map((v) => ({
-                field: v.path,
-                rule: v.rule,
-                limit: v.limit,
-                actual: v.actual,
-                message: v.message,
-              }));
-              this.#emit({ type: "row-invalid", line: r.row.line, row: r.ref, problems: r.problems });
-            }
-          },
-        },
-      );
-    } catch (error) {
-      if (error instanceof AbortError || this.#o.signal?.aborted) {
-        this.#interrupted = true;
-        this.#stopping = true;
-        return false;
-      }
-      throw error;
-    }
-    this.#invalidLines += invalid;
-    const valid = this.#rows.length - invalid;
-    this.#emit({ type: "validated", valid, invalid: this.#invalidLines, durationMs: Date.now() - started });
-    if (this.#invalidLines > 0 && !this.#o.skipInvalid) return false;
-    return valid > 0 || this.#invalidLines === 0;
-  }
-
-  #reportProblem(p: ManifestProblem): void {
-    this.#emit({
-      type: "row-invalid",
-      line: p.line,
-      row: undefined,
-      problems: [{ field: p.field, message: p.message }],
-    });
-  }
-
-  // ---- 2. price and plan --------------------------------------------------------------------
-
-  async #loadPrice(): Promise<void> {
-    if (this.#o.price) {
-      this.#price = { ...this.#o.price, source: "given" };
-    } else {
-      try {
-        const model = await this.#o.client.models.get(MODEL_ID, {
-          signal: this.#o.signal,
-          timeoutMs: 15_000,
-        });
-        if (model.basePriceUsd === undefined) throw new Error("the model detail has no base_price_usd");
-        this.#price = {
-          basePriceUsd: model.basePriceUsd,
-          priceUnit: model.priceUnit ?? "request",
-          source: "service",
-        };
-      } catch (error) {
-        if (this.#o.signal?.aborted) {
-          this.#interrupted = true;
-          this.#stopping = true;
-        }
-        this.#price = {
-          ...FALLBACK_PRICE,
-          source: "default",
-          note:
-            `the price could not be read from the service (${error instanceof Error ? error.message : String(error)}); ` +
-            `estimates use the default US$${FALLBACK_PRICE.basePriceUsd} per ${FALLBACK_PRICE.priceUnit}`,
-        };
-      }
-    }
-    this.#emit({ type: "price", price: this.#price });
-    for (const r of this.#rows) {
-      r.estimateUsd = estimateCostUsd({
-        frames: r.row.frames,
-        basePriceUsd: this.#price.basePriceUsd,
-        priceUnit: this.#price.priceUnit,
-      });
-    }
-  }
-
-  async #plan(dryRun: boolean): Promise<void> {
-    const store = this.#store;
-    if (isSharedBatchStore(store) && !dryRun) return await this.#planShared(store);
-    this.#state = await BatchState.open(this.#store, {
-      outDir: this.#outDir,
-      manifestPath: this.#manifest?.path,
-      manifestDigest: this.#manifest?.digest,
-      readOnly: dryRun,
-      // A dry run on a shared store looks at the batch its workers would join.
-      batchId: isSharedBatchStore(store)
-        ? (this.#o.batchId ??
-          (await markerBatchId(this.#outDir)) ??
-          sharedBatchId(this.#rows.map((r) => r.row.key)))
-        : this.#o.batchId,
-    });
-    // Every path is checked against the real folder, however --out was spelled.
-    this.#outDir = this.#state.info.outDir;
-    const batchId = this.#state.batchId;
-    const outcomes = dryRun && !this.#state.info.resumed ? new Map() : await this.#state.rows();
-    const records = this.#state.info.resumed
-      ? await this.#journalRecords(batchId)
-      : new Map<string, JobRecord[]>();
-    await this.#loadPriors();
-
-    this.#files = new OutputFiles({
-      outDir: this.#outDir,
-      recorded: outcomes.values(),
-      rowFiles: this.#rows.map((r) => `${r.row.name}${VIDEO_EXT}`),
-      force: Boolean(this.#o.force),
-    });
-
-    const counts = { toSubmit: 0, toReattach: 0, toDownload: 0, alreadyDone: 0, unknown: 0, failedBefore: 0 };
-    let estimatedUsd = 0;
-    const planned: { row: RowRef; action: PlanAction; estimateUsd: number }[] = [];
-    for (const r of this.#rows) {
-      if (r.phase === "invalid") continue;
-      const recs = records.get(r.row.key) ?? [];
-      const outcome = outcomes.get(r.row.key);
-      const succeeded = recs.find((x) => x.state === "succeeded");
-      const active = recs.find((x) => ACTIVE_STATES.has(x.state) && x.requestId);
-      const unknown = recs.filter((x) => x.state === "submission_unknown" || x.state === "submitting");
-      const latest = recs[0];
-      let action: PlanAction;
-      if (succeeded?.requestId) {
-        r.requestId = succeeded.requestId;
-        r.costUsd = succeeded.cost;
-        r.outputUrl = succeeded.outputUrls[0];
-        r.submittedAt = succeeded.submittedAt ? Date.parse(succeeded.submittedAt) : undefined;
-        if (
-          outcome?.state === "done" &&
-          outcome.file &&
-          (dryRun || (await this.#fileIntact(outcome.file, outcome.sha256)))
-        ) {
-          action = "done";
-          r.file = outcome.file;
-          r.sha256 = outcome.sha256;
-          r.bytes = outcome.bytes;
-        } else {
-          action = "download";
-        }
-      } else if (active?.requestId) {
-        action = "reattach";
-        r.requestId = active.requestId;
-        r.localId = active.localId;
-        r.submittedAt = active.submittedAt ? Date.parse(active.submittedAt) : undefined;
-      } else if (unknown.length > 0) {
-        r.unknownLocalIds = unknown.map((x) => x.localId);
-        action = this.#o.resubmitUnknown ? "resubmit" : "unknown";
-        this.#emit({
-          type: "row-unknown",
-          row: r.ref,
-          localIds: r.unknownLocalIds,
-          since: unknown[unknown.length - 1]!.createdAt,
-          resubmitting: action === "resubmit",
-        });
-      } else if (latest && latest.state === "failed" && !this.#o.retryFailed) {
-        action = "failed";
-        r.requestId = latest.requestId;
-        r.costUsd = latest.cost;
-        r.error = {
-          name: "JobFailedError",
-          message: `the job failed in an earlier run${latest.jobError !== undefined ? `: ${describe(latest.jobError)}` : ""} (run with --retry-failed to submit it again)`,
-          jobError: latest.jobError,
-        };
-        r.errorPhase = "wait";
-      } else {
-        // Never submitted, definitely rejected, cancelled while queued (not billed), or a
-        // failure to retry: submit.
-        action = "submit";
-      }
-      if (action === "submit" || action === "resubmit") {
-        // Checked before anything is sent: a video paid for must have somewhere to go.
-        const refusal = await this.#files.refusal(`${r.row.name}${VIDEO_EXT}`, r.row.key);
-        if (refusal) {
-          this.#refuseRow(r, refusal);
-          continue;
-        }
-      }
-      r.action = action;
-      planned.push({ row: r.ref, action, estimateUsd: r.estimateUsd });
-      switch (action) {
-        case "done":
-          counts.alreadyDone++;
-          r.phase = "done";
-          this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
-          this.#emit({ type: "row-skipped", row: r.ref, reason: "done" });
-          break;
-        case "download":
-          counts.toDownload++;
-          this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
-          break;
-        case "reattach":
-          counts.toReattach++;
-          this.#budget.track(r.row.key, r.estimateUsd);
-          break;
-        case "unknown":
-          counts.unknown++;
-          r.phase = "unknown";
-          // May have been billed: counted in what is committed.
-          this.#budget.addSpent(r.estimateUsd, false);
-          break;
-        case "failed":
-          counts.failedBefore++;
-          r.phase = "failed";
-          this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
-          break;
-        default:
-          counts.toSubmit++;
-          estimatedUsd += r.estimateUsd;
-          break;
-      }
-    }
-    // Refused: no plan to show (a dry run still shows what would run).
-    if (this.#refused() && !dryRun) return;
-    this.#emit({
-      type: "plan",
-      batchId,
-      resumed: this.#state.info.resumed,
-      manifestChanged: this.#state.info.previousDigest !== undefined,
-      ...counts,
-      estimatedUsd: round(estimatedUsd),
-      rows: planned,
-    });
-  }
-
-  /**
-   * The plan of one worker of a shared batch: join the batch, queue its rows (every worker queues
-   * the same), and learn what the others settled already. Which row this worker runs is decided
-   * by the queue, one claim at a time (#executeShared). A file in the way is not refused up
-   * front (another worker may be writing it right now): a video goes beside such a file.
-   */
-  async #planShared(store: import("../store/index.js").SharedBatchStore): Promise<void> {
-    const shared = await SharedBatch.join(store, {
-      outDir: this.#outDir,
-      manifestPath: this.#manifest?.path,
-      manifestDigest: this.#manifest?.digest,
-      batchId: this.#o.batchId,
-      rowKeys: this.#rows.map((r) => r.row.key),
-    });
-    this.#shared = shared;
-    this.#state = shared.state;
-    this.#outDir = shared.state.info.outDir;
-    await this.#loadPriors();
-    const valid = this.#rows.filter((r) => r.phase !== "invalid");
-    const outcomes = await shared.enqueue(
-      valid.map((r) => ({ key: r.row.key, line: r.row.line, name: r.row.name, estimateUsd: r.estimateUsd })),
+async function validate(ctx: BatchRunContext): Promise<boolean> {
+  const started = Date.now();
+  const problems = ctx.manifest?.problems ?? [];
+  ctx.emit({ type: "validation-start", total: ctx.rows.length + problems.length });
+  for (const p of problems) reportProblem(ctx, p);
+  ctx.invalidLines = new Set(problems.map((p) => p.line)).size;
+  const byKey = new Map(ctx.rows.map((r) => [r.row.key, r]));
+  let invalid = 0;
+  try {
+    await validateRows(
+      ctx.rows.map((r) => r.row),
       {
-        budgetUsd: this.#o.budgetUsd,
-        resubmitUnknown: this.#o.resubmitUnknown,
-        retryFailed: this.#o.retryFailed,
+        concurrency: ctx.options.validateConcurrency,
+        signal: ctx.options.signal,
+        images: ctx.images,
+        onRow: (result) => {
+          const r = byKey.get(result.row.key)!;
+          r.validation = result;
+          const warnings = result.warnings.map((w) => ({
+            field: w.path,
+            rule: w.rule,
+            message: w.message,
+          }));
+          if (result.valid) {
+            ctx.emit({ type: "row-validated", row: r.ref, warnings });
+          } else {
+            invalid++;
+            r.phase = "invalid";
+            r.problems = result.violations.map((v) => ({
+              field: v.path,
+              rule: v.rule,
+              limit: v.limit,
+              actual: v.actual,
+              message: v.message,
+            }));
+            ctx.emit({ type: "row-invalid", line: r.row.line, row: r.ref, problems: r.problems });
+          }
+        },
       },
     );
-    this.#files = new OutputFiles({
-      outDir: this.#outDir,
-      recorded: outcomes.values(),
-      rowFiles: this.#rows.map((r) => `${r.row.name}${VIDEO_EXT}`),
-      force: Boolean(this.#o.force),
-    });
-    const counts = { toSubmit: 0, toReattach: 0, toDownload: 0, alreadyDone: 0, unknown: 0, failedBefore: 0 };
-    let estimatedUsd = 0;
-    const planned: { row: RowRef; action: PlanAction; estimateUsd: number }[] = [];
-    for (const r of valid) {
-      const settled = this.#takeOutcome(r, outcomes.get(r.row.key));
-      if (settled === "done") {
-        counts.alreadyDone++;
-        this.#emit({ type: "row-skipped", row: r.ref, reason: "done" });
-      } else if (settled === "failed") {
-        counts.failedBefore++;
-      } else {
-        counts.toSubmit++;
-        estimatedUsd += r.estimateUsd;
-      }
-      planned.push({ row: r.ref, action: r.action ?? "submit", estimateUsd: r.estimateUsd });
-    }
-    shared.shareRateLimit(this.#o.rateLimiter);
-    this.#emit({
-      type: "plan",
-      batchId: shared.batchId,
-      resumed: shared.state.info.resumed,
-      manifestChanged: shared.state.info.previousDigest !== undefined,
-      ...counts,
-      estimatedUsd: round(estimatedUsd),
-      rows: planned,
-    });
-  }
-
-  /** A row settled by a worker of the shared batch (this one earlier, or another): taken as it is. */
-  #takeOutcome(
-    r: RowRun,
-    outcome: import("../store/index.js").BatchRowRecord | undefined,
-  ): "done" | "failed" | undefined {
-    if (!outcome || (r.phase !== "pending" && r.phase !== "unknown")) return undefined;
-    r.requestId = outcome.requestId ?? r.requestId;
-    r.costUsd = outcome.costUsd ?? r.costUsd;
-    if (outcome.state === "done") {
-      r.phase = "done";
-      r.action = "done";
-      r.file = outcome.file;
-      r.sha256 = outcome.sha256;
-      r.bytes = outcome.bytes;
-      this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
-      return "done";
-    }
-    const error = outcome.error as (ErrorInfo & { code?: string }) | undefined;
-    if (error?.code === "submission_unknown") {
-      r.phase = "unknown";
-      r.action = "unknown";
-    } else {
-      r.phase = "failed";
-      r.action = "failed";
-    }
-    r.error = error ?? { name: "Error", message: "failed (recorded by another worker)" };
-    return "failed";
-  }
-
-  #refuseRow(r: RowRun, problem: Problem): void {
-    r.phase = "invalid";
-    r.problems = [problem];
-    this.#invalidLines++;
-    this.#refusedRows++;
-    this.#emit({ type: "row-invalid", line: r.row.line, row: r.ref, problems: r.problems });
-  }
-
-  /** Whether rows were refused (a file in the way) and the batch must not start. */
-  #refused(): boolean {
-    return this.#refusedRows > 0 && !this.#o.skipInvalid;
-  }
-
-  /** Job records of this batch by row key, newest first. */
-  async #journalRecords(batchId: string): Promise<Map<string, JobRecord[]>> {
-    const records = await this.#store.batchJobs(batchId);
-    const out = new Map<string, JobRecord[]>();
-    for (const rec of records) {
-      if (!rec.rowKey) continue;
-      const list = out.get(rec.rowKey) ?? [];
-      list.push(rec);
-      out.set(rec.rowKey, list);
-    }
-    return out;
-  }
-
-  async #fileIntact(file: string, sha256: string | undefined): Promise<boolean> {
-    if (!sha256) return false;
-    try {
-      // A file name recorded by an older version may point anywhere: only a file inside --out counts.
-      const path = outputPath(this.#outDir, file);
-      await access(path);
-      return (await sha256File(path)) === sha256;
-    } catch {
+  } catch (error) {
+    if (error instanceof AbortError || ctx.options.signal?.aborted) {
+      ctx.interrupted = true;
+      ctx.stopping = true;
       return false;
     }
+    throw error;
   }
+  ctx.invalidLines += invalid;
+  const valid = ctx.rows.length - invalid;
+  ctx.emit({ type: "validated", valid, invalid: ctx.invalidLines, durationMs: Date.now() - started });
+  if (ctx.invalidLines > 0 && !ctx.options.skipInvalid) return false;
+  return valid > 0 || ctx.invalidLines === 0;
+}
 
-  // ---- 3. execution -------------------------------------------------------------------------
+function reportProblem(ctx: BatchRunContext, p: ManifestProblem): void {
+  ctx.emit({
+    type: "row-invalid",
+    line: p.line,
+    row: undefined,
+    problems: [{ field: p.field, message: p.message }],
+  });
+}
 
-  async #execute(): Promise<void> {
-    if (this.#shared) return await this.#executeShared(this.#shared);
-    for (const r of this.#rows) {
-      if (r.action === "download") this.#startDownload(r);
-    }
-    const queue = [
-      ...this.#rows.filter((r) => r.action === "reattach"),
-      ...this.#rows.filter((r) => r.action === "submit" || r.action === "resubmit"),
-    ];
-    let next = 0;
-    const concurrency = Math.max(1, Math.floor(this.#o.concurrency ?? 4));
-    const slot = async () => {
-      while (!this.#stopping && next < queue.length) {
-        const r = queue[next]!;
-        if (this.#diskFull) {
-          // A video paid for now would have nowhere to go.
-          for (const rest of queue.slice(next)) if (rest.phase === "pending") this.#waitForSpace(rest);
-          return;
-        }
-        if (r.action !== "reattach" && !this.#budget.reserve(r.row.key, r.estimateUsd)) {
-          this.#budgetStop(queue.slice(next), r.estimateUsd);
-          return;
-        }
-        next++;
-        if (r.action === "reattach") await this.#reattach(r);
-        else await this.#submitAndWait(r);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, queue.length)) }, slot));
-    for (const r of queue.slice(next)) {
-      if (r.phase === "pending" && r.notRunReason === undefined) {
-        r.notRunReason = this.#budget.stopped ? "budget" : "interrupted";
-      }
-    }
-  }
+// ---- 2. plan (the price: price.ts; each row's decision: plan.ts) --------------------------
 
-  /** One worker of a shared batch: rows come from the batch's queue, claimed as slots free up. */
-  async #executeShared(shared: SharedBatch): Promise<void> {
-    const byKey = new Map(this.#rows.filter((r) => r.phase !== "invalid").map((r) => [r.row.key, r]));
-    await runSharedQueue(
-      {
-        row: (key) => byKey.get(key),
-        stopping: () => this.#stopping || this.#diskFull !== undefined || this.#budgetStopped,
-        runClaimed: async (r, claimed) => {
-          await this.#runClaimed(r, decideClaimed(claimed, this.#o));
-          // Not run after all (interrupted before its submit, the disk full, the budget spent, a
-          // job of it found): back in the queue for whoever can.
-          if (r.phase === "pending" && !r.heldElsewhere) await shared.release(r.row.key).catch(() => {});
-        },
-      },
-      {
-        store: shared.store,
-        batchId: shared.batchId,
-        concurrency: this.#o.concurrency ?? 4,
-        signal: this.#o.signal,
-      },
-    );
-  }
+async function plan(ctx: BatchRunContext, dryRun: boolean): Promise<void> {
+  const store = ctx.store;
+  // On a shared store, this process is one of the batch's workers (shared-run.ts).
+  if (isSharedBatchStore(store) && !dryRun) return await planShared(ctx, store);
+  ctx.batch = await BatchState.open(ctx.store, {
+    outDir: ctx.outDir,
+    manifestPath: ctx.manifest?.path,
+    manifestDigest: ctx.manifest?.digest,
+    readOnly: dryRun,
+    // A dry run on a shared store looks at the batch its workers join.
+    batchId: isSharedBatchStore(store)
+      ? (ctx.options.batchId ??
+        (await markerBatchId(ctx.outDir)) ??
+        sharedBatchId(ctx.rows.map((r) => r.row.key)))
+      : ctx.options.batchId,
+  });
+  // Every path is checked against the real folder, however --out was spelled.
+  ctx.outDir = ctx.batch.info.outDir;
+  const batchId = ctx.batch.batchId;
+  const outcomes = dryRun && !ctx.batch.info.resumed ? new Map() : await ctx.batch.rows();
+  const records = ctx.batch.info.resumed ? await ctx.journalRecords() : new Map<string, JobRecord[]>();
+  await ctx.priors.load(ctx.rows.map((r) => r.row.frames));
 
-  async #runClaimed(r: RowRun, decision: import("./shared-batch.js").ClaimDecision): Promise<void> {
-    const { job } = decision;
-    r.action = decision.action;
-    r.unknownLocalIds = decision.unknownLocalIds;
-    r.error = undefined;
-    r.notRunReason = undefined;
-    r.heldElsewhere = false;
-    r.phase = "pending";
-    if (job) {
-      r.requestId = job.requestId;
-      r.localId = job.localId;
-      r.costUsd = job.cost;
-      r.submittedAt = job.submittedAt ? Date.parse(job.submittedAt) : undefined;
-    }
-    switch (decision.action) {
-      case "download":
-        r.outputUrl = job?.outputUrls[0];
-        this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
-        this.#startDownload(r);
-        return;
-      case "reattach":
-        this.#budget.track(r.row.key, r.estimateUsd);
-        await this.#reattach(r);
-        return;
-      case "unknown":
-        this.#budget.addSpent(r.estimateUsd, false);
-        r.phase = "unknown";
-        r.error = {
-          name: "SubmissionUnknownError",
-          code: "submission_unknown",
-          message:
-            "the submit's outcome is unknown: the job may exist and be billed. Left alone; " +
-            "check it, or run again with --resubmit-unknown to submit it anyway",
-        };
-        this.#emit({
-          type: "row-unknown",
-          row: r.ref,
-          localIds: r.unknownLocalIds,
-          since: job?.createdAt ?? new Date().toISOString(),
-          resubmitting: false,
-        });
-        this.#settleShared(r, "failed");
-        return;
-      case "failed":
-        r.error = {
-          name: "JobFailedError",
-          message: `the job failed${job?.jobError !== undefined ? `: ${describe(job.jobError)}` : ""} (run with --retry-failed to submit it again)`,
-          jobError: job?.jobError,
-        };
-        r.errorPhase = "wait";
-        this.#budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
-        r.phase = "failed";
-        this.#settleShared(r, "failed");
-        return;
-      default:
-        this.#budget.reserve(r.row.key, r.estimateUsd);
-        await this.#submitAndWait(r);
-    }
-  }
+  ctx.files = new OutputFiles({
+    outDir: ctx.outDir,
+    recorded: outcomes.values(),
+    rowFiles: ctx.rows.map((r) => `${r.row.name}${VIDEO_EXT}`),
+    force: Boolean(ctx.options.force),
+  });
 
-  /** Records a shared row's outcome (it leaves the queue: no worker claims it again). */
-  #settleShared(r: RowRun, state: "failed"): void {
-    // The code says why to whoever reads the outcome (another worker's report, a rerun).
-    const error = r.phase === "unknown" ? { ...r.error, code: "submission_unknown" } : r.error;
-    this.#defer({
-      kind: "batch_row",
-      batchId: this.#state!.batchId,
-      rowKey: r.row.key,
-      outcome: {
-        state,
-        line: r.row.line,
-        name: r.row.name,
-        requestId: r.requestId,
-        estimateUsd: r.estimateUsd,
-        costUsd: r.costUsd,
-        error,
-      },
+  const counts = { toSubmit: 0, toReattach: 0, toDownload: 0, alreadyDone: 0, unknown: 0, failedBefore: 0 };
+  let estimatedUsd = 0;
+  const planned: { row: RowRef; action: PlanAction; estimateUsd: number }[] = [];
+  for (const r of ctx.rows) {
+    if (r.phase === "invalid") continue;
+    const recs = records.get(r.row.key) ?? [];
+    const outcome = outcomes.get(r.row.key);
+    const check = recordedFile(recs, outcome);
+    const intact = check !== undefined && (dryRun || (await fileIntact(ctx, check.file, check.sha256)));
+    // Never submitted, definitely rejected, cancelled while queued (not billed), or a failure
+    // to retry: "submit".
+    const { action, unknownSince, ...found } = planRow(recs, outcome, {
+      resubmitUnknown: Boolean(ctx.options.resubmitUnknown),
+      retryFailed: Boolean(ctx.options.retryFailed),
+      fileIntact: intact,
     });
-  }
-
-  /** The shared budget is spent (another worker may have spent it): this worker submits no more. */
-  #sharedBudgetStop(r: RowRun): void {
-    if (this.#budgetStopped) return;
-    this.#budgetStopped = true;
-    const notSubmitted = this.#rows.filter((x) => x.phase === "pending").length;
-    this.#emit({
-      type: "budget-stop",
-      limitUsd: this.#o.budgetUsd ?? 0,
-      committedUsd: this.#budget.snapshot().committedUsd,
-      nextEstimateUsd: r.estimateUsd,
-      notSubmitted,
-    });
-  }
-
-  #budgetStopped = false;
-
-  #budgetStop(rest: RowRun[], nextEstimate: number): void {
-    if (this.#budgetStopped) return;
-    this.#budgetStopped = true;
-    const snapshot = this.#budget.snapshot();
-    const notSubmitted = rest.filter((r) => r.action !== "reattach").length;
-    for (const r of rest) if (r.action !== "reattach") r.notRunReason = "budget";
-    this.#emit({
-      type: "budget-stop",
-      limitUsd: this.#budget.limitUsd ?? 0,
-      committedUsd: snapshot.committedUsd,
-      nextEstimateUsd: nextEstimate,
-      notSubmitted,
-    });
-  }
-
-  async #submitAndWait(r: RowRun): Promise<void> {
-    const store = this.#store;
-    const batchId = this.#state!.batchId;
-    r.controller = new AbortController();
-    r.phase = "submitting";
-    r.error = undefined;
-    let input: unknown;
-    try {
-      input = await prepareRowInput(r.row, { signal: this.#o.signal, cache: this.#images });
-    } catch (error) {
-      if (this.#stopping) {
-        r.phase = "pending";
-        r.notRunReason = "interrupted";
-        this.#budget.release(r.row.key);
-        return;
-      }
-      this.#budget.release(r.row.key);
-      this.#fail(r, "submit", error);
-      return;
-    }
-    let localId: number | undefined;
-    let accepted = false;
-    try {
-      const result = await runJob(this.#o.client, input, {
-        ...this.#waitOptions(r),
-        skipValidation: true, // validated with the probe's facts already
-        beforeSubmit: async (_input, { modelId }) => {
-          if (this.#stopping) throw new AbortError("interrupted before submit");
-          if (this.#diskFull) throw new AbortError("the disk is full: not submitted");
-          // The unknown earlier submits are given up in the same transaction that writes the new
-          // intent row: if anything stops the run before this point, they stay "unknown" and the
-          // next run lists them again instead of submitting silently.
-          // Assigned only once committed: a commit that fails (a full disk) leaves no intent row.
-          const intent = {
-            modelId,
-            input,
-            baseUrl: this.#o.client.baseUrl,
-            batchId,
-            rowKey: r.row.key,
-            supersedes: r.action === "resubmit" ? r.unknownLocalIds : undefined,
-          };
-          localId = this.#shared
-            ? await this.#shared.intent(intent, r.estimateUsd)
-            : await store.beginSubmit(intent);
-          if (r.action === "resubmit") this.#resubmitted.push(r.row.key);
-          r.localId = localId;
-        },
-        onSubmitted: async (submit, { submittedAt }) => {
-          accepted = true;
-          await store.submitAccepted(localId!, {
-            requestId: submit.requestId,
-            statusUrl: submit.statusUrl,
-            resultUrl: submit.resultUrl,
-            cancelUrl: submit.cancelUrl,
-          });
-          r.requestId = submit.requestId;
-          r.submittedAt = submittedAt;
-          r.phase = "queued";
-          this.#submitted++;
-          this.#emit({ type: "submitted", row: r.ref, requestId: submit.requestId });
-          // Interrupted while the POST was on the wire: now that the id is safe, stop.
-          if (r.abortAfterSubmit) r.controller?.abort(new Error("interrupted"));
-        },
-        onSubmitError: async (error) => {
-          if (localId === undefined) return;
-          if (isDefiniteRefusal(error)) await store.submitRejected(localId, error);
-          else await store.submitUnknown(localId, error);
-        },
-        onUpdate: (update) => this.#onUpdate(r, update),
-        onResult: (result) => this.#onResult(r, result),
-      });
-      this.#onJobSucceeded(r, result.result);
-    } catch (error) {
-      if (!accepted) {
-        if (error instanceof RowNotSubmittedError) {
-          // A shared batch's store refused the intent row: nothing was written, nothing sent.
-          r.phase = "pending";
-          this.#budget.release(r.row.key);
-          if (error.reason === "budget_exceeded") {
-            r.notRunReason = "budget";
-            this.#sharedBudgetStop(r);
-          } else if (error.reason === "batch_row_not_held") {
-            r.heldElsewhere = true;
-          }
-          return;
-        }
-        if (error instanceof AbortError && localId === undefined) {
-          // Stopped before anything was sent.
-          r.phase = "pending";
-          r.notRunReason = "interrupted";
-          if (this.#diskFull && !this.#stopping) this.#waitForSpace(r);
-          this.#budget.release(r.row.key);
-          return;
-        }
-        if (localId !== undefined && !isDefiniteRefusal(error)) {
-          r.phase = "unknown";
-          r.unknownLocalIds = localId === undefined ? [] : [localId];
-          r.error = errorInfo(error);
-          r.errorPhase = "submit";
-          this.#budget.settle(r.row.key, undefined);
-          this.#emit({
-            type: "row-unknown",
-            row: r.ref,
-            localIds: r.unknownLocalIds,
-            since: new Date().toISOString(),
-            resubmitting: false,
-          });
-          // A shared batch's row leaves the queue: no worker may submit it again (only a rerun
-          // with --resubmit-unknown puts it back).
-          if (this.#shared) this.#settleShared(r, "failed");
-          return;
-        }
-        this.#budget.release(r.row.key);
-        if (localId === undefined && isDiskFull(error)) {
-          // The journal could not take the intent row: nothing was sent, and nothing more may be.
-          this.#noteDiskFull(this.#store.location);
-          this.#waitForSpace(r);
-          return;
-        }
-        this.#fail(r, "submit", error);
-        return;
-      }
-      this.#onWaitError(r, error);
-    } finally {
-      r.controller = undefined;
-    }
-  }
-
-  async #reattach(r: RowRun): Promise<void> {
-    r.controller = new AbortController();
-    r.phase = "running";
-    this.#reattached++;
-    this.#emit({ type: "reattached", row: r.ref, requestId: r.requestId! });
-    try {
-      const result = await wait(this.#o.client, r.requestId!, {
-        ...this.#waitOptions(r),
-        submittedAt: r.submittedAt,
-        onUpdate: (update) => this.#onUpdate(r, update),
-        onResult: (result) => this.#onResult(r, result),
-      });
-      this.#onJobSucceeded(r, result);
-    } catch (error) {
-      this.#onWaitError(r, error);
-    } finally {
-      r.controller = undefined;
-    }
-  }
-
-  #onUpdate(r: RowRun, update: JobUpdate): void {
-    this.#observeRunTime(r, update);
-    if (update.result) return; // the result is journaled by onResult
-    const key = `${update.status}/${update.queuePosition ?? ""}`;
-    if (key === r.lastStatusKey) return;
-    r.lastStatusKey = key;
-    if (update.status === "in_queue") r.phase = "queued";
-    else if (update.status === "in_progress") r.phase = "running";
-    this.#defer({
-      kind: "status",
-      requestId: update.requestId,
-      observation: {
-        status: update.status,
-        rawStatus: update.rawStatus,
-        queuePosition: update.queuePosition,
-        at: update.at,
-      },
-    });
-    this.#emit({
-      type: "status",
-      row: r.ref,
-      requestId: update.requestId,
-      status: update.status === "unknown" ? update.rawStatus : update.status,
-      queuePosition: update.queuePosition,
-    });
-  }
-
-  /** How every row waits, whether it was just submitted or re-attached after a restart. */
-  #waitOptions(r: RowRun): WaitOptions {
-    return {
-      signal: r.controller?.signal,
-      includeCost: true,
-      cancelOnAbort: Boolean(this.#o.cancelQueuedOnExit),
-      timeScale: this.#o.timeScale,
-      pollSchedule: this.#o.pollSchedule ?? BATCH_POLL_SCHEDULE,
-      prior: () => this.#prior(r.row.frames),
-      pollResultWhileRunning: true,
-      timeoutMs: this.#o.waitTimeoutMs,
-    };
-  }
-
-  #onResult(r: RowRun, result: JobResult): void {
-    const at = Date.now();
-    // A JobResult carries every field the store keeps; `at` is when it was seen, not written.
-    this.#defer({ kind: "result", requestId: result.requestId, result: { ...result, at } });
-    r.costUsd = result.cost;
-  }
-
-  #onJobSucceeded(r: RowRun, result: JobResult): void {
-    this.#budget.settle(r.row.key, result.cost);
-    r.costUsd = result.cost;
-    r.outputUrl = result.video ?? result.outputUrls[0];
-    this.#startDownload(r);
-  }
-
-  #onWaitError(r: RowRun, error: unknown): void {
-    if (error instanceof WaitAbortedError || (error instanceof AbortError && this.#stopping)) {
-      // Interrupted: the job stays in the journal as it is and is re-attached next time.
-      const cancelled = error instanceof WaitAbortedError && error.cancel.outcome === "cancelled";
-      if (cancelled && r.requestId) {
-        const requestId = r.requestId;
-        this.#defer({
-          kind: "status",
-          requestId,
-          observation: { status: "cancelled", rawStatus: "cancelled" },
-        });
-        this.#budget.release(r.row.key);
-        this.#cancelledOnExit++;
-      }
-      r.phase = "pending";
-      r.notRunReason = "interrupted";
-      return;
-    }
-    // The job ran (or may have): its estimate stays spent unless the service said otherwise.
-    this.#budget.settle(r.row.key, r.costUsd);
-    if (r.requestId) {
-      const requestId = r.requestId;
-      this.#defer({ kind: "error", requestId, error });
-    }
-    this.#fail(r, "wait", error);
-  }
-
-  #cancelledOnExit = 0;
-
-  #startDownload(r: RowRun): void {
-    r.phase = "downloading";
-    const task = (async () => {
-      const release = await this.#downloads.acquire();
-      try {
-        await this.#download(r);
-      } finally {
-        release();
-      }
-    })();
-    this.#downloadsInFlight.add(task);
-    void task.finally(() => this.#downloadsInFlight.delete(task));
-  }
-
-  #downloadController = (() => {
-    const controller = new AbortController();
-    // Every concurrent download listens on it.
-    setMaxListeners(0, controller.signal);
-    return controller;
-  })();
-
-  async #download(r: RowRun): Promise<void> {
-    if (this.#stopping) {
-      r.phase = "pending";
-      r.notRunReason = "interrupted";
-      return;
-    }
-    const url = r.outputUrl;
-    if (!url) {
-      this.#fail(r, "download", new Error("the job succeeded but its result names no output URL"));
-      return;
-    }
-    if (this.#diskFull) {
-      this.#waitForSpace(r);
-      return;
-    }
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        const got = await fetchRowVideo(this.#files!, {
-          url,
-          name: r.row.name,
-          rowKey: r.row.key,
-          signal: this.#downloadController.signal,
-          onDiskFull: (path) => this.#noteDiskFull(path),
-        });
-        const { file, note } = got;
-        this.#files!.record(file, r.row.key);
-        r.file = file;
-        r.bytes = got.bytes;
-        r.sha256 = got.sha256;
-        r.downloadedAt = Date.now();
-        const requestId = r.requestId!;
-        const done = {
-          state: "done" as const,
-          line: r.row.line,
-          name: r.row.name,
-          requestId,
-          estimateUsd: r.estimateUsd,
-          costUsd: r.costUsd,
-          file,
-          bytes: got.bytes,
-          sha256: got.sha256,
-        };
-        this.#defer({
-          kind: "file",
-          requestId,
-          file: { path: got.path, url, bytes: got.bytes, sha256: got.sha256 },
-        });
-        this.#defer({ kind: "batch_row", batchId: this.#state!.batchId, rowKey: r.row.key, outcome: done });
-        r.phase = "done";
-        r.settledNow = true;
-        this.#emit({
-          type: "downloaded",
-          row: r.ref,
-          requestId: r.requestId!,
-          path: got.path,
-          bytes: got.bytes,
-          sha256: got.sha256,
-          resumed: got.resumed,
-        });
-        this.#emit({
-          type: "row-done",
-          row: r.ref,
-          requestId: r.requestId!,
-          costUsd: r.costUsd,
-          file,
-          sha256: got.sha256,
-          note,
-        });
-        return;
-      } catch (error) {
-        lastError = error;
-        if (error instanceof OutputPathError) break;
-        if (isDiskFull(error)) {
-          this.#waitForSpace(r);
-          return;
-        }
-        if (this.#stopping || error instanceof AbortError) {
-          r.phase = "pending";
-          r.notRunReason = "interrupted";
-          return;
-        }
-        const code = (error as { code?: string }).code;
-        if (
-          code === "download_http_status" &&
-          [403, 404, 410].includes((error as { status?: number }).status ?? 0)
-        )
-          break;
-        await new Promise((res) => setTimeout(res, 200 * attempt));
-      }
-    }
-    this.#fail(r, "download", lastError);
-  }
-
-  #noteDiskFull(path: string): void {
-    if (this.#diskFull) return;
-    this.#diskFull = { path };
-    const inFlight = this.#rows.filter((r) => ["submitting", "queued", "running"].includes(r.phase)).length;
-    this.#emit({ type: "disk-full", path, inFlight });
-  }
-
-  /** A row left for the next run because the disk is full (its job may have run: then paid). */
-  #waitForSpace(r: RowRun): void {
-    r.phase = "pending";
-    r.notRunReason = "disk-full";
-    r.error = diskFullRowError({ submitted: r.requestId !== undefined, finished: r.outputUrl !== undefined });
-  }
-
-  #fail(r: RowRun, phase: "submit" | "wait" | "download", error: unknown): void {
-    r.phase = "failed";
-    r.error = errorInfo(error);
-    r.errorPhase = phase;
-    r.settledNow = true;
-    // A download failure is not recorded as the row's outcome: the next run fetches again. On a
-    // shared batch it is (or the row would pass from worker to worker): a rerun reopens it.
-    if ((phase !== "download" || this.#shared) && this.#state) {
-      const batchId = this.#state.batchId;
-      const failed = {
-        state: "failed" as const,
-        line: r.row.line,
-        name: r.row.name,
-        requestId: r.requestId,
-        estimateUsd: r.estimateUsd,
-        costUsd: r.costUsd,
-        error: r.error,
-      };
-      this.#defer({ kind: "batch_row", batchId, rowKey: r.row.key, outcome: failed });
-    }
-    this.#emit({ type: "row-failed", row: r.ref, requestId: r.requestId, phase, error: r.error });
-  }
-
-  /**
-   * The journal's run-time prior, asked by every wait before each poll. A solid prior is kept
-   * for PRIOR_TTL_MS; a missing or thin one only until the next group commit may have added
-   * results: at the start of a batch, a prior cached as "none" for seconds made every job of
-   * those seconds poll on the no-prior back-off (≈15 polls per job instead of ≈5).
-   */
-  #prior(frames: number | undefined): RunTimePrior | undefined {
-    const key = frames ?? 121;
-    const own = this.#runTimes.get(key)?.prior;
-    if (own && (own.samples ?? 0) >= OWN_PRIOR_MIN_SAMPLES) return own;
-    const cached = this.#priors.get(key);
-    const solid = cached?.prior !== undefined && (cached.prior.samples ?? 1) >= PRIOR_SOLID_SAMPLES;
-    // The store answers asynchronously: a stale prior serves this poll, a fresh one the next.
-    if (!cached || Date.now() - cached.at >= (solid ? PRIOR_TTL_MS : GROUP_COMMIT_MS)) {
-      void this.#refreshPrior(key);
-    }
-    return cached?.prior;
-  }
-
-  /** The priors of every frame count in the batch, read once before the first submit. */
-  async #loadPriors(): Promise<void> {
-    const keys = new Set(this.#rows.map((r) => r.row.frames ?? 121));
-    await Promise.all([...keys].map((key) => this.#refreshPrior(key)));
-  }
-
-  #priorReads = new Map<number, Promise<void>>();
-
-  #refreshPrior(key: number): Promise<void> {
-    let read = this.#priorReads.get(key);
-    if (read) return read;
-    read = (async () => {
-      let prior: RunTimePrior | undefined;
-      try {
-        const p = await this.#store.runTimePrior(MODEL_ID, key);
-        if (p) prior = { meanMs: p.meanMs, stdMs: p.stdMs, samples: p.samples ?? 1 };
-      } catch {
-        prior = undefined;
-      }
-      this.#priors.set(key, { prior, at: Date.now() });
-    })().finally(() => this.#priorReads.delete(key));
-    this.#priorReads.set(key, read);
-    return read;
-  }
-
-  /**
-   * The batch's own run-time samples. The journal's prior measures from the first in_progress
-   * seen to the result seen, so it carries the poll latency: the schedule then aims late, polls
-   * later, detects later, and the next prior is later still. Here both ends are the middle of
-   * the bracket in which they happened (start: submit or last in_queue → first in_progress;
-   * end: last unfinished poll → the result), the same convention the schedule uses for the
-   * start, so the estimate is unbiased.
-   */
-  #observeRunTime(r: RowRun, update: JobUpdate): void {
-    if (r.submittedAt === undefined || r.action === "reattach") return; // started before this run
-    if (update.result) {
-      const { runStartHi: hi, lastPollAt } = r;
-      if (update.result.status !== "succeeded" || hi === undefined || lastPollAt === undefined) return;
-      const lo = r.runStartLo ?? r.submittedAt;
-      const ms = (lastPollAt + update.at) / 2 - (lo + hi) / 2;
-      if (!(ms >= 0)) return;
-      const key = r.row.frames ?? 121;
-      const entry = this.#runTimes.get(key) ?? { samples: [], prior: undefined };
-      entry.samples.push(ms);
-      if (entry.samples.length > RUN_TIME_WINDOW) entry.samples.shift();
-      entry.prior = trimmedStats(entry.samples);
-      this.#runTimes.set(key, entry);
-      return;
-    }
-    if (r.runStartHi === undefined) {
-      if (update.status === "in_queue") r.runStartLo = update.at;
-      else if (update.status === "in_progress") r.runStartHi = update.at;
-    }
-    r.lastPollAt = update.at;
-  }
-
-  #interrupt(): void {
-    if (this.#stopping) return;
-    this.#stopping = true;
-    this.#interrupted = true;
-    let inFlight = 0;
-    for (const r of this.#rows) {
-      if (r.phase === "submitting") {
-        // The POST may be on the wire: let it finish so its request id is journaled.
-        r.abortAfterSubmit = true;
-        inFlight++;
-      } else if (r.controller) {
-        r.controller.abort(new Error("interrupted"));
-        inFlight++;
-      }
-    }
-    this.#downloadController.abort(new Error("interrupted"));
-    this.#inFlightAtInterrupt = inFlight;
-  }
-
-  #inFlightAtInterrupt = 0;
-
-  // ---- 4. reports and summary ---------------------------------------------------------------
-
-  async #finish(): Promise<BatchSummary> {
-    await this.#flush();
-    if (this.#shared && !this.#o.dryRun) {
-      // What the other workers settled: this worker's report and exit code are the batch's.
-      const outcomes = await this.#shared.outcomes();
-      for (const r of this.#rows) if (r.phase !== "invalid") this.#takeOutcome(r, outcomes.get(r.row.key));
-    }
-    // A group commit that failed on a timer (not for want of space): the store is broken.
-    if (this.#flushError !== undefined) throw this.#flushError;
-    if (this.#interrupted) {
-      this.#emit({
-        type: "interrupted",
-        inFlight: this.#inFlightAtInterrupt,
-        cancelled: this.#cancelledOnExit,
-      });
-    }
-    let report: { json: string; html: string | undefined } | undefined;
-    let reportError: string | undefined;
-    const wantReport = this.#o.report !== false && !this.#o.dryRun && this.#state !== undefined;
-    if (wantReport) {
-      try {
-        report = await this.#writeReports();
-        this.#emit({ type: "report", ...report });
-      } catch (error) {
-        // The summary still comes out, and says why there is no report.
-        if (isDiskFull(error)) this.#noteDiskFull(resolve(this.#outDir, "report.json"));
-        reportError = `report.json could not be written: ${error instanceof Error ? error.message : String(error)}`;
-      }
-    }
-    const summary = this.#summary(report, reportError);
-    this.#emit({ type: "summary", summary });
-    return summary;
-  }
-
-  #statusOf(r: RowRun): ReportRowStatus {
-    switch (r.phase) {
-      case "done":
-        return "done";
-      case "failed":
-        return "failed";
-      case "invalid":
-        return "invalid";
-      case "unknown":
-        return "unknown";
-      default:
-        return r.notRunReason ?? (this.#interrupted ? "interrupted" : "pending");
-    }
-  }
-
-  async #writeReports(): Promise<{ json: string; html: string | undefined }> {
-    const records = new Map<string, JobRecord>();
-    for (const list of (await this.#journalRecords(this.#state!.batchId)).values()) {
-      for (const rec of list) if (rec.requestId) records.set(rec.requestId, rec);
-    }
-    const rows: ReportRow[] = this.#rows.map((r) => {
-      const rec = r.requestId ? records.get(r.requestId) : undefined;
-      const submitted = rec?.submittedAt;
-      const finished = rec?.finishedAt;
-      return {
-        line: r.row.line,
-        key: r.row.key,
-        name: r.row.name,
-        image: r.row.image,
-        prompt: r.row.prompt,
-        frames: r.row.frames,
-        seed: r.row.seed,
-        status: this.#statusOf(r),
-        requestId: r.requestId,
-        timings: {
-          createdAt: rec?.createdAt,
-          submittedAt: submitted,
-          startedAt: rec?.startedAt,
-          finishedAt: finished,
-          downloadedAt: r.downloadedAt ? new Date(r.downloadedAt).toISOString() : undefined,
-          durationMs: submitted && finished ? Date.parse(finished) - Date.parse(submitted) : undefined,
-        },
-        estimateUsd: r.phase === "invalid" ? undefined : r.estimateUsd,
-        costUsd: r.costUsd ?? rec?.cost,
-        file: r.phase === "done" ? r.file : undefined,
-        bytes: r.phase === "done" ? r.bytes : undefined,
-        sha256: r.phase === "done" ? r.sha256 : undefined,
-        error:
-          r.phase === "invalid"
-            ? r.problems
-            : r.phase === "unknown"
-              ? {
-                  message:
-                    "the submit's outcome is unknown: the job may exist and be billed. Left alone; " +
-                    "check it, or run again with --resubmit-unknown to submit it anyway",
-                  localIds: r.unknownLocalIds,
-                }
-              : r.error,
-      };
-    });
-    // Every line of the manifest, in order: the lines that never became rows too.
-    rows.push(...problemReportRows(this.#manifest?.problems ?? []));
-    rows.sort((a, b) => a.line - b.line);
-    const totals = {
-      rows: rows.length,
-      done: rows.filter((x) => x.status === "done").length,
-      failed: rows.filter((x) => x.status === "failed").length,
-      invalid: rows.filter((x) => x.status === "invalid").length,
-      unknown: rows.filter((x) => x.status === "unknown").length,
-      notRun: rows.filter((x) =>
-        ["pending", "interrupted", "budget", "disk-full", "skipped"].includes(x.status),
-      ).length,
-      estimatedUsd: round(rows.reduce((s, x) => s + (x.estimateUsd ?? 0), 0)),
-      costUsd: round(rows.reduce((s, x) => s + (x.costUsd ?? 0), 0)),
-    };
-    const report: BatchReport & { manifestProblems: ManifestProblem[] } = {
-      batchId: this.#state!.batchId,
-      manifest: this.#manifest?.path,
-      manifestDigest: this.#manifest?.digest,
-      outDir: this.#outDir,
-      generatedAt: new Date().toISOString(),
-      interrupted: this.#interrupted,
-      budget: { limitUsd: this.#budget.limitUsd, stopped: this.#budget.stopped },
-      price: {
-        basePriceUsd: this.#price?.basePriceUsd ?? FALLBACK_PRICE.basePriceUsd,
-        priceUnit: this.#price?.priceUnit ?? FALLBACK_PRICE.priceUnit,
-        source: this.#price?.source ?? "default",
-      },
-      totals,
-      rows,
-      manifestProblems: this.#manifest?.problems ?? [],
-    };
-    const json = await writeJsonReport(this.#outDir, report);
-    let html: string | undefined;
-    try {
-      const images = new Map<string, string>();
-      for (const r of this.#rows) if (!r.row.imageIsUrl) images.set(r.row.key, r.row.imageSource);
-      html = await writeHtmlReport(this.#outDir, report, images, {
-        thumbnails: this.#o.thumbnails !== false,
-      });
-    } catch {
-      html = undefined;
-    }
-    return { json, html };
-  }
-
-  #summary(
-    report: { json: string; html: string | undefined } | undefined,
-    reportError: string | undefined,
-  ): BatchSummary {
-    const valid = this.#rows.filter((r) => r.phase !== "invalid");
-    const done = valid.filter((r) => r.phase === "done");
-    const failed = valid.filter((r) => r.phase === "failed");
-    const unknown = valid.filter((r) => r.phase === "unknown");
-    const budget = this.#budget.snapshot();
-    const invalidManifest = this.#invalidLines > 0 && !this.#o.skipInvalid;
-    const waiting = valid.filter((r) => r.notRunReason === "disk-full");
-    const diskFull = this.#diskFull && {
-      path: this.#diskFull.path,
-      message: diskFullMessage({
-        path: this.#diskFull.path,
-        done: done.length,
-        valid: valid.length,
-        waiting: waiting.filter((r) => r.requestId !== undefined).length,
-        notSubmitted: waiting.filter((r) => r.requestId === undefined).length,
-      }),
-    };
-    let exitCode: number;
-    if (this.#interrupted) exitCode = 130;
-    else if (invalidManifest) exitCode = 65;
-    else if (diskFull) exitCode = 75;
-    else if (reportError !== undefined) exitCode = 1;
-    else if (this.#o.dryRun) exitCode = 0;
-    else exitCode = this.#invalidLines === 0 && done.length === valid.length ? 0 : 1;
-    return {
-      batchId: this.#state?.batchId,
-      outDir: this.#outDir,
-      dryRun: Boolean(this.#o.dryRun),
-      rows: this.#rows.length + new Set((this.#manifest?.problems ?? []).map((p) => p.line)).size,
-      valid: valid.length,
-      invalid: this.#invalidLines,
-      done: done.length,
-      failed: failed.length,
-      unknown: unknown.length,
-      notRun: valid.length - done.length - failed.length - unknown.length,
-      alreadyDone: valid.filter((r) => r.action === "done").length,
-      submitted: this.#submitted,
-      reattached: this.#reattached,
-      resubmitted: this.#resubmitted,
-      estimatedUsd: round(
-        valid
-          .filter((r) => (this.#o.dryRun ? r.action === "submit" || r.action === "resubmit" : true))
-          .reduce((s, r) => s + r.estimateUsd, 0),
-      ),
-      costUsd: round(valid.reduce((s, r) => s + (r.costUsd ?? 0), 0)),
-      spentUsd: budget.spentUsd,
-      budget: { limitUsd: budget.limitUsd, stopped: budget.stopped, committedUsd: budget.committedUsd },
-      price: this.#price,
-      interrupted: this.#interrupted,
-      durationMs: Date.now() - this.#startedAt,
-      rateLimiter: this.#o.rateLimiter?.stats(),
-      report,
-      reportError,
-      diskFull,
-      exitCode,
-      failures: failed.map((r) => ({
-        line: r.row.line,
-        key: r.row.key,
-        name: r.row.name,
-        requestId: r.requestId,
-        error: r.error ?? { name: "Error", message: "failed" },
-      })),
-      unknownRows: unknown.map((r) => ({
-        line: r.row.line,
-        key: r.row.key,
-        name: r.row.name,
+    Object.assign(r, found);
+    if (unknownSince !== undefined) {
+      ctx.emit({
+        type: "row-unknown",
+        row: r.ref,
         localIds: r.unknownLocalIds,
-      })),
-    };
+        since: unknownSince,
+        resubmitting: action === "resubmit",
+      });
+    }
+    if (action === "submit" || action === "resubmit") {
+      // Checked before anything is sent: a video paid for must have somewhere to go.
+      const refusal = await ctx.files.refusal(`${r.row.name}${VIDEO_EXT}`, r.row.key);
+      if (refusal) {
+        refuseRow(ctx, r, refusal);
+        continue;
+      }
+    }
+    r.action = action;
+    planned.push({ row: r.ref, action, estimateUsd: r.estimateUsd });
+    switch (action) {
+      case "done":
+        counts.alreadyDone++;
+        r.phase = "done";
+        ctx.budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
+        ctx.emit({ type: "row-skipped", row: r.ref, reason: "done" });
+        break;
+      case "download":
+        counts.toDownload++;
+        ctx.budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
+        break;
+      case "reattach":
+        counts.toReattach++;
+        ctx.budget.track(r.row.key, r.estimateUsd);
+        break;
+      case "unknown":
+        counts.unknown++;
+        r.phase = "unknown";
+        // May have been billed: counted in what is committed.
+        ctx.budget.addSpent(r.estimateUsd, false);
+        break;
+      case "failed":
+        counts.failedBefore++;
+        r.phase = "failed";
+        ctx.budget.addSpent(r.costUsd ?? r.estimateUsd, r.costUsd !== undefined);
+        break;
+      default:
+        counts.toSubmit++;
+        estimatedUsd += r.estimateUsd;
+        break;
+    }
   }
+  // Refused: no plan to show (a dry run still shows what would run).
+  if (refused(ctx) && !dryRun) return;
+  ctx.emit({
+    type: "plan",
+    batchId,
+    resumed: ctx.batch.info.resumed,
+    manifestChanged: ctx.batch.info.previousDigest !== undefined,
+    ...counts,
+    estimatedUsd: roundUsd(estimatedUsd),
+    rows: planned,
+  });
 }
 
-/**
- * Whether a submit error means the service certainly created nothing. The client already
- * turns every doubtful failure into SubmissionUnknownError; an AbortError is doubtful too
- * (the POST may have been on the wire), unless the rate limiter stopped it before sending.
- */
-function isDefiniteRefusal(error: unknown): boolean {
-  if (error instanceof SubmissionUnknownError) return false;
-  if (error instanceof AbortError) return (error as { notSent?: boolean }).notSent === true;
-  return true;
+function refuseRow(ctx: BatchRunContext, r: RowRun, problem: Problem): void {
+  r.phase = "invalid";
+  r.problems = [problem];
+  ctx.invalidLines++;
+  ctx.refusedRows++;
+  ctx.emit({ type: "row-invalid", line: r.row.line, row: r.ref, problems: r.problems });
 }
 
-function errorInfo(error: unknown): ErrorInfo {
-  if (error instanceof Error) {
-    const e = error as Error & { jobError?: unknown; code?: unknown; status?: unknown };
-    return {
-      name: e.name,
-      message: e.message,
-      ...(e.jobError !== undefined ? { jobError: e.jobError } : {}),
-      ...(typeof e.code === "string" ? { code: e.code } : {}),
-      ...(typeof e.status === "number" ? { status: e.status } : {}),
-    };
-  }
-  return { name: "Error", message: String(error) };
+/** Whether rows were refused (a file in the way) and the batch must not start. */
+function refused(ctx: BatchRunContext): boolean {
+  return ctx.refusedRows > 0 && !ctx.options.skipInvalid;
 }
 
-function describe(value: unknown): string {
-  if (typeof value === "string") return value;
+async function fileIntact(ctx: BatchRunContext, file: string, sha256: string | undefined): Promise<boolean> {
+  if (!sha256) return false;
   try {
-    return JSON.stringify(value);
+    // A file name recorded by an older version may point anywhere: only a file inside --out counts.
+    const path = outputPath(ctx.outDir, file);
+    await access(path);
+    return (await sha256File(path)) === sha256;
   } catch {
-    return String(value);
+    return false;
   }
 }
 
-function round(usd: number): number {
-  return Math.round(usd * 1e6) / 1e6;
+// ---- 3. execution: execute.ts, submit-and-wait.ts, downloads.ts; the interrupt here --------
+
+function interrupt(ctx: BatchRunContext): void {
+  if (ctx.stopping) return;
+  ctx.stopping = true;
+  ctx.interrupted = true;
+  let inFlight = 0;
+  for (const r of ctx.rows) {
+    if (r.phase === "submitting") {
+      // The POST may be on the wire: let it finish so its request id is journaled.
+      r.abortAfterSubmit = true;
+      inFlight++;
+    } else if (r.controller) {
+      r.controller.abort(new Error("interrupted"));
+      inFlight++;
+    }
+  }
+  ctx.downloads.abort(new Error("interrupted"));
+  ctx.inFlightAtInterrupt = inFlight;
+}
+
+// ---- 4. reports (reports.ts) and summary (summary.ts) ------------------------------------
+
+async function finish(ctx: BatchRunContext): Promise<BatchSummary> {
+  await ctx.commits.flush();
+  // A shared batch's report and exit code are the whole batch's, whichever worker settled a row.
+  if (ctx.shared && !ctx.options.dryRun) await takeSharedOutcomes(ctx, ctx.shared);
+  // A group commit that failed on a timer (not for want of space): the store is broken.
+  if (ctx.commits.error !== undefined) throw ctx.commits.error;
+  if (ctx.interrupted) {
+    ctx.emit({
+      type: "interrupted",
+      inFlight: ctx.inFlightAtInterrupt,
+      cancelled: ctx.cancelledOnExit,
+    });
+  }
+  let report: { json: string; html: string | undefined } | undefined;
+  let reportError: string | undefined;
+  const wantReport = ctx.options.report !== false && !ctx.options.dryRun && ctx.batch !== undefined;
+  if (wantReport) {
+    try {
+      report = await writeReports(ctx);
+      ctx.emit({ type: "report", ...report });
+    } catch (error) {
+      // The summary still comes out, and says why there is no report.
+      if (isDiskFull(error)) ctx.noteDiskFull(resolve(ctx.outDir, "report.json"));
+      reportError = `report.json could not be written: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+  const summary = summarize(ctx, report, reportError);
+  ctx.emit({ type: "summary", summary });
+  return summary;
 }
 
 export { sha256File };

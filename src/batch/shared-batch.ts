@@ -1,19 +1,17 @@
 // A batch on a shared store (PostgreSQL), as one of its workers sees it: which batch every worker
 // joins, the rows it queues (and puts back in the queue on a rerun), what it does with a row it
 // claims given the job a previous holder left, how its intent row is written, and what the other
-// workers settled by the end. The execution loop is shared-queue.ts; the rest of the run (submit
-// and wait, downloads, reports) is the same as on SQLite.
+// workers settled by the end. Its plan and run phase are shared-run.ts, the claim loop
+// shared-queue.ts; the rest of the run (submit and wait, downloads, reports) is the same as on
+// SQLite.
 
 import { AbortError } from "../api/errors.js";
-import type { BatchRowRecord, ClaimedRow, JobRecord, SharedBatchStore } from "../store/index.js";
+import type { BatchRowRecord, JobRecord, SharedBatchStore } from "../store/index.js";
 import type { BeginSubmitParams } from "../store/types.js";
 import { BatchState } from "./batch-state.js";
 import type { RateLimiter } from "./rate-limiter.js";
-import type { PlanAction } from "./runner.js";
 import { linkSharedThrottle, type SharedThrottleLink } from "./shared-throttle.js";
 
-/** States of a job that may still end with a video (followed by request id, never resubmitted). */
-const ACTIVE = new Set(["submitted", "in_queue", "in_progress", "completed"]);
 /** States where whether the service took the submit is not known (never resubmitted silently). */
 const UNKNOWN = new Set(["submission_unknown", "submitting"]);
 
@@ -26,30 +24,6 @@ export class RowNotSubmittedError extends AbortError {
     super(message, { cause });
     this.reason = reason;
   }
-}
-
-/** What to do with a claimed row, from the newest job of it (a previous holder's, or none). */
-export interface ClaimDecision {
-  action: PlanAction;
-  job: JobRecord | undefined;
-  /** `unknown`/`resubmit`: the jobs whose outcome is unknown. */
-  unknownLocalIds: number[];
-}
-
-export function decideClaimed(
-  claimed: ClaimedRow,
-  flags: { resubmitUnknown?: boolean | undefined; retryFailed?: boolean | undefined },
-): ClaimDecision {
-  const job = claimed.job;
-  if (!job) return { action: "submit", job, unknownLocalIds: [] };
-  if (job.state === "succeeded" && job.requestId) return { action: "download", job, unknownLocalIds: [] };
-  if (ACTIVE.has(job.state) && job.requestId) return { action: "reattach", job, unknownLocalIds: [] };
-  if (UNKNOWN.has(job.state)) {
-    return { action: flags.resubmitUnknown ? "resubmit" : "unknown", job, unknownLocalIds: [job.localId] };
-  }
-  if (job.state === "failed" && !flags.retryFailed) return { action: "failed", job, unknownLocalIds: [] };
-  // Rejected, cancelled while queued, abandoned, or a failure to retry: submit.
-  return { action: "submit", job, unknownLocalIds: [] };
 }
 
 export interface QueuedRow {

@@ -7,9 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { RunComfyClient } from "../../src/api/client.js";
+import type { RunBatchOptions } from "../../src/batch/batch-types.js";
 import { type BatchEvent, type BatchSummary, readManifest, runBatch } from "../../src/batch/index.js";
 import { RateLimiter } from "../../src/batch/rate-limiter.js";
-import type { RunBatchOptions } from "../../src/batch/runner.js";
 import { type Sandbox, type SandboxOptions, startSandbox } from "../../src/sandbox/index.js";
 import { SqliteJobStore } from "../../src/store/index.js";
 
