@@ -201,8 +201,14 @@ describe("batch reliability", () => {
       for (let k = 0; k < 3; k++) {
         const child = cli();
         const done = finish(child);
-        // Startup (tsx) takes ~1 s; a kill lands somewhere in validation, submits, waits or downloads.
-        const delay = 900 + Math.floor(Math.random() * 1800);
+        // Once this run has sent its first submit (startup under tsx takes from 1 s to several on
+        // a loaded machine), a kill lands somewhere in its submits, waits or downloads.
+        const before = h.submitCount(sb);
+        const deadline = Date.now() + 30_000;
+        while (h.submitCount(sb) === before && child.exitCode === null && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const delay = Math.floor(Math.random() * 1500);
         kills.push(delay);
         const timer = setTimeout(() => child.kill("SIGKILL"), delay);
         const result = await done;
