@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<{ main: BenchMain }>> = {
   download: () => import("./download.js"),
   batch: () => import("./batch.js"),
   store: () => import("./store.js"),
+  shared: () => import("./shared-batch.js"),
   studio: () => import("./studio.js"),
 };
 
