@@ -41,7 +41,7 @@ import type { Manifest, ManifestProblem, ManifestRow } from "./manifest.js";
 import { OutputFiles, outputPath, sha256File, VIDEO_EXT } from "./output-files.js";
 import { planRow, recordedFile } from "./plan.js";
 import { loadPrice } from "./price.js";
-import { writeReports } from "./reports.js";
+import { writeReports } from "./run-report.js";
 import type { RowRun } from "./row-run.js";
 import { BatchRunContext, type ManifestInfo } from "./run-context.js";
 import { executeShared, planShared, takeSharedOutcomes } from "./shared-run.js";
