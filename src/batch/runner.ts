@@ -345,7 +345,7 @@ function interrupt(ctx: BatchRunContext): void {
   ctx.inFlightAtInterrupt = inFlight;
 }
 
-// ---- 4. reports (reports.ts) and summary (summary.ts) ------------------------------------
+// ---- 4. reports (run-report.ts) and summary (summary.ts) ---------------------------------
 
 async function finish(ctx: BatchRunContext): Promise<BatchSummary> {
   await ctx.commits.flush();
