@@ -113,9 +113,13 @@ describe("reads retry", () => {
   test("maxElapsedMs stops retrying", async () => {
     const { id, status } = fresh();
     server.always("GET", status, { status: 503 });
-    const client = testClient(server, { retry: { maxAttempts: 10, baseDelayMs: 40, maxElapsedMs: 100 } });
+    const client = testClient(server, {
+      retry: { maxAttempts: 10, baseDelayMs: 1_000, maxDelayMs: 5_000, maxElapsedMs: 2_500 },
+    });
     await caught(client.status(id));
-    // 40 + 80 > 100: the second retry would start too late.
+    // 1 s + 2 s > 2.5 s: the second retry would start too late, however fast the server answers;
+    // the first is taken if the first 503 comes back within 1.5 s (a process's first fetch on a
+    // loaded machine took over 400 ms: 40 and 100 ms left it 60).
     assert.equal(server.to(status).length, 2);
   });
 
