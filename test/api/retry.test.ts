@@ -302,9 +302,17 @@ describe("abort", () => {
     const { id, status } = fresh();
     server.always("GET", status, { action: "hang" });
     const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error("user pressed ^C")), 50);
+    const pending = caught(testClient(server).status(id, { signal: controller.signal }));
+    // The abort comes once the server holds the request, not a fixed 50 ms after the call: a
+    // loaded machine once took longer than that to send it, and the abort came before the request.
+    const deadline = Date.now() + 10_000;
+    while (server.to(status).length === 0) {
+      assert.ok(Date.now() < deadline, "the request never reached the server");
+      await new Promise((r) => setTimeout(r, 5));
+    }
     const t0 = performance.now();
-    const err = await caught(testClient(server).status(id, { signal: controller.signal }));
+    controller.abort(new Error("user pressed ^C"));
+    const err = await pending;
     assert.ok(err instanceof AbortError, `got ${err.name}`);
     assert.equal(err.requestId, id);
     assert.match(err.message, /user pressed/);
