@@ -113,9 +113,13 @@ describe("reads retry", () => {
   test("maxElapsedMs stops retrying", async () => {
     const { id, status } = fresh();
     server.always("GET", status, { status: 503 });
-    const client = testClient(server, { retry: { maxAttempts: 10, baseDelayMs: 40, maxElapsedMs: 100 } });
+    const client = testClient(server, {
+      retry: { maxAttempts: 10, baseDelayMs: 1_000, maxDelayMs: 5_000, maxElapsedMs: 2_500 },
+    });
     await caught(client.status(id));
-    // 40 + 80 > 100: the second retry would start too late.
+    // 1 s + 2 s > 2.5 s: the second retry would start too late, however fast the server answers;
+    // the first is taken if the first 503 comes back within 1.5 s (a process's first fetch on a
+    // loaded machine took over 400 ms: 40 and 100 ms left it 60).
     assert.equal(server.to(status).length, 2);
   });
 
@@ -298,9 +302,17 @@ describe("abort", () => {
     const { id, status } = fresh();
     server.always("GET", status, { action: "hang" });
     const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error("user pressed ^C")), 50);
+    const pending = caught(testClient(server).status(id, { signal: controller.signal }));
+    // The abort comes once the server holds the request, not a fixed 50 ms after the call: a
+    // loaded machine once took longer than that to send it, and the abort came before the request.
+    const deadline = Date.now() + 10_000;
+    while (server.to(status).length === 0) {
+      assert.ok(Date.now() < deadline, "the request never reached the server");
+      await new Promise((r) => setTimeout(r, 5));
+    }
     const t0 = performance.now();
-    const err = await caught(testClient(server).status(id, { signal: controller.signal }));
+    controller.abort(new Error("user pressed ^C"));
+    const err = await pending;
     assert.ok(err instanceof AbortError, `got ${err.name}`);
     assert.equal(err.requestId, id);
     assert.match(err.message, /user pressed/);

@@ -57,11 +57,13 @@ describe("batch: one folder, one owner", () => {
   test("two processes on the same folder by two spellings (a symlink) never both run", {
     timeout: 90_000,
   }, async () => {
-    // Jobs of ~2.5 s: the first process is still running when the second opens the batch.
+    // Jobs of 10 s: the first process is still running when the second opens the batch, even when
+    // the second takes seconds to start (with 2.5 s jobs, a loaded machine once saw the first
+    // finish before the second looked, and both exit 0).
     const sb = await h.sandbox({
       timeScale: 1,
       workers: 10,
-      runTime: { 121: { meanMs: 2_500, jitterMs: 0 } },
+      runTime: { 121: { meanMs: 10_000, jitterMs: 0 } },
     });
     const home = tempHome();
     try {

@@ -1,5 +1,7 @@
 // `status`, `result` and `cancel` against one request each, end to end: a sandbox with one
-// worker and a long first job, so that the next one is really queued.
+// worker and a first job that never ends within the test, so that the next one is really queued
+// however slowly the CLI processes start. A failed job gets a sandbox of its own (the first one's
+// worker stays busy).
 
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -10,19 +12,20 @@ import { type CliResult, cli, inProcessSandbox, parseJson, type TempHome, tempHo
 import { jpeg } from "../helpers/images.js";
 
 let sandbox: Sandbox;
+let spare: Sandbox;
 let home: TempHome;
 let image: string;
 
-function dreamina(args: string[]): Promise<CliResult> {
-  return cli(["--base-url", sandbox.url, ...args], { env: home.env, cwd: home.dir });
+function dreamina(args: string[], on: Sandbox = sandbox): Promise<CliResult> {
+  return cli(["--base-url", on.url, ...args], { env: home.env, cwd: home.dir });
 }
 
 function show(r: CliResult): string {
   return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 }
 
-async function submit(prompt: string, frames = 121): Promise<string> {
-  const r = await dreamina(["submit", "-i", image, "-p", prompt, "--frames", String(frames)]);
+async function submit(prompt: string, frames = 121, on: Sandbox = sandbox): Promise<string> {
+  const r = await dreamina(["submit", "-i", image, "-p", prompt, "--frames", String(frames)], on);
   assert.equal(r.code, 0, show(r));
   return r.stdout.trim();
 }
@@ -37,9 +40,11 @@ async function journalState(id: string): Promise<string | undefined> {
 before(async () => {
   sandbox = await inProcessSandbox({
     workers: 1,
-    // The long job must outlast four CLI processes (status, status, cancel, result, cancel) on a slow machine.
-    runTime: { 121: { meanMs: 800, jitterMs: 0 }, 241: { meanMs: 15_000, jitterMs: 0 } },
+    // A fixed run time for the long job was a race with the CLI processes that must see it running
+    // (15 s was not enough on a loaded 2-core machine): an hour is never reached; close() ends it.
+    runTime: { 121: { meanMs: 800, jitterMs: 0 }, 241: { meanMs: 3_600_000, jitterMs: 0 } },
   });
+  spare = await inProcessSandbox({ workers: 1, runTime: { 121: { meanMs: 800, jitterMs: 0 } } });
   home = tempHome();
   image = join(home.dir, "photo.png");
   writeFileSync(image, await jpeg(640, 480));
@@ -47,6 +52,7 @@ before(async () => {
 
 after(async () => {
   await sandbox.close();
+  await spare.close();
   home.cleanup();
 });
 
@@ -110,20 +116,20 @@ describe("status, result, cancel", () => {
   });
 
   it("a failed job: wait exits 1 with the service's error; result exits 1 and shows it; the journal keeps it", async () => {
-    sandbox.setFaults("job:fail=1");
+    spare.setFaults("job:fail=1");
     let failed: string;
     try {
-      failed = await submit("this one fails");
+      failed = await submit("this one fails", 121, spare);
     } finally {
-      sandbox.setFaults(undefined);
+      spare.setFaults(undefined);
     }
-    const w = await dreamina(["wait", failed, "-o", "failed.mp4"]);
+    const w = await dreamina(["wait", failed, "-o", "failed.mp4"], spare);
     assert.equal(w.code, 1, show(w));
     assert.match(w.stderr, /failed: Generation failed: internal worker error/);
-    const r = await dreamina(["result", failed]);
+    const r = await dreamina(["result", failed], spare);
     assert.equal(r.code, 1, show(r));
     assert.match(r.stdout, /failed\nerror: "Generation failed: internal worker error"/);
-    const json = await dreamina(["--json", "result", failed]);
+    const json = await dreamina(["--json", "result", failed], spare);
     assert.equal(parseJson<{ error: unknown }>(json).error, "Generation failed: internal worker error");
     assert.equal(await journalState(failed), "failed");
     const detail = await cli(["jobs", "show", failed], { env: home.env });

@@ -433,10 +433,13 @@ describe("wait", () => {
       ],
       result: [resultBody(rid, "succeeded", { output: { video: VIDEO } })],
     });
-    // Each spell lasts about 5 × 40 ms, under the 300 ms allowed; the three together do not.
+    // A spell's five failures are four 100 ms sleeps apart: 400 ms plus the polls themselves, well
+    // under the 1 s allowed even on a loaded machine (40 ms and 300 ms left too little: one spell
+    // took 342 ms there). The three spells together span at least 16 sleeps, 1.6 s: counted as
+    // one, they would give up.
     const result = await wait(server.client({ maxAttempts: 1 }), rid, {
-      pollSchedule: () => 40,
-      giveUpAfterMs: 300,
+      pollSchedule: () => 100,
+      giveUpAfterMs: 1_000,
     });
     assert.equal(result.video, VIDEO);
   });
