@@ -57,10 +57,15 @@ export async function clientMain(params: ClientParams): Promise<void> {
     hooks: limiter.hooks(),
     ...(process.env.BENCH_FETCH === "global" ? {} : { fetch: nodeFetch }),
   });
-  const peak = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+  // BENCH_MEM=1: memory peaks while rows run, and after the last row settled (the reports).
+  const newPeak = () => ({ rss: 0, heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 });
+  const peaks = { rows: newPeak(), end: newPeak() };
+  let phase: keyof typeof peaks = "rows";
+  let settled = 0;
   const sampler = process.env.BENCH_MEM
     ? setInterval(() => {
         const m = process.memoryUsage();
+        const peak = peaks[phase];
         for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], m[k] / 1e6);
       }, 100)
     : undefined;
@@ -85,13 +90,21 @@ export async function clientMain(params: ClientParams): Promise<void> {
   };
   for await (const event of run) {
     if (event.type === "plan" || event.type === "report" || event.type === "summary") mark(event.type);
+    if ((event.type === "row-done" || event.type === "row-failed") && ++settled === manifest.rows.length) {
+      phase = "end";
+    }
   }
   if (process.env.BENCH_MEM) process.stderr.write(`cpu marks (ms): ${JSON.stringify(marks)}\n`);
   const summary = await run.summary;
   const wallMs = performance.now() - t0;
   if (sampler) {
     clearInterval(sampler);
-    process.stderr.write(`memory peaks (MB): ${JSON.stringify(peak)}\n`);
+    const round = (p: Record<string, number>) =>
+      Object.fromEntries(Object.entries(p).map(([k, v]) => [k, Math.round(v)]));
+    process.stderr.write(
+      `memory peaks (MB) while rows run: ${JSON.stringify(round(peaks.rows))}; ` +
+        `after the last row (reports): ${JSON.stringify(round(peaks.end))}\n`,
+    );
   }
   if (process.env.BENCH_THREADS) {
     // Where the CPU went, thread by thread (Linux): main, libuv pool, V8 helpers.
