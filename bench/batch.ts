@@ -4,6 +4,8 @@
 //    batch run with concurrency 32 in a CHILD process, so that the client's CPU and memory are
 //    measured without the sandbox's. Targets: wall time within 10 % of the ideal
 //    (rows × mean job time / workers), client peak RSS < 200 MB, client CPU < 10 ms per row.
+//    `--rows=10000` (or BENCH_SCALE_ROWS=10000) runs a second, larger batch in a fresh child
+//    after it: memory must be flat in rows (its peak RSS < 250 MB and ≤ 1.3 × the first's).
 // 2. Validation of a 10,000-row manifest of local images (every rule, images probed): rows/s.
 //
 // The child mode (`--client <json>`) is this same file run with different arguments.
@@ -55,10 +57,15 @@ export async function clientMain(params: ClientParams): Promise<void> {
     hooks: limiter.hooks(),
     ...(process.env.BENCH_FETCH === "global" ? {} : { fetch: nodeFetch }),
   });
-  const peak = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+  // BENCH_MEM=1: memory peaks while rows run, and after the last row settled (the reports).
+  const newPeak = () => ({ rss: 0, heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 });
+  const peaks = { rows: newPeak(), end: newPeak() };
+  let phase: keyof typeof peaks = "rows";
+  let settled = 0;
   const sampler = process.env.BENCH_MEM
     ? setInterval(() => {
         const m = process.memoryUsage();
+        const peak = peaks[phase];
         for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], m[k] / 1e6);
       }, 100)
     : undefined;
@@ -83,13 +90,21 @@ export async function clientMain(params: ClientParams): Promise<void> {
   };
   for await (const event of run) {
     if (event.type === "plan" || event.type === "report" || event.type === "summary") mark(event.type);
+    if ((event.type === "row-done" || event.type === "row-failed") && ++settled === manifest.rows.length) {
+      phase = "end";
+    }
   }
   if (process.env.BENCH_MEM) process.stderr.write(`cpu marks (ms): ${JSON.stringify(marks)}\n`);
   const summary = await run.summary;
   const wallMs = performance.now() - t0;
   if (sampler) {
     clearInterval(sampler);
-    process.stderr.write(`memory peaks (MB): ${JSON.stringify(peak)}\n`);
+    const round = (p: Record<string, number>) =>
+      Object.fromEntries(Object.entries(p).map(([k, v]) => [k, Math.round(v)]));
+    process.stderr.write(
+      `memory peaks (MB) while rows run: ${JSON.stringify(round(peaks.rows))}; ` +
+        `after the last row (reports): ${JSON.stringify(round(peaks.end))}\n`,
+    );
   }
   if (process.env.BENCH_THREADS) {
     // Where the CPU went, thread by thread (Linux): main, libuv pool, V8 helpers.
@@ -269,94 +284,146 @@ function row(pass: boolean, label: string, value: string, target: string): strin
   return `| ${label.padEnd(34)} | ${value.padStart(16)} | ${target.padEnd(18)} | ${pass ? "PASS" : "FAIL"} |`;
 }
 
-export async function main(): Promise<boolean> {
+interface BatchMeasure {
+  rows: number;
+  report: ClientReport;
+  meanJobMs: number;
+  polls: number;
+}
+
+/** One batch of `rows` rows in a child process, against a fresh sandbox, journal and folder. */
+async function measureBatch(
+  dir: string,
+  images: string[],
+  rows: number,
+  command: { argv: string[] },
+): Promise<BatchMeasure> {
   const { startSandbox } = await import("../src/sandbox/index.js");
+  const runDir = join(dir, `run-${rows}`);
+  await mkdir(runDir, { recursive: true });
+  // Fixed seeds: the sandbox renders each (image, seed) once and serves the cache after.
+  const manifest = join(dir, `bench-${rows}.jsonl`);
+  await writeFile(
+    manifest,
+    `${Array.from({ length: rows }, (_, i) =>
+      JSON.stringify({ image: images[i % images.length], prompt: `bench row ${i}`, seed: 1 + (i % 2) }),
+    ).join("\n")}\n`,
+  );
+  const sandbox = await startSandbox({
+    quiet: true,
+    workers: WORKERS,
+    timeScale: TIME_SCALE,
+    renderShortSide: 160,
+  });
+  try {
+    const params: ClientParams = {
+      baseUrl: sandbox.url,
+      manifest,
+      out: join(runDir, "out"),
+      journal: join(runDir, "journal.db"),
+      concurrency: CONCURRENCY,
+      timeScale: TIME_SCALE,
+      rps: 5000,
+    };
+    const report = await new Promise<ClientReport>((resolve, reject) => {
+      // BENCH_CLIENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the client alone.
+      const nodeArgs = (process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
+      // BENCH_PIN=1 (Linux, taskset): the sandbox on CPU 0, the client on CPU 1, so that the
+      // two do not take each other's core and the client's CPU time is less noisy.
+      const pin = pinning();
+      // BENCH_CLIENT_WRAPPER (e.g. "strace -f -c -o /tmp/client.strace") runs the client under
+      // a tool of its own, for diagnostics.
+      const wrapper = (process.env.BENCH_CLIENT_WRAPPER ?? "").split(" ").filter(Boolean);
+      const argv = [...nodeArgs, ...command.argv, "--client", JSON.stringify(params)];
+      const launch = pin
+        ? ["taskset", "-c", pin.client, process.execPath, ...argv]
+        : [process.execPath, ...argv];
+      const [program, ...args] = [...wrapper, ...launch] as [string, ...string[]];
+      const child = spawn(program, args, {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let out = "";
+      child.stdout.on("data", (d) => {
+        out += d;
+      });
+      child.on("exit", (code) => {
+        try {
+          if (code !== 0 && code !== 1) throw new Error(`client exited ${code}`);
+          const outLines = out.trim().split("\n");
+          // Anything else the client printed (e.g. --trace-gc) goes to stderr.
+          if (outLines.length > 1) process.stderr.write(`${outLines.slice(0, -1).join("\n")}\n`);
+          resolve(JSON.parse(outLines.pop() ?? "") as ClientReport);
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+    const jobs = sandbox.jobs();
+    if (process.env.BENCH_POLLS) pollDiagnostics(jobs, sandbox.requests());
+    const meanJobMs = jobs.reduce((sum, j) => sum + j.runMs, 0) / Math.max(1, jobs.length);
+    // Polls are status requests plus result requests (the batch polls the result once a job runs).
+    const polls = sandbox.requests().filter((r) => r.route === "status" || r.route === "result").length;
+    return { rows, report, meanJobMs, polls };
+  } finally {
+    await sandbox.close();
+    // The videos of a large run add up; only the numbers are kept.
+    await rm(runDir, { recursive: true, force: true });
+  }
+}
+
+const WORKERS = 32;
+const CONCURRENCY = 32;
+const TIME_SCALE = 60; // the sandbox's 60 ± 15 s (121 frames) becomes 1 ± 0.25 s
+
+/** The larger run's row count: `--rows=N` on the command line, or BENCH_SCALE_ROWS. */
+function scaleRows(argv: readonly string[]): number | undefined {
+  const flag = argv.find((a) => a.startsWith("--rows="))?.slice("--rows=".length);
+  const value = flag ?? process.env.BENCH_SCALE_ROWS;
+  if (value === undefined || value === "") return undefined;
+  const rows = Number(value);
+  if (!Number.isSafeInteger(rows) || rows < 1)
+    throw new Error(`--rows must be a positive integer (got ${value})`);
+  return rows;
+}
+
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<boolean> {
   const rows = Number(process.env.BENCH_ROWS ?? 1000);
-  const workers = 32;
-  const concurrency = 32;
-  const timeScale = 60; // the sandbox's 60 ± 15 s (121 frames) becomes 1 ± 0.25 s
+  // `npm run bench -- batch --rows=10000`: bench/index.ts keeps the flags for itself, so they
+  // are read from the process's own arguments too.
+  const scale = scaleRows([...argv, ...process.argv.slice(2)]);
   const dir = await mkdtemp(join(tmpdir(), "dreamina-bench-batch-"));
   const lines: string[] = [];
   let ok = true;
   try {
     const images = await makeImages(dir, 4);
-    // Fixed seeds: the sandbox renders each (image, seed) once and serves the cache after.
-    const manifest = join(dir, "bench.jsonl");
-    await writeFile(
-      manifest,
-      `${Array.from({ length: rows }, (_, i) =>
-        JSON.stringify({ image: images[i % images.length], prompt: `bench row ${i}`, seed: 1 + (i % 2) }),
-      ).join("\n")}\n`,
-    );
     const command = await clientCommand(dir);
-    const sandbox = await startSandbox({ quiet: true, workers, timeScale, renderShortSide: 160 });
-    let report: ClientReport;
+    const runs: BatchMeasure[] = [];
     try {
-      const params: ClientParams = {
-        baseUrl: sandbox.url,
-        manifest,
-        out: join(dir, "out"),
-        journal: join(dir, "journal.db"),
-        concurrency,
-        timeScale,
-        rps: 5000,
-      };
-      report = await new Promise<ClientReport>((resolve, reject) => {
-        // BENCH_CLIENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the client alone.
-        const nodeArgs = (process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
-        // BENCH_PIN=1 (Linux, taskset): the sandbox on CPU 0, the client on CPU 1, so that the
-        // two do not take each other's core and the client's CPU time is less noisy.
-        const pin = pinning();
-        // BENCH_CLIENT_WRAPPER (e.g. "strace -f -c -o /tmp/client.strace") runs the client under
-        // a tool of its own, for diagnostics.
-        const wrapper = (process.env.BENCH_CLIENT_WRAPPER ?? "").split(" ").filter(Boolean);
-        const argv = [...nodeArgs, ...command.argv, "--client", JSON.stringify(params)];
-        const launch = pin
-          ? ["taskset", "-c", pin.client, process.execPath, ...argv]
-          : [process.execPath, ...argv];
-        const [program, ...args] = [...wrapper, ...launch] as [string, ...string[]];
-        const child = spawn(program, args, {
-          stdio: ["ignore", "pipe", "inherit"],
-        });
-        let out = "";
-        child.stdout.on("data", (d) => {
-          out += d;
-        });
-        child.on("exit", (code) => {
-          try {
-            if (code !== 0 && code !== 1) throw new Error(`client exited ${code}`);
-            const outLines = out.trim().split("\n");
-            // Anything else the client printed (e.g. --trace-gc) goes to stderr.
-            if (outLines.length > 1) process.stderr.write(`${outLines.slice(0, -1).join("\n")}\n`);
-            resolve(JSON.parse(outLines.pop() ?? "") as ClientReport);
-          } catch (error) {
-            reject(error);
-          }
-        });
-      });
-      const jobs = sandbox.jobs();
-      if (process.env.BENCH_POLLS) pollDiagnostics(jobs, sandbox.requests());
-      const meanJobMs = jobs.reduce((s, j) => s + j.runMs, 0) / Math.max(1, jobs.length);
-      const ideal = (rows * meanJobMs) / workers;
+      for (const n of scale === undefined || scale === rows ? [rows] : [rows, scale]) {
+        runs.push(await measureBatch(dir, images, n, command));
+      }
+    } finally {
+      await command.cleanup();
+    }
+    for (const { rows: n, report, meanJobMs, polls } of runs) {
+      const ideal = (n * meanJobMs) / WORKERS;
       const overhead = report.wallMs / ideal - 1;
-      const cpuPerRow = (report.cpuUserMs + report.cpuSystemMs) / rows;
-      // Polls are status requests plus result requests (the batch polls the result once a job runs).
-      const polls = sandbox.requests().filter((r) => r.route === "status" || r.route === "result").length;
+      const cpuPerRow = (report.cpuUserMs + report.cpuSystemMs) / n;
       lines.push(
-        `${rows} rows, ${workers} sandbox workers, concurrency ${concurrency}, mean job ${(meanJobMs / 1000).toFixed(2)} s; ` +
+        `${n} rows, ${WORKERS} sandbox workers, concurrency ${CONCURRENCY}, mean job ${(meanJobMs / 1000).toFixed(2)} s; ` +
           `${report.done} done, ${report.failed} failed, ${report.unknown} unknown; ${report.requests} API requests ` +
-          `(${(polls / rows).toFixed(1)} status/result polls per row); client run as ${command.how}`,
+          `(${(polls / n).toFixed(1)} status/result polls per row); client run as ${command.how}`,
       );
       // The kernel's share is mostly fsync (two durable journal commits and one downloaded file per row).
       lines.push(
-        `client CPU per row: ${(report.cpuUserMs / rows).toFixed(2)} ms user + ` +
-          `${(report.cpuSystemMs / rows).toFixed(2)} ms system`,
+        `client CPU per row: ${(report.cpuUserMs / n).toFixed(2)} ms user + ` +
+          `${(report.cpuSystemMs / n).toFixed(2)} ms system`,
       );
       lines.push("");
       lines.push(`| ${"measure".padEnd(34)} | ${"value".padStart(16)} | ${"target".padEnd(18)} | result |`);
       lines.push(`|${"-".repeat(36)}|${"-".repeat(18)}|${"-".repeat(20)}|--------|`);
       const checks: [boolean, string, string, string][] = [
-        [report.done === rows, "rows done", `${report.done}/${rows}`, "all"],
+        [report.done === n, "rows done", `${report.done}/${n}`, "all"],
         [
           overhead <= 0.1,
           "wall time vs ideal",
@@ -370,9 +437,31 @@ export async function main(): Promise<boolean> {
         ok &&= pass;
         lines.push(row(pass, label, value, target));
       }
-    } finally {
-      await sandbox.close();
-      await command.cleanup();
+      lines.push("");
+    }
+    const [base, large] = runs;
+    if (base && large) {
+      // Memory flat in rows: what the client keeps per row must not add up over a long batch.
+      const ratio = large.report.maxRssMb / base.report.maxRssMb;
+      const checks: [boolean, string, string, string][] = [
+        [
+          large.report.maxRssMb < 250,
+          `peak RSS at ${large.rows} rows`,
+          `${large.report.maxRssMb.toFixed(0)} MB`,
+          "< 250 MB",
+        ],
+        [
+          ratio <= 1.3,
+          `peak RSS ${large.rows} / ${base.rows} rows`,
+          `${large.report.maxRssMb.toFixed(0)} / ${base.report.maxRssMb.toFixed(0)} MB = ${ratio.toFixed(2)}×`,
+          "≤ 1.3×",
+        ],
+      ];
+      for (const [pass, label, value, target] of checks) {
+        ok &&= pass;
+        lines.push(row(pass, label, value, target));
+      }
+      lines.push("");
     }
 
     // Validation of 10,000 rows of local images (distinct files, as a real manifest would have).

@@ -1,5 +1,6 @@
 // The one base of every error this library throws. Callers branch on `code` (stable, snake_case,
-// unique across the library) or with `instanceof`; the CLI maps codes to exit codes in one table.
+// unique across the library but for the image probe's `not_found`/`timeout`/`aborted`, older than
+// the family and kept) or with `instanceof`; the CLI maps codes to exit codes in one table.
 // Each family sets its codes with a static `code` on the class (a subclass overrides it), so a
 // new error class needs no constructor just to have one.
 

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, mkdir, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { DreaminaError } from "../api/dreamina-error.js";
 import { sanitizeFileName } from "../download/download.js";
 
 /** The output video's extension: a row's file is `<name>.mp4`. */
@@ -27,14 +28,17 @@ export function portableText(raw: string): string {
 }
 
 /** A path that names no file inside the output directory (it would write elsewhere). */
-export class OutputPathError extends Error {
-  readonly code = "outside_out";
+export class OutputPathError extends DreaminaError {
+  static override readonly code: string = "outside_out";
   constructor(
     readonly file: string,
     readonly outDir: string,
   ) {
     super(`refusing to write ${JSON.stringify(file)}: it is not a plain file name inside ${outDir}`);
-    this.name = "OutputPathError";
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), file: this.file, outDir: this.outDir };
   }
 }
 

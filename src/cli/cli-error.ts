@@ -77,7 +77,7 @@ export function inputFileError(what: string, path: string, error: unknown): CliE
 
 /**
  * The stable code of an error of the DreaminaError family, else undefined: outside the family
- * the same spelling may mean something else (an image probe's "timeout" is not the service's).
+ * the same spelling may mean something else (another library's "timeout" is not the service's).
  */
 export function familyCode(error: unknown): string | undefined {
   return error instanceof DreaminaError ? error.code : undefined;

@@ -2,8 +2,8 @@
 // or was cancelled and 130 for an interrupt. This module is the one place that decides which
 // condition gives which code, and which codes each command can return (its --help and the
 // README's table are checked against COMMAND_EXIT_CODES by the tests). Errors are told apart by
-// their stable `code` only (never by class or name), so a new error class needs no change here
-// unless it brings a new code.
+// their stable `code` only (never by class or name), in one table, so a new error class needs no
+// change here unless it brings a new code.
 
 import { DreaminaError } from "../api/dreamina-error.js";
 import { CliError } from "./cli-error.js";
@@ -72,6 +72,7 @@ interface ErrorFacts {
   readonly code?: unknown;
   readonly status?: unknown;
   readonly cause?: unknown;
+  readonly source?: unknown;
 }
 
 function status(error: ErrorFacts): number {
@@ -87,13 +88,26 @@ function byStatus(error: ErrorFacts): ExitCode {
   return EXIT.failure;
 }
 
+/**
+ * The image probe spells two of its codes like the service ("not_found", "timeout") and always
+ * names the `source` it read: an image that could not be fetched or read is an input problem
+ * (66) wherever it is met, never "service unavailable" (69 is for the RunComfy API).
+ */
+function imageOr(rule: Rule): Rule {
+  return (error) =>
+    typeof error.source === "string" ? EXIT.noInput : typeof rule === "function" ? rule(error) : rule;
+}
+
 /** A video download that failed: the CDN being down is "unavailable", anything else a failure. */
 function downloadByStatus(error: ErrorFacts): ExitCode {
   return status(error) >= 500 ? EXIT.unavailable : EXIT.failure;
 }
 
-/** The codes of the DreaminaError family (unique across the library). Unlisted codes exit 1. */
-const FAMILY_CODES = new Map<string, Rule>([
+/**
+ * The codes of the DreaminaError family, and the one errno code read from errors outside it.
+ * Unlisted codes exit 1.
+ */
+const CODES = new Map<string, Rule>([
   // The CLI's own (cli-error.ts).
   ["usage", EXIT.usage],
   ["bad_data", EXIT.dataError],
@@ -121,7 +135,7 @@ const FAMILY_CODES = new Map<string, Rule>([
   ["missing_token", EXIT.noPermission],
   ["authentication", EXIT.noPermission],
   ["permission_denied", EXIT.noPermission],
-  ["timeout", EXIT.tempFail],
+  ["timeout", imageOr(EXIT.tempFail)],
   ["wait_timeout", EXIT.tempFail],
   ["rate_limited", EXIT.tempFail],
   ["server_error", EXIT.unavailable],
@@ -129,7 +143,7 @@ const FAMILY_CODES = new Map<string, Rule>([
   ["invalid_input", EXIT.dataError],
   ["preflight", EXIT.dataError],
   ["service_error", byStatus],
-  ["not_found", byStatus],
+  ["not_found", imageOr(byStatus)],
   ["insufficient_balance", byStatus],
   ["unexpected_response", byStatus],
   ["unknown_status", byStatus],
@@ -141,24 +155,15 @@ const FAMILY_CODES = new Map<string, Rule>([
   ["download_not_mp4", downloadByStatus],
   ["download_size_mismatch", downloadByStatus],
   ["download_bad_response", downloadByStatus],
-]);
-
-/**
- * Codes of errors outside the family so far (the image probe's and fitter's, Node's errno). Kept
- * apart because some spellings are the service's too ("timeout", "not_found"), with another
- * meaning: an image that could not be fetched or read is an input problem (66) wherever it is
- * met, never "service unavailable" (69 is for the RunComfy API). Bytes that are not a usable
- * image (HTML, another format, cut short, malformed) are bad data (65).
- */
-const OTHER_CODES = new Map<string, Rule>([
-  ["not_found", EXIT.noInput],
+  // Where the video goes (download/output-error.ts) is unlisted: the CLI turns an output refused
+  // before anything is sent into output_refused/output_unavailable; after the job ran it exits 1.
+  // Probing an image (image/probe-core.ts): it could not be fetched or read (66), or its bytes
+  // are not a usable image: HTML, another format, cut short, malformed (65).
   ["not_a_file", EXIT.noInput],
   ["unreadable", EXIT.noInput],
   ["network", EXIT.noInput],
-  ["timeout", EXIT.noInput],
   ["too_many_redirects", EXIT.noInput],
   ["http_error", EXIT.noInput],
-  ["aborted", EXIT.interrupted],
   ["bad_source", EXIT.dataError],
   ["html", EXIT.dataError],
   ["unsupported_format", EXIT.dataError],
@@ -169,16 +174,23 @@ const OTHER_CODES = new Map<string, Rule>([
   ["decode_failed", EXIT.dataError],
   ["too_many_pixels", EXIT.dataError],
   ["cannot_fit", EXIT.dataError],
+  // The sandbox's --faults (sandbox/faults.ts).
+  ["fault_spec", EXIT.usage],
+  // Node's errno, from errors outside the family.
   ["ENOENT", EXIT.noInput],
 ]);
+
+/** Errno codes (ENOENT...): the only codes read from an error outside the DreaminaError family. */
+const ERRNO = /^E[A-Z0-9]+$/;
 
 /** The exit code for anything a command threw. */
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CliError && error.wraps !== undefined) return exitCodeFor(error.wraps);
   const facts = (typeof error === "object" && error !== null ? error : {}) as ErrorFacts;
   if (typeof facts.code !== "string") return EXIT.failure;
-  const table = error instanceof DreaminaError ? FAMILY_CODES : OTHER_CODES;
-  const rule = table.get(facts.code);
+  // Outside the family a code may mean anything (another library's "timeout"): only errno counts.
+  if (!(error instanceof DreaminaError) && !ERRNO.test(facts.code)) return EXIT.failure;
+  const rule = CODES.get(facts.code);
   if (rule === undefined) return EXIT.failure;
   return typeof rule === "function" ? rule(facts) : rule;
 }

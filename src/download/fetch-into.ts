@@ -7,8 +7,8 @@ import { type FileHandle, open, rm, writeFile } from "node:fs/promises";
 import { abortErrorFrom, sleep } from "../api/sleep.js";
 import { HttpError } from "../http/http-error.js";
 import { Appender } from "./appender.js";
-import type { DownloadOptions, DownloadResult } from "./download.js";
 import { DownloadError } from "./download-error.js";
+import type { DownloadOptions, DownloadResult } from "./download-types.js";
 import { checkMp4File, describeNonMp4, Mp4StreamCheck, Mp4StructureError } from "./mp4.js";
 import {
   hashFile,

@@ -5,6 +5,7 @@
 // Only box headers are read (a few bytes each), never the media.
 
 import { open } from "node:fs/promises";
+import { DreaminaError } from "../api/dreamina-error.js";
 
 export interface Mp4Box {
   type: string;
@@ -20,11 +21,9 @@ export interface Mp4Summary {
   faststart: boolean;
 }
 
-export class Mp4StructureError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "Mp4StructureError";
-  }
+/** A file that is not a whole MP4 (a download turns it into DownloadError `download_not_mp4`). */
+export class Mp4StructureError extends DreaminaError {
+  static override readonly code: string = "mp4_malformed";
 }
 
 /** Boxes that may legitimately precede `ftyp` (none should, but some muxers pad). */

@@ -1,6 +1,8 @@
 // What can be wrong with where a video goes, as one error type with a code, and the local
 // filesystem errors (errno) translated into it.
 
+import { DreaminaError } from "../api/dreamina-error.js";
+
 export type OutputErrorCode =
   /** The file exists and `force` was not given. */
   | "exists"
@@ -20,18 +22,17 @@ export type OutputErrorCode =
   | "write_failed";
 
 /** The output cannot be written where asked. `path` is the file or folder concerned. */
-export class OutputError extends Error {
-  readonly code: OutputErrorCode;
+export class OutputError extends DreaminaError {
+  static override readonly code: OutputErrorCode = "write_failed";
+  declare readonly code: OutputErrorCode;
   readonly path: string;
   constructor(code: OutputErrorCode, message: string, path: string, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "OutputError";
-    this.code = code;
+    super(message, { code, cause: options.cause });
     this.path = path;
   }
 
-  toJSON(): Record<string, unknown> {
-    return { name: this.name, code: this.code, path: this.path, message: this.message };
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), path: this.path };
   }
 }
 

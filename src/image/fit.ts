@@ -8,6 +8,7 @@
 // PNG) becomes a JPEG, unless PNG was asked for explicitly, in which case it is scaled down.
 
 import type { Sharp } from "sharp";
+import { DreaminaError } from "../api/dreamina-error.js";
 import { formatName, type ImageFormat, type ImageHeader, sniffImage } from "../model/image-header.js";
 import { checkImageFacts, type ImageLimits, imageLimits } from "../model/validate.js";
 import { checkDecodes, type DecodeCheck, loadSharp, MAX_DECODE_PIXELS } from "./decode-check.js";
@@ -41,12 +42,11 @@ export type ImageFitErrorCode =
   | "cannot_fit"
   | "bad_option";
 
-export class ImageFitError extends Error {
-  readonly code: ImageFitErrorCode;
+export class ImageFitError extends DreaminaError {
+  static override readonly code: ImageFitErrorCode = "cannot_fit";
+  declare readonly code: ImageFitErrorCode;
   constructor(code: ImageFitErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "ImageFitError";
-    this.code = code;
+    super(message, { code, cause: options?.cause });
   }
 }
 

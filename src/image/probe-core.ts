@@ -2,6 +2,7 @@
 // from any source (a file, a Blob, a URL) a bounded window at a time, and `finish`, which
 // turns a parsed header into facts or into the error that explains why there are none.
 
+import { DreaminaError } from "../api/dreamina-error.js";
 import {
   formatName,
   type ImageHeader,
@@ -26,9 +27,14 @@ export type ImageProbeErrorCode =
   | "network"
   | "aborted";
 
-/** Why no facts could be had about an image. `code` is stable; the message is for people. */
-export class ImageProbeError extends Error {
-  readonly code: ImageProbeErrorCode;
+/**
+ * Why no facts could be had about an image. `code` is stable; the message is for people. Three
+ * codes (`not_found`, `timeout`, `aborted`) are spelt like the service's: the `source` this
+ * error always names is what tells an input problem apart (see cli/exit-codes.ts).
+ */
+export class ImageProbeError extends DreaminaError {
+  static override readonly code: ImageProbeErrorCode = "unreadable";
+  declare readonly code: ImageProbeErrorCode;
   /** The path or URL that was probed (a data URI is abbreviated). */
   readonly source: string;
   /** HTTP status, for `http_error` and `not_found` on a URL. */
@@ -38,21 +44,13 @@ export class ImageProbeError extends Error {
     message: string,
     options: { source: string; status?: number | undefined; cause?: unknown },
   ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "ImageProbeError";
-    this.code = code;
+    super(message, { code, cause: options.cause });
     this.source = options.source;
     this.status = options.status;
   }
 
-  toJSON(): Record<string, unknown> {
-    return {
-      name: this.name,
-      code: this.code,
-      message: this.message,
-      source: this.source,
-      status: this.status,
-    };
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), source: this.source, status: this.status };
   }
 }
 

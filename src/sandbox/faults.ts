@@ -58,6 +58,9 @@
 // Example: submit:lost=0.1,status:500=0.05,status:429=0.05,cdn:truncate=0.05,job:fail=0.1,seed=7
 //          job:fail=0.5,finished-status=outcome,job-error=array,output=videos
 
+// The error base is the one thing shared beyond the model rules: it holds no client logic, and a
+// bad spec is met by users of the SDK and the CLI like any other error.
+import { DreaminaError } from "../api/dreamina-error.js";
 import { drawUnit } from "./random.js";
 
 export const FAULT_ENDPOINTS = ["submit", "status", "result", "cancel", "models", "cdn", "job"] as const;
@@ -150,7 +153,10 @@ export interface AppliedFault {
   param?: number | undefined;
 }
 
-export class FaultSpecError extends Error {}
+/** A fault spec that cannot be parsed; the message names the bad item. */
+export class FaultSpecError extends DreaminaError {
+  static override readonly code: string = "fault_spec";
+}
 
 /** Parses the string grammar above. Throws FaultSpecError naming the bad item. */
 export function parseFaultSpec(spec: string): FaultConfig {

@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { DreaminaError } from "../api/dreamina-error.js";
 import { checkDecodes, decodeViolation } from "../image/decode-check.js";
 import { type FitOptions, fitImage } from "../image/fit.js";
 import { loadImageBytes } from "../image/prepare-input.js";
@@ -23,8 +24,8 @@ const WEB_FORMATS: Record<string, string> = {
   avif: "image/avif",
 };
 
-export class UploadTooLargeError extends Error {
-  readonly code = "upload_too_large";
+export class UploadTooLargeError extends DreaminaError {
+  static override readonly code: string = "upload_too_large";
 }
 
 export function isImageId(id: string): boolean {

@@ -7,6 +7,7 @@ import { DreaminaError } from "../../src/api/dreamina-error.js";
 import {
   AuthenticationError,
   ConnectionError,
+  NotFoundError,
   RunComfyError,
   SubmissionUnknownError,
   TimeoutError,
@@ -14,8 +15,10 @@ import {
 import { CliError } from "../../src/cli/cli-error.js";
 import { EXIT, exitCodeFor } from "../../src/cli/exit-codes.js";
 import { DownloadError } from "../../src/download/download-error.js";
+import { ImageFitError } from "../../src/image/fit.js";
 import { ImageProbeError } from "../../src/image/probe-core.js";
 import { WaitGaveUpError } from "../../src/run/errors.js";
+import { FaultSpecError } from "../../src/sandbox/faults.js";
 
 class SomethingNew extends DreaminaError {}
 
@@ -59,12 +62,23 @@ describe("exitCodeFor", () => {
     assert.equal(exitCodeFor(unknown), EXIT.unavailable);
   });
 
-  it("the same spelling outside the family means the image's problem, not the service's", () => {
+  it("the image probe's spellings of the service's codes name a source: the image's problem, not the service's", () => {
     const probe = (code: "timeout" | "not_found" | "html") => new ImageProbeError(code, "x", { source: "u" });
+    assert.ok(probe("timeout") instanceof DreaminaError);
     assert.equal(exitCodeFor(probe("timeout")), EXIT.noInput);
     assert.equal(exitCodeFor(probe("not_found")), EXIT.noInput);
     assert.equal(exitCodeFor(probe("html")), EXIT.dataError);
     assert.equal(exitCodeFor(new TimeoutError("slow")), EXIT.tempFail);
+    assert.equal(exitCodeFor(new NotFoundError("gone", { status: 404 })), EXIT.dataError);
+    assert.equal(exitCodeFor(new ImageFitError("bad_option", "x")), EXIT.usage);
+    assert.equal(exitCodeFor(new ImageFitError("too_many_pixels", "x")), EXIT.dataError);
+    assert.equal(exitCodeFor(new FaultSpecError("x")), EXIT.usage);
+  });
+
+  it("outside the family only errno codes are read: another library's code means what it says there", () => {
+    assert.equal(exitCodeFor(Object.assign(new Error("x"), { code: "timeout" })), EXIT.failure);
+    assert.equal(exitCodeFor(Object.assign(new Error("x"), { code: "usage" })), EXIT.failure);
+    assert.equal(exitCodeFor(new SomethingNew("x", { code: "timeout" })), EXIT.tempFail);
   });
 
   it("downloads: a cut is temporary, a CDN 5xx unavailable, the rest a failure", () => {

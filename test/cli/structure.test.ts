@@ -66,6 +66,14 @@ describe("the CLI's structure", () => {
     );
   });
 
+  it("no import circle anywhere in src, type-only and lazy imports included", () => {
+    const { cycles } = findCycles(join(ROOT, "src")) as { cycles: string[][] };
+    assert.deepEqual(
+      cycles.map((c) => c.map((f) => relative(ROOT, f)).join(" -> ")),
+      [],
+    );
+  });
+
   it("one module per command, each with an options type, one runX(options, ctx) and registerX", () => {
     const files = readdirSync(join(CLI, "commands"))
       .filter((f) => f !== "index.ts")
