@@ -1,57 +1,12 @@
 // Downloads of finished jobs' videos, beside the jobs in flight: a few at once, three attempts
 // each, all stopped at once by an interrupt. A downloaded video settles its row (done).
 
-import { setMaxListeners } from "node:events";
 import { AbortError } from "../api/errors.js";
-import { Semaphore } from "./channel.js";
 import { isDiskFull } from "./disk-full.js";
 import { fetchRowVideo } from "./fetch-video.js";
 import { OutputPathError } from "./output-files.js";
 import type { RowRun } from "./row-run.js";
 import type { BatchRunContext } from "./run-context.js";
-
-export class Downloads {
-  readonly #slots: Semaphore;
-  readonly #inFlight = new Set<Promise<void>>();
-  readonly #controller = (() => {
-    const controller = new AbortController();
-    // Every concurrent download listens on it.
-    setMaxListeners(0, controller.signal);
-    return controller;
-  })();
-
-  constructor(concurrency: number) {
-    this.#slots = new Semaphore(concurrency);
-  }
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  /** Stops every download (an interrupt). */
-  abort(reason: unknown): void {
-    this.#controller.abort(reason);
-  }
-
-  /** Resolves when the downloads started so far have ended. */
-  async settled(): Promise<void> {
-    await Promise.all(this.#inFlight);
-  }
-
-  /** Runs `work` when a slot is free; tracked until it ends. */
-  run(work: () => Promise<void>): void {
-    const task = (async () => {
-      const release = await this.#slots.acquire();
-      try {
-        await work();
-      } finally {
-        release();
-      }
-    })();
-    this.#inFlight.add(task);
-    void task.finally(() => this.#inFlight.delete(task));
-  }
-}
 
 /** Downloads the row's video (its `outputUrl`) when a slot is free; the row is "downloading" until then. */
 export function startDownload(ctx: BatchRunContext, r: RowRun): void {

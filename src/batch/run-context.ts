@@ -9,7 +9,7 @@ import type { BatchState } from "./batch-state.js";
 import type { BatchEvent, Price, RunBatchOptions } from "./batch-types.js";
 import { Budget } from "./budget.js";
 import { diskFullRowError } from "./disk-full.js";
-import { Downloads } from "./downloads.js";
+import { Downloads } from "./download-slots.js";
 import { GroupCommit } from "./group-commit.js";
 import { ImageCache } from "./input.js";
 import type { Manifest, ManifestRow } from "./manifest.js";

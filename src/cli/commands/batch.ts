@@ -113,7 +113,7 @@ export async function runBatch(flags: BatchOptions, ctx: Factory): Promise<numbe
     );
   }
   if (flags.status) {
-    const { runBatchStatus } = await import("./batch-status.js");
+    const { runBatchStatus } = await import("../batch-status.js");
     return await runBatchStatus(
       { manifest: manifestPath, out: flags.out, batch: flags.batch, json: flags.json },
       ctx,

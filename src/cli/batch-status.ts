@@ -3,9 +3,9 @@
 // worker's share: rows by state, who holds or held them (host and pid), and the budget reserved.
 // On SQLite it shows the rows done and failed of the batch that writes into --out.
 
-import { CliError, inputFileError } from "../cli-error.js";
-import type { Factory } from "../factory.js";
-import { printable } from "../io.js";
+import { CliError, inputFileError } from "./cli-error.js";
+import type { Factory } from "./factory.js";
+import { printable } from "./io.js";
 
 export interface BatchStatusOptions {
   manifest: string;
@@ -18,10 +18,10 @@ export interface BatchStatusOptions {
 
 export async function runBatchStatus(options: BatchStatusOptions, ctx: Factory): Promise<number> {
   const { io } = ctx;
-  const { readManifest } = await import("../../batch/manifest.js");
-  const { markerBatchId, sharedBatchId } = await import("../../batch/batch-state.js");
-  const { formatUsd } = await import("../../batch/index.js");
-  const { isSharedBatchStore } = await import("../../store/index.js");
+  const { readManifest } = await import("../batch/manifest.js");
+  const { markerBatchId, sharedBatchId } = await import("../batch/batch-state.js");
+  const { formatUsd } = await import("../batch/index.js");
+  const { isSharedBatchStore } = await import("../store/index.js");
   let manifest: Awaited<ReturnType<typeof readManifest>>;
   try {
     manifest = await readManifest(options.manifest);
@@ -73,7 +73,7 @@ export async function runBatchStatus(options: BatchStatusOptions, ctx: Factory):
   if (options.out === undefined) {
     throw new CliError("usage", "--status with a local journal needs --out (the batch's output folder)");
   }
-  const { BatchState } = await import("../../batch/batch-state.js");
+  const { BatchState } = await import("../batch/batch-state.js");
   const state = await BatchState.open(store, {
     outDir: options.out,
     batchId: options.batch,
