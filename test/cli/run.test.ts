@@ -47,7 +47,12 @@ function show(r: CliResult): string {
 }
 
 before(async () => {
-  sandbox = await inProcessSandbox({ workers: 3 });
+  sandbox = await inProcessSandbox({
+    workers: 3,
+    // The one 241-frame job must still be running after four CLI processes (submit, jobs show,
+    // status twice): the default 3 s was outlasted on a loaded machine.
+    runTime: { 121: { meanMs: 1_200, jitterMs: 0 }, 241: { meanMs: 20_000, jitterMs: 0 } },
+  });
   home = tempHome();
   homes.push(home);
   image = join(home.dir, "photo.jpg");
