@@ -115,6 +115,36 @@ describe("schema", { skip }, () => {
     });
   });
 
+  it("a version-1 schema is migrated: a cancelled job then no longer blocks its row's next submit", async () => {
+    const url = await pgServer.freshDatabase();
+    await (await open(url)).close();
+    // Back to version 1 as it was written: the row's intent refused while any job but a rejected
+    // or abandoned one exists.
+    const [fn] = await sql<{ def: string }>(
+      url,
+      "SELECT pg_get_functiondef('dreamina.row_intent'::regproc) AS def",
+    );
+    const v1 = fn!.def.replace(
+      /NOT IN \('rejected', 'abandoned', 'cancelled', 'failed'\)/,
+      "NOT IN ('rejected', 'abandoned')",
+    );
+    assert.notEqual(v1, fn!.def);
+    await sql(url, v1);
+    await sql(url, "UPDATE dreamina.schema_version SET version = 1");
+    const store = await open(url);
+    const versions = await sql<{ version: number }>(url, "SELECT version FROM dreamina.schema_version");
+    assert.equal(versions[0]?.version, SCHEMA_VERSION);
+    assert.ok(SCHEMA_VERSION >= 2);
+    await store.enqueueRows("mig", [{ rowKey: "r0", line: 1 }]);
+    await store.claimRows("mig", 1);
+    const intent = () =>
+      store.beginRowSubmit({ modelId: "m", baseUrl: "b", input: {}, batchId: "mig", rowKey: "r0" });
+    const first = await intent();
+    await store.submitAccepted(first, { requestId: "q-mig" });
+    await store.recordStatus("q-mig", { status: "cancelled", rawStatus: "cancelled" });
+    assert.equal(typeof (await intent()), "number");
+  });
+
   it("location and errors never hold the password", async () => {
     const secret = `pw-${randomBytes(8).toString("hex")}`;
     const good = new URL(pgServer.url);

@@ -24,6 +24,55 @@ const LOCK_KEY = [0x64726561, 0x6d696e61] as const;
  * (transitions are added only on a change; final states stay; a stale poll never takes a
  * finished job back to running). They return 'ok', 'no_row', or the state that refused.
  */
+/**
+ * The intent row of a claimed batch row (see the comment in the SQL). `over`: the states of an
+ * earlier job of the row that do not block a new submit.
+ */
+function rowIntentSql(create: "CREATE" | "CREATE OR REPLACE", over: string): string {
+  return `
+   -- The intent row of a claimed batch row, in one statement: refused (nothing written) unless this
+   -- worker holds the row, no earlier job of the row is alive or may be (but those it supersedes;
+   -- a job cancelled while queued, or failed on the service, is over: whether to run the row again
+   -- is the holder's decision), and the budget has room for the estimate, which it reserves in the
+   -- same transaction.
+   ${create} FUNCTION dreamina.row_intent(p_worker text, p_supersedes bigint[], p_estimate double precision,
+       p_model text, p_base text, p_batch text, p_row text, p_input text, p_digest text, p_prompt text,
+       p_frames integer, p_seed bigint, p_now bigint, p_pid integer, p_host text) RETURNS jsonb
+   LANGUAGE plpgsql AS $$
+   DECLARE v record; v_job record; v_id bigint; v_b record; s bigint;
+   BEGIN
+     SELECT worker_id, state INTO v FROM dreamina.batch_rows
+       WHERE batch_id = p_batch AND row_key = p_row FOR UPDATE;
+     IF NOT FOUND OR v.state <> 'claimed' OR v.worker_id IS DISTINCT FROM p_worker THEN
+       RETURN jsonb_build_object('refused', 'batch_row_not_held', 'state', COALESCE(v.state, 'no such row'));
+     END IF;
+     SELECT local_id, state, request_id INTO v_job FROM dreamina.jobs
+       WHERE batch_id = p_batch AND row_key = p_row AND state NOT IN (${over})
+         AND NOT (local_id = ANY (p_supersedes)) LIMIT 1;
+     IF FOUND THEN
+       RETURN jsonb_build_object('refused', 'batch_row_submitted', 'job', v_job.local_id, 'state', v_job.state,
+         'request', v_job.request_id);
+     END IF;
+     IF p_estimate IS NOT NULL AND p_estimate > 0 THEN
+       UPDATE dreamina.batches SET reserved_usd = reserved_usd + p_estimate
+         WHERE batch_id = p_batch AND (budget_usd IS NULL OR reserved_usd + p_estimate <= budget_usd + 1e-9);
+       IF NOT FOUND THEN
+         SELECT reserved_usd, budget_usd INTO v_b FROM dreamina.batches WHERE batch_id = p_batch;
+         RETURN jsonb_build_object('refused', 'budget_exceeded', 'reserved', v_b.reserved_usd,
+           'budget', v_b.budget_usd);
+       END IF;
+     END IF;
+     FOREACH s IN ARRAY p_supersedes LOOP
+       PERFORM dreamina.job_settle(s, 'abandoned', '{"message":"superseded by a new submit of the same row"}',
+         true, p_now);
+     END LOOP;
+     v_id := dreamina.job_intent(p_model, p_base, p_batch, p_row, p_input, p_digest, p_prompt, p_frames, p_seed,
+       p_now, p_pid, p_host, p_worker, CASE WHEN p_estimate > 0 THEN p_estimate END);
+     UPDATE dreamina.batch_rows SET local_id = v_id WHERE batch_id = p_batch AND row_key = p_row;
+     RETURN jsonb_build_object('id', v_id);
+   END $$;`;
+}
+
 const FUNCTIONS = `
    CREATE FUNCTION dreamina.job_intent(p_model text, p_base text, p_batch text, p_row text, p_input text,
        p_digest text, p_prompt text, p_frames integer, p_seed bigint, p_now bigint, p_pid integer,
@@ -145,47 +194,7 @@ const FUNCTIONS = `
        WHERE NOT (r.state = 'done' AND excluded.state = 'failed');
    END $$;
 
-   -- The intent row of a claimed batch row, in one statement: refused (nothing written) unless this
-   -- worker holds the row, no earlier job of the row is alive or may be (but those it supersedes;
-   -- a job cancelled while queued, or failed on the service, is over: whether to run the row again
-   -- is the holder's decision), and the budget has room for the estimate, which it reserves in the
-   -- same transaction.
-   CREATE FUNCTION dreamina.row_intent(p_worker text, p_supersedes bigint[], p_estimate double precision,
-       p_model text, p_base text, p_batch text, p_row text, p_input text, p_digest text, p_prompt text,
-       p_frames integer, p_seed bigint, p_now bigint, p_pid integer, p_host text) RETURNS jsonb
-   LANGUAGE plpgsql AS $$
-   DECLARE v record; v_job record; v_id bigint; v_b record; s bigint;
-   BEGIN
-     SELECT worker_id, state INTO v FROM dreamina.batch_rows
-       WHERE batch_id = p_batch AND row_key = p_row FOR UPDATE;
-     IF NOT FOUND OR v.state <> 'claimed' OR v.worker_id IS DISTINCT FROM p_worker THEN
-       RETURN jsonb_build_object('refused', 'batch_row_not_held', 'state', COALESCE(v.state, 'no such row'));
-     END IF;
-     SELECT local_id, state, request_id INTO v_job FROM dreamina.jobs
-       WHERE batch_id = p_batch AND row_key = p_row AND state NOT IN ('rejected', 'abandoned', 'cancelled', 'failed')
-         AND NOT (local_id = ANY (p_supersedes)) LIMIT 1;
-     IF FOUND THEN
-       RETURN jsonb_build_object('refused', 'batch_row_submitted', 'job', v_job.local_id, 'state', v_job.state,
-         'request', v_job.request_id);
-     END IF;
-     IF p_estimate IS NOT NULL AND p_estimate > 0 THEN
-       UPDATE dreamina.batches SET reserved_usd = reserved_usd + p_estimate
-         WHERE batch_id = p_batch AND (budget_usd IS NULL OR reserved_usd + p_estimate <= budget_usd + 1e-9);
-       IF NOT FOUND THEN
-         SELECT reserved_usd, budget_usd INTO v_b FROM dreamina.batches WHERE batch_id = p_batch;
-         RETURN jsonb_build_object('refused', 'budget_exceeded', 'reserved', v_b.reserved_usd,
-           'budget', v_b.budget_usd);
-       END IF;
-     END IF;
-     FOREACH s IN ARRAY p_supersedes LOOP
-       PERFORM dreamina.job_settle(s, 'abandoned', '{"message":"superseded by a new submit of the same row"}',
-         true, p_now);
-     END LOOP;
-     v_id := dreamina.job_intent(p_model, p_base, p_batch, p_row, p_input, p_digest, p_prompt, p_frames, p_seed,
-       p_now, p_pid, p_host, p_worker, CASE WHEN p_estimate > 0 THEN p_estimate END);
-     UPDATE dreamina.batch_rows SET local_id = v_id WHERE batch_id = p_batch AND row_key = p_row;
-     RETURN jsonb_build_object('id', v_id);
-   END $$;
+   ${rowIntentSql("CREATE", "'rejected', 'abandoned'")}
 
    -- Many writes in one statement (one round trip, one commit): a batch's grouped observations.
    -- A write whose request is not in the store does nothing; an error fails them all.
@@ -339,6 +348,9 @@ const MIGRATIONS: readonly string[] = [
      pid integer
    );
    ${FUNCTIONS}`,
+  // 2: a job cancelled while queued or failed on the service no longer blocks its row's next
+  // submit (whether to run the row again is its holder's decision: a rerun, --retry-failed).
+  rowIntentSql("CREATE OR REPLACE", "'rejected', 'abandoned', 'cancelled', 'failed'"),
 ];
 
 /** The schema version this program writes. */
