@@ -32,6 +32,15 @@ export interface OpenBatchOptions {
   readOnly?: boolean | undefined;
 }
 
+/** How a worker names the shared batch it joins (see {@link BatchState.join}). */
+export interface JoinBatchOptions {
+  outDir: string;
+  manifestPath?: string | undefined;
+  manifestDigest?: string | undefined;
+  batchId?: string | undefined;
+  rowKeys: readonly string[];
+}
+
 export class BatchState {
   readonly store: JobStore;
   readonly info: BatchInfo;
@@ -87,19 +96,9 @@ export class BatchState {
    * shared by the workers, or a rerun), else one derived from the manifest's rows, the same on
    * every machine that has the same rows.
    */
-  static async join(
-    store: SharedBatchStore,
-    options: {
-      outDir: string;
-      manifestPath?: string | undefined;
-      manifestDigest?: string | undefined;
-      batchId?: string | undefined;
-      rowKeys: readonly string[];
-    },
-  ): Promise<BatchState> {
+  static async join(store: SharedBatchStore, options: JoinBatchOptions): Promise<BatchState> {
     const { path: outDir } = await realOutDir(options.outDir, { create: true });
-    const marker = options.batchId === undefined ? await readMarker(outDir) : undefined;
-    const batchId = options.batchId ?? marker?.batchId ?? sharedBatchId(options.rowKeys);
+    const batchId = await sharedBatchIdFor({ ...options, outDir });
     const info = await store.joinBatch({
       batchId,
       outDir,
@@ -168,7 +167,16 @@ export function sharedBatchId(rowKeys: readonly string[]): string {
   return `m-${hash.digest("hex").slice(0, 20)}`;
 }
 
-/** The batch id a folder's marker names, if the folder has one. */
-export async function markerBatchId(outDir: string): Promise<string | undefined> {
-  return (await readMarker(outDir))?.batchId;
+/**
+ * The shared batch a worker joins (or a dry run or `--status` reads): the id given, else the one
+ * in the output folder's marker, else the one derived from the rows.
+ */
+export async function sharedBatchIdFor(options: {
+  batchId?: string | undefined;
+  outDir?: string | undefined;
+  rowKeys: readonly string[];
+}): Promise<string> {
+  if (options.batchId !== undefined) return options.batchId;
+  const marker = options.outDir === undefined ? undefined : await readMarker(options.outDir);
+  return marker?.batchId ?? sharedBatchId(options.rowKeys);
 }

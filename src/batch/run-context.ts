@@ -101,19 +101,7 @@ export class BatchRunContext {
     r.settledNow = true;
     // A download failure is not recorded as the row's outcome: the next run fetches again. On a
     // shared batch it is (else the row would pass from worker to worker): a rerun reopens it.
-    if ((phase !== "download" || this.shared) && this.batch) {
-      const batchId = this.batch.batchId;
-      const failed = {
-        state: "failed" as const,
-        line: r.row.line,
-        name: r.row.name,
-        requestId: r.requestId,
-        estimateUsd: r.estimateUsd,
-        costUsd: r.costUsd,
-        error: r.error,
-      };
-      this.commits.defer({ kind: "batch_row", batchId, rowKey: r.row.key, outcome: failed });
-    }
+    if ((phase !== "download" || this.shared) && this.batch) this.#recordFailed(r, r.error);
     this.emit({ type: "row-failed", row: r.ref, requestId: r.requestId, phase, error: r.error });
     this.onRowSettled?.(r);
   }
@@ -126,6 +114,11 @@ export class BatchRunContext {
   settleShared(r: RowRun): void {
     if (!this.shared) return;
     const error = r.phase === "unknown" ? { ...r.error, code: "submission_unknown" } : r.error;
+    this.#recordFailed(r, error ?? { name: "Error", message: "failed" });
+  }
+
+  /** The row's outcome "failed", committed with the next group. */
+  #recordFailed(r: RowRun, error: unknown): void {
     this.commits.defer({
       kind: "batch_row",
       batchId: this.batchId,
@@ -137,7 +130,7 @@ export class BatchRunContext {
         requestId: r.requestId,
         estimateUsd: r.estimateUsd,
         costUsd: r.costUsd,
-        error: error ?? { name: "Error", message: "failed" },
+        error,
       },
     });
   }

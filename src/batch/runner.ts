@@ -22,7 +22,7 @@ import { access } from "node:fs/promises";
 import { resolve } from "node:path";
 import { AbortError } from "../api/errors.js";
 import { isSharedBatchStore, type JobRecord } from "../store/index.js";
-import { BatchState, MARKER_FILE, markerBatchId, sharedBatchId } from "./batch-state.js";
+import { BatchState, MARKER_FILE, sharedBatchIdFor } from "./batch-state.js";
 import type {
   BatchEvent,
   BatchRun,
@@ -199,9 +199,11 @@ async function plan(ctx: BatchRunContext, dryRun: boolean): Promise<void> {
     readOnly: dryRun,
     // A dry run on a shared store looks at the batch its workers join.
     batchId: isSharedBatchStore(store)
-      ? (ctx.options.batchId ??
-        (await markerBatchId(ctx.outDir)) ??
-        sharedBatchId(ctx.rows.map((r) => r.row.key)))
+      ? await sharedBatchIdFor({
+          batchId: ctx.options.batchId,
+          outDir: ctx.outDir,
+          rowKeys: ctx.rows.map((r) => r.row.key),
+        })
       : ctx.options.batchId,
   });
   // Every path is checked against the real folder, however --out was spelled.

@@ -8,12 +8,10 @@
 import { AbortError } from "../api/errors.js";
 import type { BatchRowRecord, JobRecord, SharedBatchStore } from "../store/index.js";
 import type { BeginSubmitParams } from "../store/types.js";
-import { BatchState } from "./batch-state.js";
+import { BatchState, type JoinBatchOptions } from "./batch-state.js";
+import { planRow } from "./plan.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import { linkSharedThrottle, type SharedThrottleLink } from "./shared-throttle.js";
-
-/** States where whether the service took the submit is not known (never resubmitted silently). */
-const UNKNOWN = new Set(["submission_unknown", "submitting"]);
 
 /** The intent row could not be written: nothing was sent (the submit is abandoned, not failed). */
 export class RowNotSubmittedError extends AbortError {
@@ -48,16 +46,7 @@ export class SharedBatch {
   }
 
   /** Joins (or creates) the batch every worker with these rows (or this `--out`, or `--batch`) joins. */
-  static async join(
-    store: SharedBatchStore,
-    options: {
-      outDir: string;
-      manifestPath?: string | undefined;
-      manifestDigest?: string | undefined;
-      batchId?: string | undefined;
-      rowKeys: readonly string[];
-    },
-  ): Promise<SharedBatch> {
+  static async join(store: SharedBatchStore, options: JoinBatchOptions): Promise<SharedBatch> {
     return new SharedBatch(store, await BatchState.join(store, options));
   }
 
@@ -79,16 +68,20 @@ export class SharedBatch {
     const outcomes = this.state.info.resumed ? await this.store.batchRows(this.batchId) : new Map();
     const reopen: string[] = [];
     if ([...outcomes.values()].some((o) => o.state === "failed")) {
-      const newest = new Map<string, JobRecord>();
+      const jobs = new Map<string, JobRecord[]>();
       for (const job of await this.store.batchJobs(this.batchId)) {
-        if (job.rowKey && !newest.has(job.rowKey)) newest.set(job.rowKey, job);
+        if (job.rowKey) jobs.set(job.rowKey, [...(jobs.get(job.rowKey) ?? []), job]);
       }
+      const flags = {
+        resubmitUnknown: Boolean(options.resubmitUnknown),
+        retryFailed: Boolean(options.retryFailed),
+        fileIntact: false,
+      };
       for (const row of rows) {
         if (outcomes.get(row.key)?.state !== "failed") continue;
-        const job = newest.get(row.key);
-        if (job && UNKNOWN.has(job.state) && !options.resubmitUnknown) continue;
-        if (job?.state === "failed" && !options.retryFailed) continue;
-        reopen.push(row.key);
+        // Left settled only where a rerun on SQLite would leave it: unknown, or failed on the service.
+        const { action } = planRow(jobs.get(row.key) ?? [], undefined, flags);
+        if (action !== "unknown" && action !== "failed") reopen.push(row.key);
       }
     }
     await this.store.enqueueRows(

@@ -19,7 +19,7 @@ export interface BatchStatusOptions {
 export async function runBatchStatus(options: BatchStatusOptions, ctx: Factory): Promise<number> {
   const { io } = ctx;
   const { readManifest } = await import("../batch/manifest.js");
-  const { markerBatchId, sharedBatchId } = await import("../batch/batch-state.js");
+  const { sharedBatchIdFor } = await import("../batch/batch-state.js");
   const { formatUsd } = await import("../batch/index.js");
   const { isSharedBatchStore } = await import("../store/index.js");
   let manifest: Awaited<ReturnType<typeof readManifest>>;
@@ -35,8 +35,11 @@ export async function runBatchStatus(options: BatchStatusOptions, ctx: Factory):
   const json = Boolean(io.json || options.json);
 
   if (isSharedBatchStore(store)) {
-    const fromMarker = options.out === undefined ? undefined : await markerBatchId(options.out);
-    const batchId = options.batch ?? fromMarker ?? sharedBatchId(manifest.rows.map((r) => r.key));
+    const batchId = await sharedBatchIdFor({
+      batchId: options.batch,
+      outDir: options.out,
+      rowKeys: manifest.rows.map((r) => r.key),
+    });
     const progress = await store.batchProgress(batchId);
     const queued = Object.values(progress.states).reduce((sum, n) => sum + n, 0);
     if (json) {
