@@ -7,8 +7,10 @@
 
 import type { CheckedImage } from "../image/check.js";
 import { ImageProbeError } from "../image/probe.js";
+import type { ImageFacts } from "../model/image-facts.js";
 import { MODEL_ID } from "../model/input.js";
-import { type ImageFacts, type Violation, validate } from "../model/validate.js";
+import { validate } from "../model/validate.js";
+import type { Violation } from "../model/violation.js";
 import { ImageCache } from "./image-cache.js";
 import type { ManifestRow } from "./manifest.js";
 

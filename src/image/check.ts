@@ -4,12 +4,8 @@
 // image rules to the same bytes. Callers compose the parts into their own reports (the order
 // of violations differs between `prepareInput` and batch validation, and is kept as it was).
 
-import {
-  checkImageFacts,
-  type ImageFacts,
-  type ValidationReport,
-  type Violation,
-} from "../model/validate.js";
+import { checkImageFacts, type ImageFacts } from "../model/image-facts.js";
+import type { ValidationReport, Violation } from "../model/violation.js";
 import { checkDecodes, type DecodeCheck, decodeViolation } from "./decode-check.js";
 import { loadImageBytes } from "./load.js";
 import { type ProbeKind, type ProbeOptions, type ProbeResult, probeImage } from "./probe.js";

@@ -9,7 +9,7 @@
 
 import { createHash } from "node:crypto";
 import { formatName, type ImageHeader, pngStructureProblem, sniffImage } from "../model/image-header.js";
-import type { Violation } from "../model/validate.js";
+import type { Violation } from "../model/violation.js";
 import { countImage } from "./stats.js";
 
 /** The most pixels decoded (sharp's own default, 16383 x 16383), so a decompression bomb is refused. */

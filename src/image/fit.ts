@@ -9,8 +9,9 @@
 
 import type { Sharp } from "sharp";
 import { DreaminaError } from "../api/dreamina-error.js";
+import { checkImageFacts } from "../model/image-facts.js";
 import { formatName, type ImageFormat, type ImageHeader, sniffImage } from "../model/image-header.js";
-import { checkImageFacts, type ImageLimits, imageLimits } from "../model/validate.js";
+import { type ImageLimits, imageLimits } from "../model/image-rules.js";
 import { checkDecodes, type DecodeCheck, loadSharp, MAX_DECODE_PIXELS } from "./decode-check.js";
 
 export type FitFormat = "jpeg" | "png";

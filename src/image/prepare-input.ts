@@ -4,14 +4,10 @@
 // decode of a local image) and its verdict feeds the report, so nothing is read or decoded
 // twice: a damaged file is refused here, not paid for and failed by the service.
 
+import { checkImageFacts, type ImageFacts } from "../model/image-facts.js";
 import { type DreaminaInput, type Frames, withDefaults } from "../model/input.js";
-import {
-  checkImageFacts,
-  type ImageFacts,
-  type ValidationReport,
-  type Violation,
-  validate,
-} from "../model/validate.js";
+import { validate } from "../model/validate.js";
+import type { ValidationReport, Violation } from "../model/violation.js";
 import { type CheckedImage, checkedImage, checkImage } from "./check.js";
 import { checkDecodes, decodeViolation } from "./decode-check.js";
 import type { FitOptions, FitResult } from "./fit.js";

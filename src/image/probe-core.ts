@@ -3,6 +3,7 @@
 // turns a parsed header into facts or into the error that explains why there are none.
 
 import { DreaminaError } from "../api/dreamina-error.js";
+import type { ImageFacts } from "../model/image-facts.js";
 import {
   formatName,
   type ImageHeader,
@@ -10,7 +11,7 @@ import {
   sniffImage,
   sniffJpegFrom,
 } from "../model/image-header.js";
-import { type ImageFacts, imageLimits } from "../model/validate.js";
+import { imageLimits } from "../model/image-rules.js";
 
 export type ImageProbeErrorCode =
   | "not_found"

@@ -9,7 +9,7 @@ import {
   TimeoutError,
 } from "../api/errors.js";
 import type { CancelResult, JobStatusValue } from "../api/types.js";
-import type { ValidationReport, Violation } from "../model/validate.js";
+import type { ValidationReport, Violation } from "../model/violation.js";
 
 /**
  * What happened to the job when waiting stopped early:

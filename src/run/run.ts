@@ -6,8 +6,10 @@ import type { RunComfyClient } from "../api/client.js";
 import { abortErrorFrom } from "../api/sleep.js";
 import type { CallOptions } from "../api/transport.js";
 import type { JobResult, SubmitResult } from "../api/types.js";
+import type { ImageFacts } from "../model/image-facts.js";
 import { MODEL_ID } from "../model/input.js";
-import { type ImageFacts, type ValidationReport, validate } from "../model/validate.js";
+import { validate } from "../model/validate.js";
+import type { ValidationReport } from "../model/violation.js";
 import { PreflightError } from "./errors.js";
 import { type JobUpdate, type WaitOptions, wait } from "./wait.js";
 

@@ -10,8 +10,9 @@ import { checkDecodes, decodeViolation } from "../image/decode-check.js";
 import { type FitOptions, fitImage } from "../image/fit.js";
 import { loadImageBytes } from "../image/prepare-input.js";
 import { type ProbeResult, probeImage } from "../image/probe.js";
+import { checkImageFacts } from "../model/image-facts.js";
 import { formatName, sniffImage } from "../model/image-header.js";
-import { checkImageFacts, type Violation } from "../model/validate.js";
+import type { Violation } from "../model/violation.js";
 import type { FitView, ImageFactsView, PreflightView, RuleProblem } from "./shapes.js";
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 40 * 1024 * 1024;

@@ -4,8 +4,9 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import sharp from "sharp";
 import { dimensionsComply, fitImage, ImageFitError, planFit } from "../../src/image/fit.js";
+import { checkImageFacts } from "../../src/model/image-facts.js";
 import { sniffImage } from "../../src/model/image-header.js";
-import { checkImageFacts, imageLimits } from "../../src/model/validate.js";
+import { imageLimits } from "../../src/model/image-rules.js";
 import { damagedImages, fixtures, hugePng, jpeg, noise, png } from "../helpers/images.js";
 
 /** The output must pass every rule, judged from its own bytes. */

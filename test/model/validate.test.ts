@@ -1,15 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import {
-  checkImageFacts,
-  codePointLength,
-  decimalFraction,
-  type ImageFacts,
-  imageLimits,
-  parseValidationRule,
-  validate,
-} from "../../src/model/validate.js";
+import { checkImageFacts, type ImageFacts } from "../../src/model/image-facts.js";
+import { decimalFraction, imageLimits, parseValidationRule } from "../../src/model/image-rules.js";
+import { codePointLength, validate } from "../../src/model/validate.js";
 import { jpeg, png } from "../helpers/images.js";
 
 const URL_OK = "https://cdn.example.com/photo.jpg";

@@ -221,6 +221,7 @@ describe("studio in a real browser", async () => {
   it("a job run by the CLI in another process appears in the queue, live", { skip }, async () => {
     const page = await openStudio("#queue");
     const home = tempHome({ token: STUDIO_TOKEN });
+    let cliLocalId: string | null = null;
     try {
       const image = join(home.dir, "cli.jpg");
       writeFileSync(image, await jpeg(700, 500));
@@ -238,6 +239,7 @@ describe("studio in a real browser", async () => {
         '[data-testid="queue-job"][data-state="succeeded"] >> text=from the command line',
       );
       assert.match((await card.textContent()) ?? "", /from another process/);
+      cliLocalId = await card.getAttribute("data-local-id");
     } finally {
       home.cleanup();
     }
@@ -245,15 +247,22 @@ describe("studio in a real browser", async () => {
     await page.evaluate(() => (location.hash = "#history"));
     await page.waitForSelector('[data-testid="history-card"]');
     await page.selectOption('[data-testid="state-filter"]', "cancelled");
-    await page.waitForFunction(() =>
-      [...document.querySelectorAll<HTMLElement>('[data-testid="history-card"]')].every(
-        (c) => c.dataset.state === "cancelled",
-      ),
-    );
+    await page.waitForFunction(() => {
+      const cards = [...document.querySelectorAll<HTMLElement>('[data-testid="history-card"]')];
+      return cards.length > 0 && cards.every((c) => c.dataset.state === "cancelled");
+    });
     assert.equal(await page.locator('[data-testid="history-card"]').count(), 1);
     await page.selectOption('[data-testid="state-filter"]', "");
     await page.fill('[data-testid="search"]', "command line");
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid="history-card"]').length === 1);
+    // The cancelled card left from the filter is also "one card": wait for the search's own
+    // answer, the CLI's job alone, so the check below never reads the grid before it re-renders.
+    assert.ok(cliLocalId, "the CLI's job has a local id");
+    await page.waitForFunction((id) => {
+      const cards = [...document.querySelectorAll<HTMLElement>('[data-testid="history-card"]')];
+      return (
+        cards.length === 1 && cards[0]?.dataset.localId === id && cards[0]?.dataset.state === "succeeded"
+      );
+    }, cliLocalId);
     assert.match((await page.textContent('[data-testid="history"]')) ?? "", /from the command line/);
     await page.close();
   });

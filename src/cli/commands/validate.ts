@@ -4,7 +4,8 @@
 
 import { type Command, Option } from "commander";
 import type { ProbeResult } from "../../image/probe.js";
-import type { ImageFacts, ValidationReport, Violation } from "../../model/validate.js";
+import type { ImageFacts } from "../../model/image-facts.js";
+import type { ValidationReport, Violation } from "../../model/violation.js";
 import type { ActionRunner } from "../action.js";
 import { readPrompt } from "../arguments.js";
 import { CliError } from "../cli-error.js";
