@@ -17,6 +17,9 @@ interface LockOwner {
   token: string;
 }
 
+/** This machine's name, asked once (a system call per lock otherwise). */
+const HOST = hostname();
+
 /** Lock files this process holds, removed on exit even after a process.exit() (a second Ctrl-C). */
 const heldLocks = new Map<string, string>();
 let exitHookInstalled = false;
@@ -47,7 +50,7 @@ export async function lockOutputFile(file: string): Promise<{ release(): Promise
   const lockPath = `${file}.lock`;
   const owner: LockOwner = {
     pid: process.pid,
-    host: hostname(),
+    host: HOST,
     at: new Date().toISOString(),
     token: randomBytes(8).toString("hex"),
   };
@@ -166,7 +169,7 @@ async function lockHolder(
     return { live: Date.now() - mtimeMs < FRESH_LOCK_MS, text, describe: "" };
   }
   const describe = ` (pid ${owner.pid} on ${owner.host}, since ${owner.at})`;
-  if (owner.host !== hostname()) return { live: true, text, describe }; // cannot check another machine
+  if (owner.host !== HOST) return { live: true, text, describe }; // cannot check another machine
   if (owner.pid === process.pid) return { live: heldLocks.get(lockPath) === owner.token, text, describe };
   return { live: processAlive(owner.pid), text, describe };
 }
