@@ -36,6 +36,12 @@ function installExitHook(): void {
   });
 }
 
+/** Which file a lock we created is: a lock taken over and created again is another inode. */
+interface LockIdentity {
+  dev: bigint;
+  ino: bigint;
+}
+
 /** An unreadable lock older than this is a leftover (locks appear complete, see createLock). */
 const FRESH_LOCK_MS = 10_000;
 /** A takeover holds its mutex for milliseconds: one older than this is a crash's leftover. */
@@ -56,7 +62,8 @@ export async function lockOutputFile(file: string): Promise<{ release(): Promise
   };
   const text = `${JSON.stringify(owner)}\n`;
   for (let attempt = 0; attempt < 100; attempt++) {
-    if (await createLock(lockPath, text, dirname(file))) {
+    const created = await createLock(lockPath, text, dirname(file));
+    if (created) {
       installExitHook();
       heldLocks.set(lockPath, owner.token);
       let released = false;
@@ -65,9 +72,12 @@ export async function lockOutputFile(file: string): Promise<{ release(): Promise
           if (released) return;
           released = true;
           heldLocks.delete(lockPath);
-          // Only our own lock: a claim taken over meanwhile is someone else's now.
-          const current = await readFile(lockPath, "utf8").catch(() => undefined);
-          if (current === text) await unlink(lockPath).catch(() => {});
+          // Only our own lock: a claim taken over meanwhile is another file, another inode (one
+          // lstat, where reading the content back would take four system calls).
+          const current = await lstat(lockPath, { bigint: true }).catch(() => undefined);
+          if (current && current.ino === created.ino && current.dev === created.dev) {
+            await unlink(lockPath).catch(() => {});
+          }
         },
       };
     }
@@ -90,17 +100,19 @@ export async function lockOutputFile(file: string): Promise<{ release(): Promise
 }
 
 /**
- * Creates `lockPath` holding `text`, or returns false if it exists. The content is written to a
- * private file first and hard-linked into place, so a lock is never seen empty: an empty or
- * unreadable lock is a leftover, not one being written.
+ * Creates `lockPath` holding `text` and returns its identity, or undefined if it exists. The
+ * content is written to a private file first and hard-linked into place, so a lock is never
+ * seen empty: an empty or unreadable lock is a leftover, not one being written.
  */
-async function createLock(lockPath: string, text: string, dir: string): Promise<boolean> {
+async function createLock(lockPath: string, text: string, dir: string): Promise<LockIdentity | undefined> {
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
   const temp = `${lockPath}.${randomBytes(6).toString("hex")}.tmp`;
+  let identity: LockIdentity;
   try {
     const handle = await open(temp, flags, 0o600);
     try {
       await handle.writeFile(text);
+      identity = await handle.stat({ bigint: true });
     } finally {
       await handle.close();
     }
@@ -111,10 +123,10 @@ async function createLock(lockPath: string, text: string, dir: string): Promise<
   }
   try {
     await link(temp, lockPath);
-    return true;
+    return identity;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EEXIST") return false;
+    if (code === "EEXIST") return undefined;
     if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") {
       throw fsError(error, dir, "cannot write in the folder");
     }
@@ -127,12 +139,12 @@ async function createLock(lockPath: string, text: string, dir: string): Promise<
     const handle = await open(lockPath, flags, 0o600);
     try {
       await handle.writeFile(text);
+      return await handle.stat({ bigint: true });
     } finally {
       await handle.close();
     }
-    return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
     throw fsError(error, dir, "cannot write in the folder");
   }
 }
