@@ -36,10 +36,14 @@ function installExitHook(): void {
   });
 }
 
-/** Which file a lock we created is: a lock taken over and created again is another inode. */
+/**
+ * Which file a lock we created is: a lock taken over and created again is another file (its
+ * inode number may be the old one's, reused, but not its birth time, where the system keeps one).
+ */
 interface LockIdentity {
   dev: bigint;
   ino: bigint;
+  birthtimeNs: bigint;
 }
 
 /** An unreadable lock older than this is a leftover (locks appear complete, see createLock). */
@@ -75,7 +79,12 @@ export async function lockOutputFile(file: string): Promise<{ release(): Promise
           // Only our own lock: a claim taken over meanwhile is another file, another inode (one
           // lstat, where reading the content back would take four system calls).
           const current = await lstat(lockPath, { bigint: true }).catch(() => undefined);
-          if (current && current.ino === created.ino && current.dev === created.dev) {
+          if (
+            current &&
+            current.ino === created.ino &&
+            current.dev === created.dev &&
+            current.birthtimeNs === created.birthtimeNs
+          ) {
             await unlink(lockPath).catch(() => {});
           }
         },
