@@ -6,7 +6,7 @@
 
 import { rm } from "node:fs/promises";
 import { basename } from "node:path";
-import { type DownloadResult, download } from "../download/download.js";
+import { type DownloadResult, download, lockOutputFile } from "../download/download.js";
 import { isDiskFull, removePartial } from "./disk-full.js";
 import { type OutputFiles, sha256File, VIDEO_EXT } from "./output-files.js";
 
@@ -32,14 +32,21 @@ export async function fetchRowVideo(
   // Asked on every attempt: a file may have appeared under the name meanwhile.
   const target = await files.destination(`${params.name}${VIDEO_EXT}`, params.rowKey);
   let got: DownloadResult;
+  // The folder was made and resolved when the batch started (realOutDir): only the file is
+  // claimed here, not the whole output checked again as for a single download (a folder gone
+  // or made read-only meanwhile fails the lock's own write, with the same error).
+  const lock = await lockOutputFile(target.path);
   try {
-    got = await download(params.url, { dest: target.path, force: target.overwrite, signal: params.signal });
+    const output = { file: target.path, dir: files.outDir, force: target.overwrite, release: lock.release };
+    got = await download(params.url, { output, signal: params.signal });
   } catch (error) {
     if (isDiskFull(error)) {
       await removePartial(target.path);
       params.onDiskFull(target.path);
     }
     throw error;
+  } finally {
+    await lock.release();
   }
   if (!target.occupied) return { ...got, file: target.file, note: undefined };
   if ((await sha256File(target.occupied).catch(() => undefined)) === got.sha256) {

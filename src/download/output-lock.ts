@@ -17,6 +17,9 @@ interface LockOwner {
   token: string;
 }
 
+/** This machine's name, asked once (a system call per lock otherwise). */
+const HOST = hostname();
+
 /** Lock files this process holds, removed on exit even after a process.exit() (a second Ctrl-C). */
 const heldLocks = new Map<string, string>();
 let exitHookInstalled = false;
@@ -33,6 +36,16 @@ function installExitHook(): void {
   });
 }
 
+/**
+ * Which file a lock we created is: a lock taken over and created again is another file (its
+ * inode number may be the old one's, reused, but not its birth time, where the system keeps one).
+ */
+interface LockIdentity {
+  dev: bigint;
+  ino: bigint;
+  birthtimeNs: bigint;
+}
+
 /** An unreadable lock older than this is a leftover (locks appear complete, see createLock). */
 const FRESH_LOCK_MS = 10_000;
 /** A takeover holds its mutex for milliseconds: one older than this is a crash's leftover. */
@@ -47,13 +60,14 @@ export async function lockOutputFile(file: string): Promise<{ release(): Promise
   const lockPath = `${file}.lock`;
   const owner: LockOwner = {
     pid: process.pid,
-    host: hostname(),
+    host: HOST,
     at: new Date().toISOString(),
     token: randomBytes(8).toString("hex"),
   };
   const text = `${JSON.stringify(owner)}\n`;
   for (let attempt = 0; attempt < 100; attempt++) {
-    if (await createLock(lockPath, text, dirname(file))) {
+    const created = await createLock(lockPath, text, dirname(file));
+    if (created) {
       installExitHook();
       heldLocks.set(lockPath, owner.token);
       let released = false;
@@ -62,9 +76,17 @@ export async function lockOutputFile(file: string): Promise<{ release(): Promise
           if (released) return;
           released = true;
           heldLocks.delete(lockPath);
-          // Only our own lock: a claim taken over meanwhile is someone else's now.
-          const current = await readFile(lockPath, "utf8").catch(() => undefined);
-          if (current === text) await unlink(lockPath).catch(() => {});
+          // Only our own lock: a claim taken over meanwhile is another file, another inode (one
+          // lstat, where reading the content back would take four system calls).
+          const current = await lstat(lockPath, { bigint: true }).catch(() => undefined);
+          if (
+            current &&
+            current.ino === created.ino &&
+            current.dev === created.dev &&
+            current.birthtimeNs === created.birthtimeNs
+          ) {
+            await unlink(lockPath).catch(() => {});
+          }
         },
       };
     }
@@ -87,17 +109,19 @@ export async function lockOutputFile(file: string): Promise<{ release(): Promise
 }
 
 /**
- * Creates `lockPath` holding `text`, or returns false if it exists. The content is written to a
- * private file first and hard-linked into place, so a lock is never seen empty: an empty or
- * unreadable lock is a leftover, not one being written.
+ * Creates `lockPath` holding `text` and returns its identity, or undefined if it exists. The
+ * content is written to a private file first and hard-linked into place, so a lock is never
+ * seen empty: an empty or unreadable lock is a leftover, not one being written.
  */
-async function createLock(lockPath: string, text: string, dir: string): Promise<boolean> {
+async function createLock(lockPath: string, text: string, dir: string): Promise<LockIdentity | undefined> {
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
   const temp = `${lockPath}.${randomBytes(6).toString("hex")}.tmp`;
+  let identity: LockIdentity;
   try {
     const handle = await open(temp, flags, 0o600);
     try {
       await handle.writeFile(text);
+      identity = await handle.stat({ bigint: true });
     } finally {
       await handle.close();
     }
@@ -108,10 +132,10 @@ async function createLock(lockPath: string, text: string, dir: string): Promise<
   }
   try {
     await link(temp, lockPath);
-    return true;
+    return identity;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EEXIST") return false;
+    if (code === "EEXIST") return undefined;
     if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") {
       throw fsError(error, dir, "cannot write in the folder");
     }
@@ -124,12 +148,12 @@ async function createLock(lockPath: string, text: string, dir: string): Promise<
     const handle = await open(lockPath, flags, 0o600);
     try {
       await handle.writeFile(text);
+      return await handle.stat({ bigint: true });
     } finally {
       await handle.close();
     }
-    return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
     throw fsError(error, dir, "cannot write in the folder");
   }
 }
@@ -166,7 +190,7 @@ async function lockHolder(
     return { live: Date.now() - mtimeMs < FRESH_LOCK_MS, text, describe: "" };
   }
   const describe = ` (pid ${owner.pid} on ${owner.host}, since ${owner.at})`;
-  if (owner.host !== hostname()) return { live: true, text, describe }; // cannot check another machine
+  if (owner.host !== HOST) return { live: true, text, describe }; // cannot check another machine
   if (owner.pid === process.pid) return { live: heldLocks.get(lockPath) === owner.token, text, describe };
   return { live: processAlive(owner.pid), text, describe };
 }

@@ -5,7 +5,15 @@
 
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -161,6 +169,17 @@ describe("claimOutput", () => {
     assert.equal(existsSync(`${file}.lock`), false);
     const second = await claimOutput(file);
     await second.release();
+  });
+
+  it("releasing a claim leaves alone a lock that replaced it (removed and created again meanwhile)", async () => {
+    const file = join(fresh(), "replaced.mp4");
+    const claim = await claimOutput(file);
+    // Someone removed our lock by hand and another claim was made: that one is not ours to remove.
+    unlinkSync(`${file}.lock`);
+    const other = JSON.stringify({ pid: 1, host: "elsewhere", at: "now", token: "theirs" });
+    writeFileSync(`${file}.lock`, `${other}\n`);
+    await claim.release();
+    assert.equal(readFileSync(`${file}.lock`, "utf8"), `${other}\n`);
   });
 
   it("another live process's claim is busy; after it exits (process.exit) the claim is gone", async () => {
