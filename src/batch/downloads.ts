@@ -5,7 +5,7 @@ import { AbortError } from "../api/errors.js";
 import { isDiskFull } from "./disk-full.js";
 import { fetchRowVideo } from "./fetch-video.js";
 import { OutputPathError } from "./output-files.js";
-import type { RowRun } from "./row-run.js";
+import { type RowRun, releaseSettled } from "./row-run.js";
 import type { BatchRunContext } from "./run-context.js";
 
 /** Downloads the row's video (its `outputUrl`) when a slot is free; the row is "downloading" until then. */
@@ -66,6 +66,7 @@ async function download(ctx: BatchRunContext, r: RowRun): Promise<void> {
       ctx.commits.defer({ kind: "batch_row", batchId: ctx.batchId, rowKey: r.row.key, outcome: done });
       r.phase = "done";
       r.settledNow = true;
+      releaseSettled(r);
       ctx.emit({
         type: "downloaded",
         row: r.ref,

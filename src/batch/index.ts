@@ -37,13 +37,11 @@ export {
 } from "./rate-limiter.js";
 export {
   type BatchReport,
-  escapeHtml,
   makeThumbnails,
   type ReportRow,
   type ReportRowStatus,
-  renderHtml,
-  writeHtmlReport,
   writeJsonReport,
 } from "./report.js";
+export { escapeHtml, renderHtml, writeHtmlReport } from "./report-html.js";
 export { runBatch, sha256File } from "./runner.js";
 export { type RowValidation, rowInput, validateRow, validateRows } from "./validate-rows.js";

@@ -5,7 +5,6 @@ import type { RunTimeBracket } from "../run/run-time-samples.js";
 import type { ErrorInfo, PlanAction, Problem, RowRef } from "./batch-types.js";
 import type { ManifestRow } from "./manifest.js";
 import type { ReportRowStatus } from "./report.js";
-import type { RowValidation } from "./validate-rows.js";
 
 export type Phase =
   | "pending"
@@ -21,7 +20,6 @@ export type Phase =
 export interface RowRun {
   row: ManifestRow;
   ref: RowRef;
-  validation: RowValidation | undefined;
   /** Why the row is invalid (a model rule, or a file in the way). */
   problems: Problem[] | undefined;
   phase: Phase;
@@ -56,7 +54,6 @@ export function newRowRun(row: ManifestRow): RowRun {
   return {
     row,
     ref: { line: row.line, key: row.key, name: row.name },
-    validation: undefined,
     problems: undefined,
     phase: "pending",
     action: undefined,
@@ -80,6 +77,16 @@ export function newRowRun(row: ManifestRow): RowRun {
     runTime: { startLo: undefined, startHi: undefined, lastPollAt: undefined },
     settledNow: false,
   };
+}
+
+/**
+ * Drops what a settled row (done or failed) no longer needs: the URL it was fetched from and
+ * the last status it showed. A long batch keeps every row to the end (for its report), so what
+ * each keeps adds up.
+ */
+export function releaseSettled(r: RowRun): void {
+  r.outputUrl = undefined;
+  r.lastStatusKey = undefined;
 }
 
 export function errorInfo(error: unknown): ErrorInfo {

@@ -14,7 +14,7 @@ import { GroupCommit } from "./group-commit.js";
 import { ImageCache } from "./input.js";
 import type { Manifest, ManifestRow } from "./manifest.js";
 import type { OutputFiles } from "./output-files.js";
-import { errorInfo, newRowRun, type RowRun } from "./row-run.js";
+import { errorInfo, newRowRun, type RowRun, releaseSettled } from "./row-run.js";
 import { RunTimePriors } from "./run-time-prior.js";
 import type { SharedBatch } from "./shared-batch.js";
 
@@ -99,6 +99,7 @@ export class BatchRunContext {
     r.error = errorInfo(error);
     r.errorPhase = phase;
     r.settledNow = true;
+    releaseSettled(r);
     // A download failure is not recorded as the row's outcome: the next run fetches again. On a
     // shared batch it is (else the row would pass from worker to worker): a rerun reopens it.
     if ((phase !== "download" || this.shared) && this.batch) this.#recordFailed(r, r.error);

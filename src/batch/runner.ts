@@ -46,7 +46,7 @@ import { BatchRunContext, type ManifestInfo } from "./run-context.js";
 import { writeReports } from "./run-report.js";
 import { executeShared, planShared, takeSharedOutcomes } from "./shared-run.js";
 import { countRows, summarize } from "./summary.js";
-import { validateRows } from "./validate-rows.js";
+import { validateEach } from "./validate-rows.js";
 
 export function runBatch(rows: readonly ManifestRow[] | Manifest, options: RunBatchOptions): BatchRun {
   const manifest: ManifestInfo | undefined = Array.isArray(rows) ? options.manifest : (rows as Manifest);
@@ -128,38 +128,37 @@ async function validate(ctx: BatchRunContext): Promise<boolean> {
   ctx.emit({ type: "validation-start", total: ctx.rows.length + problems.length });
   for (const p of problems) reportProblem(ctx, p);
   ctx.invalidLines = new Set(problems.map((p) => p.line)).size;
-  const byKey = new Map(ctx.rows.map((r) => [r.row.key, r]));
   let invalid = 0;
   try {
-    await validateRows(
+    // Each verdict is handed over and dropped: only a failed row's problems stay on the row.
+    await validateEach(
       ctx.rows.map((r) => r.row),
       {
         concurrency: ctx.options.validateConcurrency,
         signal: ctx.options.signal,
         images: ctx.images,
-        onRow: (result) => {
-          const r = byKey.get(result.row.key)!;
-          r.validation = result;
-          const warnings = result.warnings.map((w) => ({
-            field: w.path,
-            rule: w.rule,
-            message: w.message,
+      },
+      (result, index) => {
+        const r = ctx.rows[index]!;
+        const warnings = result.warnings.map((w) => ({
+          field: w.path,
+          rule: w.rule,
+          message: w.message,
+        }));
+        if (result.valid) {
+          ctx.emit({ type: "row-validated", row: r.ref, warnings });
+        } else {
+          invalid++;
+          r.phase = "invalid";
+          r.problems = result.violations.map((v) => ({
+            field: v.path,
+            rule: v.rule,
+            limit: v.limit,
+            actual: v.actual,
+            message: v.message,
           }));
-          if (result.valid) {
-            ctx.emit({ type: "row-validated", row: r.ref, warnings });
-          } else {
-            invalid++;
-            r.phase = "invalid";
-            r.problems = result.violations.map((v) => ({
-              field: v.path,
-              rule: v.rule,
-              limit: v.limit,
-              actual: v.actual,
-              message: v.message,
-            }));
-            ctx.emit({ type: "row-invalid", line: r.row.line, row: r.ref, problems: r.problems });
-          }
-        },
+          ctx.emit({ type: "row-invalid", line: r.row.line, row: r.ref, problems: r.problems });
+        }
       },
     );
   } catch (error) {

@@ -117,17 +117,31 @@ export async function validateRows(
   options: ValidateRowsOptions = {},
 ): Promise<RowValidation[]> {
   const results = new Array<RowValidation>(rows.length);
+  await validateEach(rows, options, (result, index) => {
+    results[index] = result;
+  });
+  return results;
+}
+
+/**
+ * Validates every row, handing each result to `onRow` (and `options.onRow`) and keeping none:
+ * a batch takes what it needs of each verdict, so 10,000 verdicts are never alive at once.
+ */
+export async function validateEach(
+  rows: readonly ManifestRow[],
+  options: ValidateRowsOptions,
+  onRow: (result: RowValidation, index: number) => void = () => {},
+): Promise<void> {
   const images = options.images ?? new ImageCache();
   let next = 0;
   const worker = async () => {
     while (next < rows.length) {
       const index = next++;
       const result = await validateRowWith(rows[index]!, options, images);
-      results[index] = result;
+      onRow(result, index);
       options.onRow?.(result);
     }
   };
   const n = Math.max(1, Math.min(options.concurrency ?? 16, rows.length));
   await Promise.all(Array.from({ length: n }, worker));
-  return results;
 }

@@ -10,6 +10,8 @@ export { JOURNAL_STATES, type JournalState } from "./states.js";
 export { FINAL_STATES } from "./transitions.js";
 export type {
   BatchInfo,
+  BatchJobTimes,
+  BatchJobTimesPage,
   BatchQueueProgress,
   BatchRowOutcome,
   BatchRowRecord,

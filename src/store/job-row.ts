@@ -4,7 +4,7 @@
 
 import { parseStoredJson } from "./redact.js";
 import type { JournalState } from "./states.js";
-import type { JobRecord } from "./types.js";
+import type { BatchJobTimes, BatchJobTimesPage, JobRecord } from "./types.js";
 
 export interface StoredJobRow {
   local_id: number;
@@ -80,5 +80,34 @@ export function jobRowToRecord(row: StoredJobRow, state: JournalState): JobRecor
     serviceFinishedAt: row.service_finished_at ?? undefined,
     pid: row.pid ?? undefined,
     host: row.host ?? undefined,
+  };
+}
+
+/** The columns {@link jobTimesOf} reads: the same names in both backends. */
+export const JOB_TIMES_COLUMNS =
+  "local_id, request_id, created_at, submitted_at, started_at, finished_at, cost";
+
+export type StoredJobTimes = Pick<
+  StoredJobRow,
+  "local_id" | "created_at" | "submitted_at" | "started_at" | "finished_at" | "cost"
+> & { request_id: string };
+
+export function jobTimesOf(row: StoredJobTimes): BatchJobTimes {
+  return {
+    localId: row.local_id,
+    requestId: row.request_id,
+    createdAt: iso(row.created_at),
+    submittedAt: optIso(row.submitted_at),
+    startedAt: optIso(row.started_at),
+    finishedAt: optIso(row.finished_at),
+    cost: row.cost ?? undefined,
+  };
+}
+
+/** A page's bounds, clamped: after local id (0: from the start), at most `limit` rows. */
+export function jobTimesPage(page: BatchJobTimesPage = {}): { after: number; limit: number } {
+  return {
+    after: Math.max(0, Math.floor(page.afterLocalId ?? 0)),
+    limit: Math.max(1, Math.min(10_000, Math.floor(page.limit ?? 1_000))),
   };
 }

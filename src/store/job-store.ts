@@ -18,6 +18,8 @@
 
 import type {
   BatchInfo,
+  BatchJobTimes,
+  BatchJobTimesPage,
   BatchQueueProgress,
   BatchRowOutcome,
   BatchRowRecord,
@@ -90,6 +92,12 @@ export interface JobStore {
   list(params?: ListParams): Promise<JobRecord[]>;
   /** Every request of a batch, newest first, with no limit (a batch may have more than `list`'s). */
   batchJobs(batchId: string): Promise<JobRecord[]>;
+  /**
+   * The times and cost of a batch's accepted requests, one page at a time, by local id
+   * ascending (pass the last one's `localId` as `afterLocalId` for the next page; a page shorter
+   * than `limit` is the last).
+   */
+  batchJobTimes(batchId: string, page?: BatchJobTimesPage): Promise<BatchJobTimes[]>;
   /** Rows whose submit may or may not have been accepted (never resubmitted silently). */
   unresolvedSubmissions(): Promise<JobRecord[]>;
   /**

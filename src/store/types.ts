@@ -178,6 +178,28 @@ export interface RecoveryReport {
 /** A row's outcome as its batch records it (submission state itself lives in the jobs). */
 export type BatchRowState = "done" | "failed";
 
+/**
+ * What a batch's report needs of one accepted request (one with a request id): its times as
+ * this client recorded them, and its cost. Read a page at a time, so that a report of any
+ * size never holds the batch's whole records.
+ */
+export interface BatchJobTimes {
+  localId: number;
+  requestId: string;
+  createdAt: string;
+  submittedAt: string | undefined;
+  startedAt: string | undefined;
+  finishedAt: string | undefined;
+  cost: number | undefined;
+}
+
+/** A page of {@link JobStore.batchJobTimes}: local ids above `afterLocalId`, at most `limit`. */
+export interface BatchJobTimesPage {
+  afterLocalId?: number | undefined;
+  /** Default 1,000; at most 10,000. */
+  limit?: number | undefined;
+}
+
 export interface BatchRowRecord {
   rowKey: string;
   line: number | undefined;

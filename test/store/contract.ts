@@ -324,6 +324,62 @@ export function describeJobStoreContract(name: string, makeStore: MakeStore): vo
       );
     });
 
+    it("batchJobTimes: a batch's accepted requests with times and cost, paged by local id", async () => {
+      let clock = 1_000_000;
+      const { store } = await open({ now: () => clock });
+      const ids: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        clock += 1000;
+        const id = await store.beginSubmit({
+          modelId: MODEL,
+          input: { prompt: `p${i}` },
+          baseUrl: BASE,
+          batchId: i === 3 ? "other" : "b",
+          rowKey: `k${i}`,
+        });
+        ids.push(id);
+        // Row 5 never got a request id: not in the report's times.
+        if (i === 5) continue;
+        clock += 100;
+        await store.submitAccepted(id, { requestId: `t${i}` });
+        if (i % 2 === 0) {
+          await store.recordStatus(`t${i}`, { status: "in_progress", at: clock + 200 });
+          await store.recordResult(`t${i}`, { status: "succeeded", cost: 0.25 * i, at: clock + 900 });
+        }
+      }
+      const pages: string[][] = [];
+      let after: number | undefined;
+      for (;;) {
+        const page = await store.batchJobTimes("b", { afterLocalId: after, limit: 2 });
+        pages.push(page.map((t) => t.requestId));
+        if (page.length < 2) break;
+        after = page.at(-1)!.localId;
+      }
+      assert.deepEqual(pages, [["t0", "t1"], ["t2", "t4"], ["t6"]]);
+      const all = await store.batchJobTimes("b");
+      assert.deepEqual(
+        all.map((t) => t.localId),
+        [ids[0], ids[1], ids[2], ids[4], ids[6]],
+      );
+      // The same times and cost as the full records say.
+      for (const t of all) {
+        const rec = (await store.get(t.requestId))!;
+        assert.deepEqual(t, {
+          localId: rec.localId,
+          requestId: rec.requestId,
+          createdAt: rec.createdAt,
+          submittedAt: rec.submittedAt,
+          startedAt: rec.startedAt,
+          finishedAt: rec.finishedAt,
+          cost: rec.cost,
+        });
+      }
+      assert.equal(all[2]!.cost, 0.5);
+      assert.equal(all[2]!.startedAt, new Date(1_000_000 + 3 * 1100 + 200).toISOString());
+      assert.equal(all[1]!.finishedAt, undefined);
+      assert.deepEqual(await store.batchJobTimes("none"), []);
+    });
+
     it("runTimePrior: in_progress→terminal, else submit→terminal; trimmed; by model and frames; last N", async () => {
       let clock = 0;
       const { store } = await open({ now: () => clock });

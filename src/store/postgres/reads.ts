@@ -2,10 +2,11 @@
 // for, and the run-time prior. Reads take no locks; a `submitting` row is judged as it is read.
 
 import type { RunTimePrior } from "../../run/schedule.js";
+import { JOB_TIMES_COLUMNS, jobTimesOf, jobTimesPage, type StoredJobTimes } from "../job-row.js";
 import { parseStoredJson } from "../redact.js";
 import type { JournalState } from "../states.js";
 import { trimmedStats } from "../stats.js";
-import type { JobRecord, JobRecordDetail, ListParams } from "../types.js";
+import type { BatchJobTimes, BatchJobTimesPage, JobRecord, JobRecordDetail, ListParams } from "../types.js";
 import { iso, toMillis } from "./codec.js";
 import { JOB_SELECT, type JobRow, type Liveness, toRecord } from "./rows.js";
 import type { Session } from "./session.js";
@@ -140,4 +141,19 @@ export async function batchJobs(session: Session, live: Liveness, batchId: strin
     [batchId],
   );
   return rows.rows.map((r) => toRecord(r, live));
+}
+
+/** A page of a batch's accepted requests with their times, by local id ascending. */
+export async function batchJobTimes(
+  session: Session,
+  batchId: string,
+  page?: BatchJobTimesPage,
+): Promise<BatchJobTimes[]> {
+  const { after, limit } = jobTimesPage(page);
+  const rows = await session.query<StoredJobTimes>(
+    `SELECT ${JOB_TIMES_COLUMNS} FROM dreamina.jobs
+       WHERE batch_id = $1 AND request_id IS NOT NULL AND local_id > $2 ORDER BY local_id LIMIT $3`,
+    [batchId, after, limit],
+  );
+  return rows.rows.map(jobTimesOf);
 }

@@ -11,6 +11,8 @@ import type { SharedBatchStore } from "../job-store.js";
 import type { JournalState } from "../states.js";
 import type {
   BatchInfo,
+  BatchJobTimes,
+  BatchJobTimesPage,
   BatchQueueProgress,
   BatchRowOutcome,
   BatchRowRecord,
@@ -40,7 +42,7 @@ import {
 } from "./batch-queue.js";
 import { batchRows, joinBatch, openBatch, releaseBatch, renewBatchLease } from "./batches.js";
 import { toMillis } from "./codec.js";
-import { batchJobs, getJob, listJobs, runTimePrior, unresolvedJobs } from "./reads.js";
+import { batchJobs, batchJobTimes, getJob, listJobs, runTimePrior, unresolvedJobs } from "./reads.js";
 import { RecoveryFolder } from "./recovered.js";
 import type { Liveness } from "./rows.js";
 import type { Session } from "./session.js";
@@ -200,6 +202,10 @@ export class PostgresJobStore implements SharedBatchStore {
   /** Every request of a batch, newest first, with no limit. */
   async batchJobs(batchId: string): Promise<JobRecord[]> {
     return await batchJobs(this.session, this.live, batchId);
+  }
+
+  async batchJobTimes(batchId: string, page?: BatchJobTimesPage): Promise<BatchJobTimes[]> {
+    return await batchJobTimes(this.session, batchId, page);
   }
 
   async unresolvedSubmissions(): Promise<JobRecord[]> {

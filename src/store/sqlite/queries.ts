@@ -1,12 +1,28 @@
 // Reading jobs back: rows to records, one job with its history, lists, the run-time prior.
 
 import type { Statement } from "better-sqlite3";
-import { iso, jobRowToRecord, type StoredJobRow } from "../job-row.js";
+import {
+  iso,
+  JOB_TIMES_COLUMNS,
+  jobRowToRecord,
+  jobTimesOf,
+  jobTimesPage,
+  type StoredJobRow,
+  type StoredJobTimes,
+} from "../job-row.js";
 import { parseStoredJson } from "../redact.js";
 import type { JournalState } from "../states.js";
 import { PRIOR_WINDOW, trimmedStats } from "../stats.js";
 import { reportedState, toMillis } from "../transitions.js";
-import type { JobRecord, JobRecordDetail, ListParams, RunTimePrior, Transition } from "../types.js";
+import type {
+  BatchJobTimes,
+  BatchJobTimesPage,
+  JobRecord,
+  JobRecordDetail,
+  ListParams,
+  RunTimePrior,
+  Transition,
+} from "../types.js";
 import type { SqliteConnection } from "./connection.js";
 
 type JobRow = StoredJobRow;
@@ -129,6 +145,22 @@ export function batchJobs(conn: SqliteConnection, batchId: string): JobRecord[] 
     "SELECT * FROM jobs WHERE batch_id = ? ORDER BY created_at DESC, local_id DESC",
   );
   return collect(conn, statement, [batchId], () => true, Number.POSITIVE_INFINITY);
+}
+
+/** A page of a batch's accepted requests with their times, by local id ascending. */
+export function batchJobTimes(
+  conn: SqliteConnection,
+  batchId: string,
+  page?: BatchJobTimesPage,
+): BatchJobTimes[] {
+  const { after, limit } = jobTimesPage(page);
+  const rows = conn
+    .prepare(
+      `SELECT ${JOB_TIMES_COLUMNS} FROM jobs
+         WHERE batch_id = ? AND request_id IS NOT NULL AND local_id > ? ORDER BY local_id LIMIT ?`,
+    )
+    .all(batchId, after, limit) as StoredJobTimes[];
+  return rows.map(jobTimesOf);
 }
 
 /** Rows whose submit may or may not have been accepted, including `submitting` rows left by a crash. */

@@ -16,6 +16,8 @@ import { redactText } from "../redact.js";
 import type { JournalState } from "../states.js";
 import type {
   BatchInfo,
+  BatchJobTimes,
+  BatchJobTimesPage,
   BatchRowOutcome,
   BatchRowRecord,
   BeginSubmitParams,
@@ -236,6 +238,10 @@ export class SqliteJobStore implements JobStore {
 
   async batchJobs(batchId: string): Promise<JobRecord[]> {
     return queries.batchJobs(this.#conn, batchId);
+  }
+
+  async batchJobTimes(batchId: string, page?: BatchJobTimesPage): Promise<BatchJobTimes[]> {
+    return queries.batchJobTimes(this.#conn, batchId, page);
   }
 
   async unresolvedSubmissions(): Promise<JobRecord[]> {
