@@ -246,9 +246,11 @@ export class Transport {
       }
       const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
       this.#config.hooks.afterResponse?.({ ...info, status: response.status, retryAfterMs });
-      const error = interpretResponse(response.status, response.headers, text, spec, retryAfterMs);
+      // Parsed once: the same object decides the error and is the reply's body.
+      const json = parseJsonObject(text);
+      const error = interpretParsed(response.status, text, json, spec, retryAfterMs);
       if (error) throw this.#submitUnknownIfAmbiguous(spec, error);
-      return { status: response.status, headers: response.headers, body: parseJsonObject(text) ?? {} };
+      return { status: response.status, headers: response.headers, body: json ?? {} };
     } finally {
       clearTimeout(timer);
       spec.signal?.removeEventListener("abort", onAbort);
@@ -328,7 +330,17 @@ export function interpretResponse(
   spec: Pick<RequestSpec, "kind" | "method" | "requestId">,
   retryAfterMs: number | undefined = parseRetryAfter(headers.get("retry-after")),
 ): RunComfyError | undefined {
-  const json = parseJsonObject(text);
+  return interpretParsed(status, text, parseJsonObject(text), spec, retryAfterMs);
+}
+
+/** {@link interpretResponse} with the body already parsed (`json`: undefined when not an object). */
+function interpretParsed(
+  status: number,
+  text: string,
+  json: Record<string, unknown> | undefined,
+  spec: Pick<RequestSpec, "kind" | "method" | "requestId">,
+  retryAfterMs: number | undefined,
+): RunComfyError | undefined {
   const options = {
     status,
     requestId: spec.requestId,
