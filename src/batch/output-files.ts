@@ -3,8 +3,8 @@
 // batch), and the check that every path the batch writes lies inside it.
 
 import { createHash } from "node:crypto";
-import { createReadStream, lstatSync } from "node:fs";
-import { mkdir, realpath, stat } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { lstat, mkdir, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { DreaminaError } from "../api/dreamina-error.js";
 import { sanitizeFileName } from "../download/download.js";
@@ -98,10 +98,13 @@ export async function realOutDir(
 
 /** What is at `path` now, without following a symlink there. */
 export async function entryAt(path: string): Promise<"none" | "file" | "other"> {
-  // Synchronous (one lstat of microseconds, asked for every row's video): see download/part-file.ts.
-  const info = lstatSync(path, { throwIfNoEntry: false });
-  if (!info) return "none";
-  return info.isFile() ? "file" : "other";
+  try {
+    const info = await lstat(path);
+    return info.isFile() ? "file" : "other";
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "none";
+    throw error;
+  }
 }
 
 /** Why a row's video may not be written where its name says. */

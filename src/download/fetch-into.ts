@@ -3,8 +3,7 @@
 // structure verified and the file moved into place.
 
 import { createHash } from "node:crypto";
-import { unlinkSync } from "node:fs";
-import { type FileHandle, open, rm, writeFile } from "node:fs/promises";
+import { type FileHandle, open, rm, unlink, writeFile } from "node:fs/promises";
 import { abortErrorFrom, sleep } from "../api/sleep.js";
 import { HttpError } from "../http/http-error.js";
 import { Appender } from "./appender.js";
@@ -62,13 +61,10 @@ export async function fetchInto(
     hash = await hashFile(part, signal);
   } else {
     if (leftover.partExists) await rm(part, { force: true });
-    // One unlink (rm with force looks first, then unlinks: a system call more per download),
-    // synchronous as part-file.ts explains.
-    try {
-      unlinkSync(metaPath);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    }
+    // One unlink (rm with force looks first, then unlinks: a system call more per download).
+    await unlink(metaPath).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+    });
   }
 
   let resumed = false;

@@ -2,26 +2,10 @@
 // (a private file hard-linked into place) with the owner's pid, host and a random token. A lock
 // whose process is gone (a crash, a kill -9) is taken over; takeovers are serialized so that of
 // several processes racing for a dead lock exactly one gets it. Locks held are removed on exit.
-//
-// Creating and releasing a lock use synchronous calls: each is one metadata system call of a few
-// microseconds on a local disk, where the same call through the thread pool (a promise, a
-// hand-off to another thread and back) costs far more CPU than the call itself. A batch claims
-// one file per row, so this is on the path of every video. The rare paths (a lock held by
-// someone else, a takeover) stay asynchronous.
 
 import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  linkSync,
-  lstatSync,
-  openSync,
-  readFileSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
-import { lstat, open, readFile, unlink } from "node:fs/promises";
+import { constants, readFileSync, unlinkSync } from "node:fs";
+import { link, lstat, open, readFile, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { fsError, OutputError } from "./output-error.js";
@@ -94,16 +78,14 @@ export async function lockOutputFile(file: string): Promise<{ release(): Promise
           heldLocks.delete(lockPath);
           // Only our own lock: a claim taken over meanwhile is another file, another inode (one
           // lstat, where reading the content back would take four system calls).
-          const current = lstatSync(lockPath, { bigint: true, throwIfNoEntry: false });
+          const current = await lstat(lockPath, { bigint: true }).catch(() => undefined);
           if (
             current &&
             current.ino === created.ino &&
             current.dev === created.dev &&
             current.birthtimeNs === created.birthtimeNs
           ) {
-            try {
-              unlinkSync(lockPath);
-            } catch {}
+            await unlink(lockPath).catch(() => {});
           }
         },
       };
@@ -136,14 +118,20 @@ async function createLock(lockPath: string, text: string, dir: string): Promise<
   const temp = `${lockPath}.${randomBytes(6).toString("hex")}.tmp`;
   let identity: LockIdentity;
   try {
-    identity = writeNewFile(temp, flags, text);
+    const handle = await open(temp, flags, 0o600);
+    try {
+      await handle.writeFile(text);
+      identity = await handle.stat({ bigint: true });
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     // A full disk fails the write after the create: leave no empty temporary file behind.
-    removeQuietly(temp);
+    await unlink(temp).catch(() => {});
     throw fsError(error, dir, "cannot write in the folder");
   }
   try {
-    linkSync(temp, lockPath);
+    await link(temp, lockPath);
     return identity;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
@@ -152,34 +140,22 @@ async function createLock(lockPath: string, text: string, dir: string): Promise<
       throw fsError(error, dir, "cannot write in the folder");
     }
   } finally {
-    removeQuietly(temp);
+    await unlink(temp).catch(() => {});
   }
   // A filesystem without hard links: exclusive create, then write (an empty lock may be seen
   // for an instant there, and is respected while fresh).
   try {
-    return writeNewFile(lockPath, flags, text);
+    const handle = await open(lockPath, flags, 0o600);
+    try {
+      await handle.writeFile(text);
+      return await handle.stat({ bigint: true });
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
     throw fsError(error, dir, "cannot write in the folder");
   }
-}
-
-/** Creates `path` with `flags`, writes `text` whole and returns the new file's identity. */
-function writeNewFile(path: string, flags: number, text: string): LockIdentity {
-  const fd = openSync(path, flags, 0o600);
-  try {
-    const bytes = Buffer.from(text);
-    for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset);
-    return fstatSync(fd, { bigint: true });
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {}
 }
 
 function readOwner(text: string): LockOwner | undefined {

@@ -10,8 +10,8 @@
 // the final name, so a file target is claimed with a lock file beside it (output-lock.ts).
 
 import { randomBytes } from "node:crypto";
-import { constants, lstatSync, type Stats } from "node:fs";
-import { mkdir, open, readlink, stat, statfs, unlink } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lstat, mkdir, open, readlink, stat, statfs, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { dreaminaHome } from "../config/paths.js";
@@ -165,12 +165,9 @@ export async function checkFileTarget(path: string, force: boolean): Promise<"mi
 }
 
 async function pathKind(path: string): Promise<PathKind> {
-  let info: Stats;
+  let info: Awaited<ReturnType<typeof lstat>>;
   try {
-    // Synchronous, as part-file.ts explains: this runs for every video a batch saves.
-    const found = lstatSync(path, { throwIfNoEntry: false });
-    if (!found) return { kind: "missing" };
-    info = found;
+    info = await lstat(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return { kind: "missing" };

@@ -1,13 +1,9 @@
 // The `.part` file beside a download and the `.part.json` that lets another process resume it;
 // the Range headers that say which bytes came; the rename into place.
-//
-// Metadata calls on a download's path (stat, link, unlink, opening the folder) are synchronous:
-// one system call of microseconds each on a local disk, where the thread pool's hand-off costs
-// more CPU than the call. The data and the fsyncs, which wait for the disk, stay asynchronous.
 
 import { createHash, type Hash } from "node:crypto";
-import { closeSync, createReadStream, fsync, linkSync, openSync, statSync, unlinkSync } from "node:fs";
-import { lstat, readFile, rename } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { link, lstat, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { checkFileTarget, OutputError } from "./output.js";
 
@@ -52,9 +48,7 @@ export async function readLeftover(
 ): Promise<{ partExists: boolean; resumable?: { meta: PartMeta; size: number } }> {
   let size: number;
   try {
-    const info = statSync(part, { throwIfNoEntry: false });
-    if (!info) return { partExists: false };
-    size = info.size;
+    size = (await stat(part)).size;
   } catch {
     return { partExists: false };
   }
@@ -86,8 +80,8 @@ export async function moveIntoPlace(part: string, path: string, force: boolean):
   } else {
     // link() fails if the name was taken meanwhile (another process): never clobber silently.
     try {
-      linkSync(part, path);
-      unlinkSync(part);
+      await link(part, path);
+      await unlink(part);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "EEXIST") {
@@ -117,17 +111,14 @@ export async function moveIntoPlace(part: string, path: string, force: boolean):
 
 async function syncDir(dir: string): Promise<void> {
   // Makes the rename itself durable; not supported everywhere (Windows), which is fine.
-  let fd: number;
   try {
-    fd = openSync(dir, "r");
-  } catch {
-    return;
-  }
-  try {
-    await new Promise<void>((done) => fsync(fd, () => done()));
-  } finally {
-    closeSync(fd);
-  }
+    const handle = await open(dir, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {}
 }
 
 /** Whether anything is at `path`, a dangling link included (it would take the name too). */
