@@ -37,11 +37,15 @@ export {
 } from "./rate-limiter.js";
 export {
   type BatchReport,
-  makeThumbnails,
   type ReportRow,
   type ReportRowStatus,
   writeJsonReport,
 } from "./report.js";
-export { escapeHtml, renderHtml, writeHtmlReport } from "./report-html.js";
+export {
+  escapeHtml,
+  makeThumbnails,
+  renderHtml,
+  writeHtmlReport,
+} from "./report-html.js";
 export { runBatch, sha256File } from "./runner.js";
 export { type RowValidation, rowInput, validateRow, validateRows } from "./validate-rows.js";

@@ -5,9 +5,10 @@
 // image 10,000 times. The page is written card by card (never held whole), so its size costs no
 // memory: the head, one card per row, the tail.
 
+import { readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { redactSecrets } from "../api/redact.js";
-import { type BatchReport, type HtmlReportOptions, makeThumbnails, type ReportRow } from "./report.js";
+import type { BatchReport, ReportRow } from "./report.js";
 import { writeAtomically } from "./report-file.js";
 
 /** The report's rows in order, as many times as asked (the page reads them twice). */
@@ -62,6 +63,63 @@ function errorText(error: unknown): string {
     return `${where}${record.message}${values}`;
   }
   return JSON.stringify(error);
+}
+
+export interface HtmlReportOptions {
+  /** Thumbnail box, px. Default 160. */
+  thumbSize?: number;
+  /** Thumbnails made at once. Default 8. */
+  concurrency?: number;
+  /** Skip thumbnails (sharp missing, or not wanted). */
+  thumbnails?: boolean;
+}
+
+/**
+ * Thumbnails as JPEG data URIs, keyed like `images` (row key → local path or data URI).
+ * Rows sharing an image share one thumbnail. Failures leave the row without one.
+ */
+export async function makeThumbnails(
+  images: ReadonlyMap<string, string>,
+  options: HtmlReportOptions = {},
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let sharp: typeof import("sharp");
+  try {
+    sharp = (await import("sharp")).default;
+  } catch {
+    return out;
+  }
+  const size = options.thumbSize ?? 160;
+  const bySource = new Map<string, string[]>();
+  for (const [key, source] of images) {
+    if (/^https?:/i.test(source)) continue; // never fetched for a report: stays self-contained
+    const list = bySource.get(source) ?? [];
+    list.push(key);
+    bySource.set(source, list);
+  }
+  const sources = [...bySource.keys()];
+  let next = 0;
+  const worker = async () => {
+    while (next < sources.length) {
+      const source = sources[next++]!;
+      try {
+        const input = source.startsWith("data:")
+          ? Buffer.from(source.slice(source.indexOf(",") + 1), "base64")
+          : await readFile(source);
+        const jpeg = await sharp(input, { failOn: "none" })
+          .rotate()
+          .resize(size, size, { fit: "inside", withoutEnlargement: true })
+          .jpeg({ quality: 60, mozjpeg: true })
+          .toBuffer();
+        const uri = `data:image/jpeg;base64,${jpeg.toString("base64")}`;
+        for (const key of bySource.get(source) ?? []) out.set(key, uri);
+      } catch {
+        // No thumbnail for this one.
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 8) }, worker));
+  return out;
 }
 
 /** A base64 image data URI: nothing in it can end a CSS string or a <style> element. */

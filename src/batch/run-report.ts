@@ -7,14 +7,8 @@ import type { BatchJobTimes } from "../store/index.js";
 import { FALLBACK_PRICE } from "./batch-types.js";
 import { roundUsd } from "./budget.js";
 import type { ManifestProblem } from "./manifest.js";
-import {
-  type BatchReport,
-  makeThumbnails,
-  type ReportRow,
-  type ReportRowStatus,
-  writeJsonRows,
-} from "./report.js";
-import { writeHtmlRows } from "./report-html.js";
+import { type BatchReport, type ReportRow, type ReportRowStatus, writeJsonRows } from "./report.js";
+import { makeThumbnails, writeHtmlRows } from "./report-html.js";
 import { problemReportRows } from "./report-rows.js";
 import type { RowRun } from "./row-run.js";
 import type { BatchRunContext } from "./run-context.js";

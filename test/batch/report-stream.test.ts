@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { registerSecret } from "../../src/api/redact.js";
 import { readManifest, runBatch } from "../../src/batch/index.js";
-import { type BatchReport, makeThumbnails, type ReportRow, writeJsonRows } from "../../src/batch/report.js";
-import { renderHtml, writeHtmlReport, writeHtmlRows } from "../../src/batch/report-html.js";
+import { type BatchReport, type ReportRow, writeJsonRows } from "../../src/batch/report.js";
+import { makeThumbnails, renderHtml, writeHtmlReport, writeHtmlRows } from "../../src/batch/report-html.js";
 import * as h from "./helpers.js";
 import { referenceHtml, referenceJson } from "./report-reference.js";
 

@@ -6,8 +6,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type BatchReport, makeThumbnails, type ReportRow } from "../../src/batch/report.js";
-import { renderHtml } from "../../src/batch/report-html.js";
+import type { BatchReport, ReportRow } from "../../src/batch/report.js";
+import { makeThumbnails, renderHtml } from "../../src/batch/report-html.js";
 import { noise } from "../helpers/images.js";
 
 let dir: string;
