@@ -6,15 +6,19 @@
 //    (rows × mean job time / workers), client peak RSS < 200 MB, client CPU < 10 ms per row.
 //    `--rows=10000` (or BENCH_SCALE_ROWS=10000) runs a second, larger batch in a fresh child
 //    after it: memory must be flat in rows (its peak RSS < 250 MB and ≤ 1.3 × the first's).
+//    Then the bare baseline (bench/batch-floor.ts, BENCH_FLOOR=0 skips it): the same rows as the
+//    same requests and bytes with nothing around them, so the CPU per row reads against what this
+//    machine charges for the traffic alone.
 // 2. Validation of a 10,000-row manifest of local images (every rule, images probed): rows/s.
 //
 // The child mode (`--client <json>`) is this same file run with different arguments.
 
-import { spawn, spawnSync } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type FloorParams, type FloorReport, floorMain } from "./batch-floor.js";
+import { runChild } from "./child.js";
 
 interface ClientParams {
   baseUrl: string;
@@ -26,15 +30,9 @@ interface ClientParams {
   rps: number;
 }
 
-interface ClientReport {
-  wallMs: number;
-  cpuUserMs: number;
-  cpuSystemMs: number;
-  maxRssMb: number;
-  done: number;
-  failed: number;
+/** What our batch's child reports: the baseline's measures, and what only a real batch has. */
+interface ClientReport extends FloorReport {
   unknown: number;
-  requests: number;
   throttled: number;
 }
 
@@ -269,17 +267,6 @@ function pollDiagnostics(
   process.stderr.write(`${lines.join("\n")}\n`);
 }
 
-/** BENCH_PIN=1: pins this process (the sandbox) to CPU 0 and returns the CPU list for the client. */
-function pinning(): { client: string } | undefined {
-  if (!process.env.BENCH_PIN) return undefined;
-  const result = spawnSync("taskset", ["-a", "-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
-  if (result.status !== 0) {
-    process.stderr.write("BENCH_PIN: taskset failed, not pinning\n");
-    return undefined;
-  }
-  return { client: "1" };
-}
-
 function row(pass: boolean, label: string, value: string, target: string): string {
   return `| ${label.padEnd(34)} | ${value.padStart(16)} | ${target.padEnd(18)} | ${pass ? "PASS" : "FAIL"} |`;
 }
@@ -297,6 +284,8 @@ async function measureBatch(
   images: string[],
   rows: number,
   command: { argv: string[] },
+  /** Set: run the bare baseline (bench/batch-floor.ts) polling at this interval instead of our batch. */
+  floorPollMs?: number,
 ): Promise<BatchMeasure> {
   const { startSandbox } = await import("../src/sandbox/index.js");
   const runDir = join(dir, `run-${rows}`);
@@ -325,39 +314,18 @@ async function measureBatch(
       timeScale: TIME_SCALE,
       rps: 5000,
     };
-    const report = await new Promise<ClientReport>((resolve, reject) => {
-      // BENCH_CLIENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the client alone.
-      const nodeArgs = (process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
-      // BENCH_PIN=1 (Linux, taskset): the sandbox on CPU 0, the client on CPU 1, so that the
-      // two do not take each other's core and the client's CPU time is less noisy.
-      const pin = pinning();
-      // BENCH_CLIENT_WRAPPER (e.g. "strace -f -c -o /tmp/client.strace") runs the client under
-      // a tool of its own, for diagnostics.
-      const wrapper = (process.env.BENCH_CLIENT_WRAPPER ?? "").split(" ").filter(Boolean);
-      const argv = [...nodeArgs, ...command.argv, "--client", JSON.stringify(params)];
-      const launch = pin
-        ? ["taskset", "-c", pin.client, process.execPath, ...argv]
-        : [process.execPath, ...argv];
-      const [program, ...args] = [...wrapper, ...launch] as [string, ...string[]];
-      const child = spawn(program, args, {
-        stdio: ["ignore", "pipe", "inherit"],
-      });
-      let out = "";
-      child.stdout.on("data", (d) => {
-        out += d;
-      });
-      child.on("exit", (code) => {
-        try {
-          if (code !== 0 && code !== 1) throw new Error(`client exited ${code}`);
-          const outLines = out.trim().split("\n");
-          // Anything else the client printed (e.g. --trace-gc) goes to stderr.
-          if (outLines.length > 1) process.stderr.write(`${outLines.slice(0, -1).join("\n")}\n`);
-          resolve(JSON.parse(outLines.pop() ?? "") as ClientReport);
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
+    const report =
+      floorPollMs === undefined
+        ? await runChild<ClientReport>(command.argv, "--client", params)
+        : floorAsClient(
+            await runChild<FloorReport>(command.argv, "--floor", {
+              baseUrl: sandbox.url,
+              manifest,
+              out: params.out,
+              concurrency: CONCURRENCY,
+              pollMs: floorPollMs,
+            } satisfies FloorParams),
+          );
     const jobs = sandbox.jobs();
     if (process.env.BENCH_POLLS) pollDiagnostics(jobs, sandbox.requests());
     const meanJobMs = jobs.reduce((sum, j) => sum + j.runMs, 0) / Math.max(1, jobs.length);
@@ -369,6 +337,10 @@ async function measureBatch(
     // The videos of a large run add up; only the numbers are kept.
     await rm(runDir, { recursive: true, force: true });
   }
+}
+
+function floorAsClient(floor: FloorReport): ClientReport {
+  return { ...floor, unknown: 0, throttled: 0 };
 }
 
 const WORKERS = 32;
@@ -398,9 +370,16 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     const images = await makeImages(dir, 4);
     const command = await clientCommand(dir);
     const runs: BatchMeasure[] = [];
+    let floor: BatchMeasure | undefined;
     try {
       for (const n of scale === undefined || scale === rows ? [rows] : [rows, scale]) {
         runs.push(await measureBatch(dir, images, n, command));
+      }
+      // The bare baseline on the first run's rows, polling as often as our batch did there.
+      if (process.env.BENCH_FLOOR !== "0" && runs[0]) {
+        const first = runs[0];
+        const pollMs = first.meanJobMs / Math.max(1, first.polls / first.rows - 0.5);
+        floor = await measureBatch(dir, images, first.rows, command, pollMs);
       }
     } finally {
       await command.cleanup();
@@ -419,6 +398,16 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
         `client CPU per row: ${(report.cpuUserMs / n).toFixed(2)} ms user + ` +
           `${(report.cpuSystemMs / n).toFixed(2)} ms system`,
       );
+      if (floor && floor.rows === n) {
+        // What this machine charges for the same requests and bytes with nothing else around them.
+        const f = floor.report;
+        lines.push(
+          `bare baseline (same requests: ${(floor.polls / n).toFixed(1)} polls per row; no journal, image checks, ` +
+            `video checks, lock or fsync): ${((f.cpuUserMs + f.cpuSystemMs) / n).toFixed(2)} ms per row ` +
+            `(${(f.cpuUserMs / n).toFixed(2)} user + ${(f.cpuSystemMs / n).toFixed(2)} system), ${f.done}/${n} done; ` +
+            `ours ${(cpuPerRow / ((f.cpuUserMs + f.cpuSystemMs) / n)).toFixed(2)}× of it`,
+        );
+      }
       lines.push("");
       lines.push(`| ${"measure".padEnd(34)} | ${"value".padStart(16)} | ${"target".padEnd(18)} | result |`);
       lines.push(`|${"-".repeat(36)}|${"-".repeat(18)}|${"-".repeat(20)}|--------|`);
@@ -500,10 +489,13 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 }
 
 const at = process.argv.indexOf("--client");
+const floorAt = process.argv.indexOf("--floor");
 const invokedDirectly = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
-if (invokedDirectly || at >= 0) {
+if (invokedDirectly || at >= 0 || floorAt >= 0) {
   if (at >= 0) {
     await clientMain(JSON.parse(process.argv[at + 1] ?? "{}") as ClientParams);
+  } else if (floorAt >= 0) {
+    await floorMain(JSON.parse(process.argv[floorAt + 1] ?? "{}") as FloorParams);
   } else {
     const ok = await main();
     process.exitCode = ok ? 0 : 1;
