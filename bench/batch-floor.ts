@@ -9,7 +9,7 @@
 // It runs in a child process of its own (`--floor <json>`), like the batch it is compared with.
 
 import { createWriteStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -42,7 +42,6 @@ interface FloorRow {
 
 /** The child: runs every row of the manifest as bare requests and prints one JSON line. */
 export async function floorMain(params: FloorParams): Promise<void> {
-  const { mkdir } = await import("node:fs/promises");
   await mkdir(params.out, { recursive: true });
   const rows = (await readFile(params.manifest, "utf8"))
     .split("\n")
